@@ -1,0 +1,36 @@
+# Fresh machine: `make demo` and `make test` create .venv and install everything.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# torch first, pinned to the local CPU wheel; GPU users override, e.g.
+#   make test TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cu124"
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: setup demo test test-slow test-browser test-all clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet $(TORCH_SPEC)
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+demo: setup
+	$(BIN)/lsd demo
+
+test: setup
+	$(BIN)/pytest -q
+
+test-slow: setup
+	$(BIN)/pytest -q -m slow
+
+# exit code 5 means "no tests collected": not a failure while the set is empty
+test-browser: setup
+	$(BIN)/pytest -q -m browser || [ $$? -eq 5 ]
+
+test-all: setup
+	$(BIN)/pytest -q -m ""
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache lsd-demo.mp4
