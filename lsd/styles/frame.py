@@ -16,8 +16,8 @@ INK = (0.07, 0.07, 0.09)
              "grey washes in a few tones with dark brush edges on warm paper")
 def ink_wash(x: np.ndarray) -> np.ndarray:
     grey = luminance(blur(x, 1.0))
-    wash = 1 - soft_steps(grey, 4, 6.0)
-    ink = np.clip(0.85 * wash**1.3 + 1.8 * edges(grey, 1.0), 0, 1)
+    tone = soft_steps(np.clip((grey - 0.15) / 0.7, 0, 1), 3, 8.0)  # ink, wash, paper
+    ink = np.clip(0.9 * (1 - tone) ** 1.2 + 2.0 * edges(grey, 1.0), 0, 1)
     return blur(mix(np.broadcast_to(np.float32(PAPER), x.shape), INK, ink), 0.6)
 
 
@@ -35,15 +35,12 @@ def thermal(x: np.ndarray) -> np.ndarray:
 
 @frame_style("pencil_sketch", ("pencil sketch", "铅笔素描", "graphite drawing",
                                "hand-drawn sketch"),
-             "colour-dodge sketch lines with light graphite shading on grey paper")
+             "graphite strokes along edges with light tonal shading on paper")
 def pencil_sketch(x: np.ndarray) -> np.ndarray:
     grey = luminance(x)
-    # colour dodge, capped below full strength: it divides by ~0 on flat white areas and
-    # would amplify every tiny change there into flicker
-    dodge = np.clip(grey / (1.0 - blur(1.0 - grey, 2.5) * 0.9 + 1e-3), 0, 1)
-    shade = 0.75 + 0.25 * soft_steps(blur(grey, 2.0), 3, 5.0)
-    v = blur(dodge, 0.5) ** 2.2 * shade
-    return gradient_map(v, ((0.2, 0.2, 0.22), (0.93, 0.93, 0.9)))
+    lines = np.clip(2.5 * edges(grey, 0.8) - 0.05, 0, 1)  # graphite strokes along edges
+    shade = 0.55 + 0.45 * soft_steps(blur(grey, 1.5), 4, 6.0)  # light tonal shading
+    return gradient_map(shade * (1 - 0.85 * lines), ((0.15, 0.15, 0.17), (0.95, 0.95, 0.92)))
 
 
 RETRO_PALETTE = np.array([  # a 16-colour 8-bit console palette
@@ -66,11 +63,11 @@ def retro_palette(x: np.ndarray) -> np.ndarray:
                          "animated cartoon"),
              "smoothed, posterised saturated colours with black ink outlines")
 def cartoon(x: np.ndarray) -> np.ndarray:
-    smooth = blur(x, 1.2)
+    smooth = blur(x, 1.5)
     grey = luminance(smooth)[..., None]
-    vivid = np.clip(grey + 1.8 * (smooth - grey), 0, 1)  # boost saturation
-    flat = soft_steps(vivid, 4, 10.0)
-    outline = np.clip(3.0 * edges(luminance(x), 1.2) - 0.4, 0, 1)
+    vivid = np.clip(grey + 2.0 * (smooth - grey), 0, 1)  # boost saturation
+    flat = soft_steps(vivid, 3, 12.0)
+    outline = np.clip(4.0 * edges(luminance(x), 1.2) - 0.3, 0, 1)
     return mix(flat, (0.05, 0.05, 0.05), outline)
 
 

@@ -1,0 +1,98 @@
+"""The `lsd` command line. Each subcommand parses its arguments and calls one function
+that does the work; `--json` prints one JSON object as the last thing on stdout."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _emit(result: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result))
+    else:
+        for k, v in result.items():
+            print(f"{k}: {v}")
+
+
+def cmd_styles(args: argparse.Namespace) -> None:
+    from .styles import STYLES
+
+    if args.json:
+        print(json.dumps({"styles": [s.to_dict() for s in STYLES.values()]}, ensure_ascii=False))
+        return
+    for s in STYLES.values():
+        print(f"{s.name:16s} {s.kind:7s} {' | '.join(s.prompts)}")
+
+
+def cmd_data_sample(args: argparse.Namespace) -> None:
+    from .data.export import write_sample
+    from .styles import get_style
+
+    get_style(args.style)  # fail fast on a typo, before any work
+    _emit(write_sample(args.out, args.style, args.seed, args.frames, args.size), args.json)
+
+
+def cmd_bench_data(args: argparse.Namespace) -> None:
+    from .bench.data_speed import bench_data
+
+    _emit(bench_data(args.frames, args.size), args.json)
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from .demo import run_demo
+
+    _emit(run_demo(args.out, args.seconds), args.json)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lsd", description="Live-Stream Diffusion: a live stream "
+                                "in, a prompt-styled stream out, frame for frame.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="the main job on a shipped real clip; no camera needed")
+    demo.add_argument("--out", default="lsd-demo.mp4")
+    demo.add_argument("--seconds", type=float, default=20.0)
+    demo.add_argument("--json", action="store_true")
+    demo.set_defaults(func=cmd_demo)
+
+    styles = sub.add_parser("styles", help="list the styles with their kind and prompts")
+    styles.add_argument("--json", action="store_true")
+    styles.set_defaults(func=cmd_styles)
+
+    data = sub.add_parser("data", help="the synthetic paired-video world").add_subparsers(
+        dest="data_command", required=True)
+    sample = data.add_parser("sample", help="write input.mp4, target.mp4, preview.mp4, flow.npz")
+    sample.add_argument("--style", required=True)
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--frames", type=int, default=100)
+    sample.add_argument("--size", type=int, default=128)
+    sample.add_argument("--out", required=True)
+    sample.add_argument("--json", action="store_true")
+    sample.set_defaults(func=cmd_data_sample)
+
+    bench = sub.add_parser("bench", help="measurements").add_subparsers(
+        dest="bench_command", required=True)
+    bdata = bench.add_parser("data", help="synthetic world generation speed on one core")
+    bdata.add_argument("--frames", type=int, default=1000)
+    bdata.add_argument("--size", type=int, default=128)
+    bdata.add_argument("--json", action="store_true")
+    bdata.set_defaults(func=cmd_bench_data)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (KeyError, ValueError, FileNotFoundError) as e:
+        # bad input gets one clear line, not a traceback
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"lsd: error: {msg}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

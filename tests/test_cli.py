@@ -1,0 +1,79 @@
+"""The command line: styles listing, data samples, bench, demo, and clear errors."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from lsd.cli import main
+from lsd.data.export import flow_to_rgb
+from lsd.io import read_frames, video_info
+
+
+def _last_json(capsys) -> dict:
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_styles_json_lists_enough_styles(capsys):
+    assert main(["styles", "--json"]) == 0
+    styles = _last_json(capsys)["styles"]
+    assert len(styles) >= 10
+    assert sum(s["kind"] == "memory" for s in styles) >= 3
+    assert all(s["prompts"] for s in styles)
+
+
+def test_data_sample_writes_videos_and_exact_flow(tmp_path, capsys):
+    out = tmp_path / "sample"
+    assert main(["data", "sample", "--style", "thermal", "--seed", "4", "--frames", "12",
+                 "--size", "64", "--out", str(out), "--json"]) == 0
+    assert _last_json(capsys)["frames"] == 12
+    for name in ("input.mp4", "target.mp4", "preview.mp4"):
+        info = video_info(out / name)
+        assert info["frames"] == 12 and info["height"] == 64
+    z = np.load(out / "flow.npz")
+    assert z["flow"].shape == (12, 64, 64, 2) and z["occluded"].shape == (12, 64, 64)
+    from lsd.data import World, world_config
+    exact, _ = World(4, world_config(64)).flow(5)
+    np.testing.assert_allclose(z["flow"][5], exact, atol=0.01)  # float16 storage
+
+
+def test_unknown_style_is_a_clear_error(tmp_path, capsys):
+    assert main(["data", "sample", "--style", "nope", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown style 'nope'" in err and "ink_wash" in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_bench_data_reports_speed(capsys):
+    assert main(["bench", "data", "--frames", "22", "--size", "64", "--json"]) == 0
+    r = _last_json(capsys)
+    assert r["frames"] == 22 and r["fps"] > 0 and r["ms_p95"] >= r["ms_p50"] > 0
+    assert "thread" in r["machine"]
+
+
+def test_demo_writes_side_by_side_video(tmp_path, capsys):
+    out = tmp_path / "demo.mp4"
+    assert main(["demo", "--out", str(out), "--seconds", "1.2", "--json"]) == 0
+    r = _last_json(capsys)
+    frames = list(read_frames(out))
+    assert r["frames"] == len(frames) == 30
+    h, w, _ = frames[0].shape
+    assert h == 128 and w > 2 * 128  # input | output, the clip is wide
+    left, right = frames[5][:, : w // 2].astype(int), frames[5][:, w // 2 + 2:].astype(int)
+    assert np.abs(left.mean(axis=(0, 1)) - right.mean(axis=(0, 1))).max() > 10  # restyled
+
+
+def test_flow_colours():
+    flow = np.zeros((4, 4, 2), np.float32)
+    flow[0, 0] = (4, 0)
+    occ = np.zeros((4, 4), bool)
+    occ[3, 3] = True
+    rgb = flow_to_rgb(flow, occ)
+    assert rgb[0, 0].max() == 255 and rgb[1, 1].max() < 70 and rgb[3, 3].max() == 0
+
+
+def test_console_script_help():
+    r = subprocess.run([sys.executable, "-m", "lsd.cli", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "styles" in r.stdout and "data" in r.stdout
