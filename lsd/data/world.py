@@ -13,7 +13,6 @@ coordinates are pixels (centres at integers); "local" sprite coordinates span [-
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -189,6 +188,7 @@ class World:
         self.config = config or WorldConfig()
         self.split = split_of(self.seed)
         self._scene_starts = [0]
+        self._scene_cache: tuple[int, Scene] | None = None
         self._cut_rng = np.random.default_rng([self.seed, 0])
         light_rng = np.random.default_rng([self.seed, 1])
         lo, hi = self.config.lighting_period
@@ -199,24 +199,30 @@ class World:
         self._xs, self._ys = xs.astype(np.float64), ys.astype(np.float64)
 
     # --- time line ----------------------------------------------------------------------
+    def _extend_timeline(self, until: int) -> None:
+        """Draw scene lengths until a scene starts after frame `until`."""
+        cfg = self.config
+        while self._scene_starts[-1] <= until:
+            extra = self._cut_rng.exponential(cfg.mean_scene_frames - cfg.min_scene_frames)
+            self._scene_starts.append(self._scene_starts[-1] + cfg.min_scene_frames + int(extra))
+
     def _scene_bounds(self, t: int) -> tuple[int, int, int]:
         """(scene index, start, length) of the scene that shows frame t."""
         if t < 0:
             raise ValueError(f"frame index must be >= 0, not {t}")
-        cfg = self.config
-        while self._scene_starts[-1] <= t:
-            extra = self._cut_rng.exponential(cfg.mean_scene_frames - cfg.min_scene_frames)
-            self._scene_starts.append(self._scene_starts[-1] + cfg.min_scene_frames + int(extra))
+        self._extend_timeline(t)
         k = int(np.searchsorted(self._scene_starts, t, side="right")) - 1
         return k, self._scene_starts[k], self._scene_starts[k + 1] - self._scene_starts[k]
 
-    @functools.lru_cache(maxsize=2)
     def scene(self, k: int) -> Scene:
-        self._scene_bounds(self._scene_starts[-1])  # make sure scene k's length is known
-        while len(self._scene_starts) <= k + 1:
-            self._scene_bounds(self._scene_starts[-1])
-        length = self._scene_starts[k + 1] - self._scene_starts[k]
-        return Scene(np.random.default_rng([self.seed, 2, k]), self.split, self.config, length)
+        """Scene k, built once and kept while it is the one being rendered."""
+        if self._scene_cache is None or self._scene_cache[0] != k:
+            while len(self._scene_starts) <= k + 1:
+                self._extend_timeline(self._scene_starts[-1])
+            length = self._scene_starts[k + 1] - self._scene_starts[k]
+            rng = np.random.default_rng([self.seed, 2, k])
+            self._scene_cache = (k, Scene(rng, self.split, self.config, length))
+        return self._scene_cache[1]
 
     def lighting(self, t: int) -> np.ndarray:
         return 1 + self.config.lighting * np.sin(self._light_freq * t + self._light_phase)
