@@ -12,9 +12,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from .io import VideoWriter, read_frames, side_by_side
+from .io import VideoWriter, read_frames, resize_to_height, side_by_side, to_uint8
 from .styles import get_style
 
 DEMO_SECONDS = 20
@@ -38,7 +37,7 @@ def run_demo(out: str | Path = "lsd-demo.mp4", seconds: float = DEMO_SECONDS,
     times = []
     with VideoWriter(out, fps=FPS) as writer:
         for i, frame in enumerate(read_frames(demo_clip(), max_frames=frames, loop=True)):
-            small = _resize_height(frame, HEIGHT)
+            small = resize_to_height(frame, HEIGHT)
             x = small.astype(np.float32) / 255.0
             t0 = time.perf_counter()
             k = min(i // per_style, len(SCHEDULE) - 1)
@@ -47,7 +46,7 @@ def run_demo(out: str | Path = "lsd-demo.mp4", seconds: float = DEMO_SECONDS,
             if k > 0 and into < BLEND_FRAMES:  # blend from the previous prompt
                 w = (into + 1) / (BLEND_FRAMES + 1)
                 styled = renderers[k - 1](x) * (1 - w) + styled * w
-            out_frame = (np.clip(styled, 0, 1) * 255 + 0.5).astype(np.uint8)
+            out_frame = to_uint8(styled)
             times.append(time.perf_counter() - t0)
             writer.write(side_by_side([small, out_frame], labels=["input", SCHEDULE[k]]))
             if progress and i % FPS == 0:
@@ -59,8 +58,3 @@ def run_demo(out: str | Path = "lsd-demo.mp4", seconds: float = DEMO_SECONDS,
             "ms_p50": round(float(np.percentile(ms, 50)), 2),
             "ms_p95": round(float(np.percentile(ms, 95)), 2)}
 
-
-def _resize_height(frame: np.ndarray, height: int) -> np.ndarray:
-    h, w = frame.shape[:2]
-    width = max(2, round(w * height / h / 2) * 2)  # even: video encoders want it
-    return np.asarray(Image.fromarray(frame).resize((width, height), Image.BILINEAR))

@@ -35,6 +35,11 @@ LABEL_BOX = (0, 0, 0)
 LABEL_TEXT = (255, 255, 255)
 
 
+def to_uint8(img: np.ndarray) -> np.ndarray:
+    """A float image in [0, 1] as an 8-bit frame (clipped, rounded)."""
+    return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
 class VideoError(ValueError):
     """A video file or image folder that exists but cannot be read."""
 
@@ -308,7 +313,7 @@ def _label_font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
         return ImageFont.load_default()
 
 
-def _resize_to_height(frame: np.ndarray, height: int) -> np.ndarray:
+def resize_to_height(frame: np.ndarray, height: int) -> np.ndarray:
     h, w = frame.shape[:2]
     if h == height:
         return frame
@@ -348,7 +353,7 @@ def side_by_side(
     height = panels[0].shape[0] if height is None else height
     if height <= 0:
         raise ValueError(f"height must be > 0, got {height}")
-    panels = [_resize_to_height(p, height) for p in panels]
+    panels = [resize_to_height(p, height) for p in panels]
     if labels is not None:
         panels = [_draw_label(p, label) if label else p for p, label in zip(panels, labels)]
     spacer = np.zeros((height, gap, 3), dtype=np.uint8)

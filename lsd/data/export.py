@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.colors import hsv_to_rgb
 
-from ..io import VideoWriter, side_by_side
+from ..io import VideoWriter, side_by_side, to_uint8
 from .paired import paired_stream
 
 FPS = 25
@@ -23,7 +23,7 @@ def flow_to_rgb(flow: np.ndarray, occluded: np.ndarray | None = None, max_px: fl
     rgb = hsv_to_rgb(np.stack([hue, np.ones_like(hue), 0.25 + 0.75 * value], -1))
     if occluded is not None:
         rgb[occluded] = 0
-    return (rgb * 255 + 0.5).astype(np.uint8)
+    return to_uint8(rgb)
 
 
 def write_sample(out: str | Path, style: str, seed: int, frames: int, size: int) -> dict:

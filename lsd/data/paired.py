@@ -8,6 +8,7 @@ from typing import Iterator
 
 import numpy as np
 
+from ..io import to_uint8
 from ..styles import Style, get_style
 from .world import World, WorldConfig
 
@@ -20,10 +21,6 @@ class Sample:
     flow: np.ndarray  # (H, W, 2) float32, forward flow from this frame to the next
     occluded: np.ndarray  # (H, W) bool, True where the flow has no clean match
     cut: bool  # a new scene starts at this frame
-
-
-def to_uint8(img: np.ndarray) -> np.ndarray:
-    return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
 def world_config(size: int | tuple[int, int] = 128, **overrides) -> WorldConfig:

@@ -14,6 +14,8 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from ..styles.ops import gradient_map
+
 VAL_SEED_START = 1_000_000
 MAX_IMAGE_SIDE = 512  # images are cached at this size; scenes resize them to what they need
 
@@ -124,14 +126,6 @@ def random_colours(rng: np.random.Generator, n: int) -> np.ndarray:
     return hsv_to_rgb(hsv).astype(np.float32)
 
 
-def colourise(value: np.ndarray, colours: np.ndarray) -> np.ndarray:
-    """Map a [0, 1] field through a piecewise-linear gradient of the given colours."""
-    stops = np.linspace(0.0, 1.0, len(colours))
-    return np.stack([np.interp(value, stops, colours[:, c]) for c in range(3)], axis=2).astype(
-        np.float32
-    )
-
-
 def _normalise(v: np.ndarray) -> np.ndarray:
     lo, hi = v.min(), v.max()
     return (v - lo) / (hi - lo + 1e-8)
@@ -181,7 +175,7 @@ def procedural_texture(rng: np.random.Generator, size: int = 256) -> np.ndarray:
     """A seeded RGB texture in [0, 1]: one pattern kind mapped through 2-4 random colours."""
     kind = list(TEXTURE_KINDS)[rng.integers(len(TEXTURE_KINDS))]
     value = TEXTURE_KINDS[kind](rng, size)
-    return colourise(value, random_colours(rng, int(rng.integers(2, 5))))
+    return gradient_map(value, random_colours(rng, int(rng.integers(2, 5))))
 
 
 def picture(rng: np.random.Generator, split: str, p_procedural: float = 0.3) -> np.ndarray:
@@ -193,7 +187,7 @@ def picture(rng: np.random.Generator, split: str, p_procedural: float = 0.3) -> 
     img = load_image(names[rng.integers(len(names))])
     if is_grey(img):
         tint = random_colours(rng, 2)
-        img = colourise(img[..., 0], np.stack([tint[0] * 0.3, tint[1] * 0.5 + 0.5]))
+        img = gradient_map(img[..., 0], np.stack([tint[0] * 0.3, tint[1] * 0.5 + 0.5]))
     if rng.random() < 0.5:
         img = img[:, ::-1]
     return np.ascontiguousarray(img)

@@ -175,9 +175,14 @@ class WorldFrame:
     layers: np.ndarray  # (H, W) int: 0 background, k sprite k (the top one covering the pixel)
     coverage: np.ndarray  # (n_sprites, H, W) float32 alpha of each sprite
     background_visible: np.ndarray  # (H, W) product of (1 - alpha): how much background shows
-    screen_from_world: np.ndarray  # 3x3: where world (background) points land on screen
+    screen_from_layer: list[np.ndarray]  # 3x3 per layer, background first
     scene: int
     cut: bool  # first frame of a new scene (not of the stream)
+
+    @property
+    def screen_from_world(self) -> np.ndarray:
+        """Where world (background) points land on screen."""
+        return self.screen_from_layer[0]
 
 
 class World:
@@ -261,7 +266,7 @@ class World:
         return WorldFrame(
             t=t, image=image, layers=layers, coverage=coverage,
             background_visible=np.prod(1 - coverage, axis=0),
-            screen_from_world=mats[0], scene=k, cut=(tau == 0 and k > 0),
+            screen_from_layer=mats, scene=k, cut=(tau == 0 and k > 0),
         )
 
     def flow(self, t: int, frame: WorldFrame | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -273,8 +278,8 @@ class World:
         k, start, length = self._scene_bounds(t)
         if t + 1 - start >= length:  # a cut follows: nothing carries over
             return np.zeros((h, w, 2), np.float32), np.ones((h, w), bool)
-        scene, tau = self.scene(k), t - start
-        now, nxt = scene.screen_from_layer(tau), scene.screen_from_layer(tau + 1)
+        scene = self.scene(k)
+        now, nxt = frame.screen_from_layer, scene.screen_from_layer(t + 1 - start)
 
         x1, y1 = np.empty((h, w)), np.empty((h, w))
         for layer, (a, b) in enumerate(zip(now, nxt)):
