@@ -40,6 +40,12 @@ def cmd_bench_data(args: argparse.Namespace) -> None:
     _emit(bench_data(args.frames, args.size), args.json)
 
 
+def cmd_bench_targets(args: argparse.Namespace) -> None:
+    from .bench.target_flow import bench_target_flow
+
+    _emit(bench_target_flow(args.seeds, args.frames, args.size), args.json)
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from .demo import run_demo
 
@@ -79,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     bdata.add_argument("--size", type=int, default=128)
     bdata.add_argument("--json", action="store_true")
     bdata.set_defaults(func=cmd_bench_data)
+    btargets = bench.add_parser("targets", help="style targets' warp error under the exact flow")
+    btargets.add_argument("--seeds", type=int, default=3)
+    btargets.add_argument("--frames", type=int, default=40)
+    btargets.add_argument("--size", type=int, default=128)
+    btargets.add_argument("--json", action="store_true")
+    btargets.set_defaults(func=cmd_bench_targets)
     return p
 
 

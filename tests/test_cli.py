@@ -53,6 +53,14 @@ def test_bench_data_reports_speed(capsys):
     assert "thread" in r["machine"]
 
 
+def test_bench_targets_separates_exact_from_wrong_flow(capsys):
+    assert main(["bench", "targets", "--seeds", "1", "--frames", "6", "--size", "64", "--json"]) == 0
+    r = _last_json(capsys)
+    assert len(r["per_style"]) >= 10
+    for name, row in r["per_style"].items():
+        assert row["exact_flow"] < row["flow_off_1px"], name
+
+
 def test_demo_writes_side_by_side_video(tmp_path, capsys):
     out = tmp_path / "demo.mp4"
     assert main(["demo", "--out", str(out), "--seconds", "1.2", "--json"]) == 0
