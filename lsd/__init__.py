@@ -1,3 +1,11 @@
 """LSD: Live-Stream Diffusion."""
 
 __version__ = "0.1.0"
+
+
+def load(path, device="cpu"):
+    """Rebuild an `LSDModel` from a checkpoint directory (imported lazily: `import lsd`
+    stays light for the tools that need no torch)."""
+    from .models import load as load_model
+
+    return load_model(path, device)

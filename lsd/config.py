@@ -1,0 +1,179 @@
+"""Model configuration: plain dataclasses, read from and written to YAML.
+
+A config is plain values (nanoGPT style). `from_dict` is strict: an unknown key is an
+error naming the key, so a typo in a YAML file never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+ALIGN = 64  # matrix dimensions are multiples of this by default (tensor cores, AVX-512)
+
+
+@dataclass
+class AutoencoderConfig:
+    kind: str = "conv"  # conv: a small learned codec | patches: pixel space, no parameters
+    factor: int = 8  # the latent is this many times smaller than the frame on each side
+    latent_channels: int = 8  # for kind=patches this is forced to 3 * factor**2
+    channels: tuple[int, ...] = (64, 128)  # conv widths at 1/4 and 1/8 of the frame size
+    blocks: int = 1  # residual blocks per stage
+
+
+@dataclass
+class TextConfig:
+    kind: str = "bytes"  # bytes: UTF-8 bytes + a small transformer, trained with the model
+    dim: int = 128
+    depth: int = 2
+    heads: int = 2
+    max_bytes: int = 96  # longer prompts are cut (a Chinese character is 3 bytes)
+    out_dim: int = 256  # the prompt embedding's size
+
+
+@dataclass
+class DenoiserConfig:
+    dim: int = 256
+    depth: int = 6
+    heads: int = 4
+    mlp_ratio: int = 4
+    patch: int = 2  # latent pixels per token side (2: 64 tokens for a 128x128 frame)
+    history: int = 3  # k: a frame attends to itself and the k frames before it
+
+
+@dataclass
+class ModelConfig:
+    name: str = "tiny"
+    frame_size: tuple[int, int] = (128, 128)  # (height, width)
+    autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
+
+    def __post_init__(self):
+        self.validate()
+
+    @property
+    def latent_size(self) -> tuple[int, int]:
+        f = self.autoencoder.factor
+        return self.frame_size[0] // f, self.frame_size[1] // f
+
+    @property
+    def latent_channels(self) -> int:
+        ae = self.autoencoder
+        return 3 * ae.factor ** 2 if ae.kind == "patches" else ae.latent_channels
+
+    @property
+    def tokens_per_frame(self) -> int:
+        h, w = self.latent_size
+        return (h // self.denoiser.patch) * (w // self.denoiser.patch)
+
+    def validate(self) -> None:
+        d, ae = self.denoiser, self.autoencoder
+        step = ae.factor * d.patch
+        if any(s <= 0 or s % step for s in self.frame_size):
+            raise ValueError(f"frame_size {tuple(self.frame_size)} must be positive multiples "
+                             f"of autoencoder.factor * denoiser.patch = {step}")
+        if ae.kind not in ("conv", "patches"):
+            raise ValueError(f"autoencoder.kind must be 'conv' or 'patches', not {ae.kind!r}")
+        if ae.kind == "conv" and ae.factor != 8:
+            raise ValueError("the conv autoencoder downsamples by exactly 8 (autoencoder.factor)")
+        if d.dim % d.heads:
+            raise ValueError(f"denoiser.dim {d.dim} is not divisible by heads {d.heads}")
+        if d.history < 0:
+            raise ValueError(f"denoiser.history must be >= 0, not {d.history}")
+        if self.text.dim % self.text.heads:
+            raise ValueError(f"text.dim {self.text.dim} is not divisible by heads {self.text.heads}")
+
+    def unaligned(self, align: int = ALIGN) -> list[str]:
+        """Names of matrix dimensions that are not multiples of `align` (empty when all are)."""
+        d, t = self.denoiser, self.text
+        dims = {"denoiser.dim": d.dim, "denoiser.head_dim": d.dim // d.heads,
+                "denoiser.mlp": d.dim * d.mlp_ratio, "text.dim": t.dim,
+                "text.head_dim": t.dim // t.heads, "text.out_dim": t.out_dim}
+        if self.autoencoder.kind == "conv":
+            dims.update({f"autoencoder.channels[{i}]": c
+                         for i, c in enumerate(self.autoencoder.channels)})
+        return [name for name, v in dims.items() if v % align]
+
+    def to_dict(self) -> dict:
+        return _plain(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelConfig":
+        return _build(cls, data, "model")
+
+
+PRESETS = {
+    # CPU real time: 9.1 M parameters in all (7.6 M denoiser), 64 tokens a frame at 128x128
+    "tiny": ModelConfig(),
+    # a GPU size (~230 M denoiser parameters); only constructed and stepped in tests here
+    "base": ModelConfig(
+        name="base", frame_size=(256, 256),
+        autoencoder=AutoencoderConfig(channels=(128, 256), blocks=2),
+        text=TextConfig(dim=256, depth=4, heads=4, out_dim=1024),
+        denoiser=DenoiserConfig(dim=1024, depth=12, heads=16, patch=2, history=4)),
+}
+
+
+def preset(name: str) -> ModelConfig:
+    if name not in PRESETS:
+        raise KeyError(f"unknown model preset {name!r}; known: {', '.join(PRESETS)}")
+    return ModelConfig.from_dict(PRESETS[name].to_dict())  # a fresh copy
+
+
+def load_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config not found: {path}")
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping at the top of the YAML file")
+    return data
+
+
+# -----------------------------------------------------------------------------
+# dataclass <-> plain dict
+
+
+def _plain(value):
+    """Tuples become lists so YAML stays plain (no python/tuple tags)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _build(cls, data, where: str):
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; "
+                         f"known: {', '.join(sorted(names))}")
+    kwargs = {}
+    for name, value in data.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = _build(hint, value, f"{where}.{name}")
+        elif typing.get_origin(hint) is tuple:
+            if not isinstance(value, (list, tuple)):
+                raise ValueError(f"{where}.{name}: expected a list, got {value!r}")
+            kwargs[name] = tuple(value)
+        elif hint in (int, float, str) and not _is_a(value, hint):
+            raise ValueError(f"{where}.{name}: expected {hint.__name__}, got {value!r}")
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+def _is_a(value, kind) -> bool:
+    if isinstance(value, bool):  # YAML's yes/no must not pass as 1/0
+        return False
+    return isinstance(value, (int, float)) if kind is float else isinstance(value, kind)

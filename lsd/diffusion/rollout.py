@@ -1,0 +1,70 @@
+"""Frame-by-frame generation against a history cache: the one rollout that the streaming
+engine runs and that training uses for self-rollout history (so the model is trained on
+exactly the history it will see).
+
+A frame is sampled in `steps` steps, each attending the cached history; then it is
+*committed*: one more pass over the finished latent (optionally re-noised to a small
+context level, the inference side of history augmentation) writes its keys and values into
+the cache, and the cache ages by one frame.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .flow import add_noise
+from .samplers import sample_euler
+
+
+def _full(batch: int, value: float, like: torch.Tensor) -> torch.Tensor:
+    return torch.full((batch, 1), float(value), dtype=torch.float32, device=like.device)
+
+
+def _randn(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Noise drawn on the CPU generator (reproducible on any device), then moved."""
+    return torch.randn(like.shape, generator=generator).to(like.device, like.dtype)
+
+
+@torch.no_grad()
+def commit_frame(denoiser, cache, latent: torch.Tensor, z_in: torch.Tensor, prompt: torch.Tensor,
+                 context_t: float = 0.0, context_noise: torch.Tensor | None = None) -> None:
+    """Write a finished frame (B, C, h, w) into the history cache at noise level context_t."""
+    b = latent.shape[0]
+    if context_t > 0:
+        if context_noise is None:
+            raise ValueError("context_t > 0 needs context_noise")
+        latent = add_noise(latent, context_noise, torch.full((b,), float(context_t)))
+    denoiser(latent[:, None], z_in[:, None], _full(b, context_t, latent), _full(b, 0.0, latent),
+             prompt, cache=cache, write=True)
+    cache.advance()
+
+
+@torch.no_grad()
+def generate_frame(denoiser, cache, z_in: torch.Tensor, prompt: torch.Tensor, noise: torch.Tensor,
+                   steps: int, shortcut: bool = False, context_t: float = 0.0,
+                   context_noise: torch.Tensor | None = None) -> torch.Tensor:
+    """Sample one frame's latent (B, C, h, w) from `noise` given the encoded input frame
+    z_in and the cached history, then commit it. prompt is (B, E)."""
+
+    def velocity(x, t, d):
+        return denoiser(x[:, None], z_in[:, None], t[:, None], d[:, None], prompt, cache=cache)[:, 0]
+
+    latent = sample_euler(velocity, noise, steps, shortcut=shortcut)
+    commit_frame(denoiser, cache, latent, z_in, prompt, context_t, context_noise)
+    return latent
+
+
+@torch.no_grad()
+def rollout(denoiser, cache, z_in: torch.Tensor, prompt: torch.Tensor, steps: int,
+            shortcut: bool = False, context_t: float = 0.0,
+            generator: torch.Generator | None = None) -> torch.Tensor:
+    """Generate T frames one after another: z_in (B, T, C, h, w) -> latents of that shape.
+    prompt is (B, E) or per frame (B, T, E). The cache carries on from whatever it holds."""
+    frames = []
+    for j in range(z_in.shape[1]):
+        noise = _randn(z_in[:, j], generator)
+        ctx = _randn(z_in[:, j], generator) if context_t > 0 else None
+        p = prompt[:, j] if prompt.ndim == 3 else prompt
+        frames.append(generate_frame(denoiser, cache, z_in[:, j], p, noise, steps, shortcut,
+                                     context_t, ctx))
+    return torch.stack(frames, dim=1)

@@ -1,0 +1,183 @@
+"""The causal denoiser: a DiT with adaLN-Zero blocks over a window of frames.
+
+Every frame is a grid of tokens made from its noisy latent concatenated (on channels) with
+the encoded *input* frame, and has its own conditioning: noise level t, step size d and the
+prompt embedding, summed into one vector that modulates every block (adaLN-Zero). Tokens of
+frame i attend to the tokens of frames i-k..i and nothing later. Which frame a key comes from
+is told by a learned per-layer, per-head logit bias indexed by the frame's age (0 = itself,
+1 = the frame before, ..., k), so the model sees relative time only and runs forever.
+
+One module, two ways to run it:
+- a clip (B, T, ...) in parallel, each frame with its own t (Diffusion Forcing training);
+- one frame at a time against a `HistoryCache` (streaming); `write=True` stores the
+  frame's keys and values in the cache as they are computed. Frame by frame with the cache
+  gives what the clip pass gives (a test checks it).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..config import DenoiserConfig
+from .history_cache import HistoryCache
+from .layers import MLP, Attention, LevelEmbedder, modulate, sincos_2d
+
+
+class DenoiserBlock(nn.Module):
+    def __init__(self, dim: int, heads: int, mlp_ratio: int):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.attn = Attention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.mlp = MLP(dim, dim * mlp_ratio)
+        self.ada = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor, attend) -> torch.Tensor:
+        """x (B, F, N, dim) tokens of F frames, c (B, F, dim) their conditioning;
+        attend(q, k, v) maps (B, heads, F, N, head_dim) queries/keys/values to outputs."""
+        b, f, n, dim = x.shape
+        shift1, scale1, gate1, shift2, scale2, gate2 = self.ada(c)[:, :, None].chunk(6, dim=-1)
+        h = modulate(self.norm1(x), shift1, scale1).reshape(b, f * n, dim)
+        q, k, v = (t.unflatten(2, (f, n)) for t in self.attn.split(h))
+        o = attend(q, k, v).flatten(2, 3)
+        x = x + gate1 * self.attn.project(o).view(b, f, n, dim)
+        return x + gate2 * self.mlp(modulate(self.norm2(x), shift2, scale2))
+
+
+class CausalDenoiser(nn.Module):
+    def __init__(self, cfg: DenoiserConfig, latent_channels: int, latent_size: tuple[int, int],
+                 prompt_dim: int):
+        super().__init__()
+        self.cfg = cfg
+        self.channels = latent_channels
+        self.grid = (latent_size[0] // cfg.patch, latent_size[1] // cfg.patch)
+        self.tokens = self.grid[0] * self.grid[1]
+        patch_dim = latent_channels * cfg.patch ** 2
+        self.embed = nn.Linear(2 * patch_dim, cfg.dim)  # noisy latent + input-frame latent
+        self.register_buffer("pos", sincos_2d(*self.grid, cfg.dim), persistent=False)
+        self.t_embed = LevelEmbedder(cfg.dim)
+        self.d_embed = LevelEmbedder(cfg.dim)
+        self.prompt_proj = nn.Linear(prompt_dim, cfg.dim)
+        self.blocks = nn.ModuleList(DenoiserBlock(cfg.dim, cfg.heads, cfg.mlp_ratio)
+                                    for _ in range(cfg.depth))
+        # logit bias by the key frame's age (0 = itself .. k), per layer and head
+        self.age_bias = nn.Parameter(torch.zeros(cfg.depth, cfg.heads, cfg.history + 1))
+        self.final_norm = nn.LayerNorm(cfg.dim, elementwise_affine=False, eps=1e-6)
+        self.final_ada = nn.Sequential(nn.SiLU(), nn.Linear(cfg.dim, 2 * cfg.dim))
+        self.out = nn.Linear(cfg.dim, patch_dim)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        """DiT's: Xavier linears, adaLN-Zero (every block starts as the identity), zero output."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+        for emb in (self.t_embed, self.d_embed):
+            nn.init.normal_(emb.mlp[0].weight, std=0.02)
+            nn.init.normal_(emb.mlp[2].weight, std=0.02)
+        for block in self.blocks:
+            nn.init.zeros_(block.ada[-1].weight)
+            nn.init.zeros_(block.ada[-1].bias)
+        for layer in (self.final_ada[-1], self.out):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def new_cache(self) -> HistoryCache:
+        return HistoryCache(self.cfg.depth, self.cfg.history, self.tokens)
+
+    # -- tokens <-> latents ---------------------------------------------------------------
+
+    def _patchify(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, F, C, h, w) -> (B, F, N, C * p * p)."""
+        p = self.cfg.patch
+        b, f, c, h, w = z.shape
+        z = z.reshape(b, f, c, h // p, p, w // p, p).permute(0, 1, 3, 5, 2, 4, 6)
+        return z.reshape(b, f, self.tokens, c * p * p)
+
+    def _unpatchify(self, x: torch.Tensor) -> torch.Tensor:
+        p, (gh, gw) = self.cfg.patch, self.grid
+        b, f = x.shape[:2]
+        x = x.reshape(b, f, gh, gw, self.channels, p, p).permute(0, 1, 4, 2, 5, 3, 6)
+        return x.reshape(b, f, self.channels, gh * p, gw * p)
+
+    # -- attention windows ----------------------------------------------------------------
+
+    def _clip_attention(self, layer: int, frames: int):
+        """Frame i attends frames i-k..i: keys are gathered into a band per frame (frames
+        before the clip's start are padding, masked), so no T x T mask is ever built."""
+        k = self.cfg.history
+        ages = torch.arange(k, -1, -1, device=self.age_bias.device)  # window slot j has age k-j
+        first = torch.arange(frames, device=ages.device)[:, None] - ages[None]  # (T, k+1)
+        bias = self.age_bias[layer][:, ages]  # (heads, k+1)
+        bias = bias[:, None, :].expand(-1, frames, -1).masked_fill(first < 0, float("-inf"))
+        bias = bias.repeat_interleave(self.tokens, dim=-1)  # (heads, T, (k+1) N)
+
+        def attend(q, keys, values):  # (B, H, T, N, hd)
+            b, h, t, n, hd = q.shape
+            kb, vb = _band(keys, k), _band(values, k)  # (B, H, T, (k+1) N, hd)
+            o = F.scaled_dot_product_attention(
+                q.reshape(b, h * t, n, hd), kb.reshape(b, h * t, -1, hd),
+                vb.reshape(b, h * t, -1, hd),
+                attn_mask=bias.reshape(1, h * t, 1, -1).to(q.dtype))
+            return o.view(b, h, t, n, hd)
+        return attend
+
+    def _cached_attention(self, layer: int, cache: HistoryCache, write: bool):
+        """One frame against the cache: keys = cached history + the frame's own."""
+        key_ages = cache.key_ages().to(self.age_bias.device)
+        bias = self.age_bias[layer][:, key_ages].masked_fill(key_ages == 0, float("-inf"))
+        bias = torch.cat([bias, self.age_bias[layer][:, :1].expand(-1, self.tokens)], dim=1)
+
+        def attend(q, keys, values):  # (B, H, 1, N, hd)
+            q, keys, values = q[:, :, 0], keys[:, :, 0], values[:, :, 0]
+            cached_k, cached_v = cache.layer(layer, keys)
+            o = F.scaled_dot_product_attention(
+                q, torch.cat([cached_k, keys], 2), torch.cat([cached_v, values], 2),
+                attn_mask=bias[None, :, None].to(q.dtype))
+            if write:  # after attending: the slot written may hold the oldest frame, still needed above
+                cache.write(layer, keys, values)
+            return o[:, :, None]
+        return attend
+
+    # -- the pass ---------------------------------------------------------------------------
+
+    def forward(self, z_t: torch.Tensor, z_in: torch.Tensor, t: torch.Tensor, d: torch.Tensor,
+                prompt: torch.Tensor, cache: HistoryCache | None = None,
+                write: bool = False) -> torch.Tensor:
+        """Predicted velocity (B, F, C, h, w).
+
+        z_t: noisy latents (B, F, C, h, w); z_in: encoded input frames, same shape;
+        t, d: (B, F) noise level and step size per frame; prompt: (B, E) or (B, F, E).
+        Without a cache the F frames run in parallel, frame-causally. With a cache F must be
+        1; the frame attends the cached history, and write=True commits its keys/values
+        (call `cache.advance()` afterwards).
+        """
+        b, f = z_t.shape[:2]
+        if z_in.shape != z_t.shape:
+            raise ValueError(f"input latent {tuple(z_in.shape)} != noisy latent {tuple(z_t.shape)}")
+        if cache is not None and f != 1:
+            raise ValueError(f"streaming with a cache runs one frame at a time, got {f}")
+        if prompt.ndim == 2:
+            prompt = prompt[:, None].expand(-1, f, -1)
+        dtype = self.embed.weight.dtype
+        x = self.embed(self._patchify(torch.cat([z_t, z_in], dim=2)).to(dtype)) + self.pos.to(dtype)
+        c = self.t_embed(t) + self.d_embed(d) + self.prompt_proj(prompt.to(dtype))
+        for i, block in enumerate(self.blocks):
+            attend = (self._clip_attention(i, f) if cache is None
+                      else self._cached_attention(i, cache, write))
+            x = block(x, c, attend)
+        shift, scale = self.final_ada(c)[:, :, None].chunk(2, dim=-1)
+        return self._unpatchify(self.out(modulate(self.final_norm(x), shift, scale)))
+
+
+def _band(x: torch.Tensor, k: int) -> torch.Tensor:
+    """(B, H, T, N, hd) -> (B, H, T, (k+1) N, hd): for frame i, frames i-k..i in that order
+    (zeros before the first frame)."""
+    if k == 0:
+        return x
+    t = x.shape[2]
+    padded = torch.cat([x.new_zeros(*x.shape[:2], k, *x.shape[3:]), x], dim=2)
+    return torch.cat([padded[:, :, j:j + t] for j in range(k + 1)], dim=3)

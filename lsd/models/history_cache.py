@@ -1,0 +1,69 @@
+"""The history cache: keys and values of the last k frames, for every layer, in a ring
+buffer of fixed size. A frame's keys and values are computed once (when the frame is
+committed) and reused by every denoising step of the frames after it, so a step costs the
+same at frame 10 and at frame 10,000,000, and memory never grows.
+
+Slots carry an *age* instead of a frame number: age a means "written a frames before the
+frame being generated now", 0 means empty. Ages stay in 0..k forever, so nothing in the
+cache grows with the length of the stream.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class HistoryCache:
+    def __init__(self, layers: int, frames: int, tokens: int):
+        self.layers, self.frames, self.tokens = layers, frames, tokens
+        self.keys: torch.Tensor | None = None  # (layers, B, heads, frames * tokens, head_dim)
+        self.values: torch.Tensor | None = None
+        self.age = torch.zeros(frames, dtype=torch.long)
+        self.slot = 0  # the slot the next committed frame goes to (the oldest one)
+
+    def reset(self) -> None:
+        """Forget the history (the tensors stay allocated and are simply marked empty)."""
+        self.age.zero_()
+        self.slot = 0
+
+    @property
+    def filled(self) -> int:
+        return int((self.age > 0).sum())
+
+    def layer(self, index: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values of one layer, (B, heads, frames * tokens, head_dim); allocated on
+        first use with the dtype, device and batch of `like` (a (B, heads, N, head_dim) key)."""
+        if self.keys is None:
+            b, h, _, hd = like.shape
+            shape = (self.layers, b, h, self.frames * self.tokens, hd)
+            self.keys = torch.zeros(shape, dtype=like.dtype, device=like.device)
+            self.values = torch.zeros_like(self.keys)
+            self.age = self.age.to(like.device)
+        elif self.keys.shape[1] != like.shape[0]:
+            raise ValueError(f"history cache holds batch {self.keys.shape[1]}, got {like.shape[0]}")
+        return self.keys[index], self.values[index]
+
+    def key_ages(self) -> torch.Tensor:
+        """(frames * tokens,) the age of every cached key."""
+        return self.age.repeat_interleave(self.tokens)
+
+    def write(self, index: int, keys: torch.Tensor, values: torch.Tensor) -> None:
+        """Store the current frame's keys/values of one layer in the slot being replaced."""
+        if self.frames == 0:
+            return
+        cached_k, cached_v = self.layer(index, keys)
+        span = slice(self.slot * self.tokens, (self.slot + 1) * self.tokens)
+        cached_k[:, :, span] = keys
+        cached_v[:, :, span] = values
+
+    def advance(self) -> None:
+        """The committed frame becomes history: everyone ages by one, it gets age 1."""
+        if self.frames == 0:
+            return
+        self.age[self.age > 0] += 1
+        self.age[self.slot] = 1
+        self.slot = (self.slot + 1) % self.frames
+
+    def nbytes(self) -> int:
+        tensors = [self.age] + [t for t in (self.keys, self.values) if t is not None]
+        return sum(t.numel() * t.element_size() for t in tensors)

@@ -1,0 +1,80 @@
+"""The whole model: codec (frames <-> latents), prompt encoder and causal denoiser, built
+from one `ModelConfig`, saved and loaded as a checkpoint directory."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.nn as nn
+
+from .. import __version__
+from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ..config import ModelConfig
+from .autoencoder import build_codec
+from .denoiser import CausalDenoiser
+from .history_cache import HistoryCache
+from .text import build_text_encoder
+
+
+class LSDModel(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.codec = build_codec(config.autoencoder)
+        self.text = build_text_encoder(config.text)
+        self.denoiser = CausalDenoiser(config.denoiser, config.latent_channels,
+                                       config.latent_size, config.text.out_dim)
+
+    def encode_prompts(self, prompts: list[str]) -> torch.Tensor:
+        return self.text(prompts)
+
+    def new_cache(self) -> HistoryCache:
+        return self.denoiser.new_cache()
+
+    def parameter_counts(self) -> dict[str, int]:
+        parts = {"codec": self.codec, "text": self.text, "denoiser": self.denoiser}
+        counts = {k: sum(p.numel() for p in m.parameters()) for k, m in parts.items()}
+        counts["total"] = sum(counts.values())
+        return counts
+
+    def save(self, path: str | os.PathLike, extra_config: dict | None = None,
+             extra_files: dict[str, str] | None = None):
+        """Atomic checkpoint: model.safetensors (weights and buffers) + config.yaml, whose
+        `model` section rebuilds this model; extra_config adds other top-level sections
+        (training settings, provenance)."""
+        config = {"lsd_version": __version__, "model": self.config.to_dict(), **(extra_config or {})}
+        return save_checkpoint(path, self.state_dict(), config, extra_files)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "LSDModel":
+        tensors, config = load_checkpoint(path, device)
+        if "model" not in config:
+            raise CheckpointError(f"{path}: config.yaml has no 'model' section")
+        try:
+            model_config = ModelConfig.from_dict(config["model"])
+        except (ValueError, TypeError) as e:
+            raise CheckpointError(f"{path}: bad model config ({e})") from e
+        model = cls(model_config).to(device)
+        expected = model.state_dict()
+        missing = sorted(set(expected) - set(tensors))
+        unexpected = sorted(set(tensors) - set(expected))
+        if missing or unexpected:
+            raise CheckpointError(f"{path}: weights do not match the config (missing: "
+                                  f"{', '.join(missing[:5]) or 'none'}; unexpected: "
+                                  f"{', '.join(unexpected[:5]) or 'none'})")
+        wrong = [k for k, v in tensors.items() if v.shape != expected[k].shape]
+        if wrong:
+            raise CheckpointError(f"{path}: tensor shapes do not match the config: "
+                                  f"{', '.join(wrong[:5])}")
+        # the saved dtype wins (a bf16 checkpoint loads as bf16)
+        dtypes = {v.dtype for v in tensors.values() if v.is_floating_point()}
+        if len(dtypes) == 1:
+            model = model.to(dtypes.pop())
+        model.load_state_dict(tensors)
+        return model.eval()
+
+
+def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> LSDModel:
+    """Rebuild a model from a checkpoint directory (eval mode; never unpickles)."""
+    return LSDModel.load(path, device)
