@@ -46,6 +46,24 @@ def cmd_bench_targets(args: argparse.Namespace) -> None:
     _emit(bench_target_flow(args.seeds, args.frames, args.size), args.json)
 
 
+def cmd_bench_model(args: argparse.Namespace) -> None:
+    from .bench.model_cost import bench_model
+
+    _emit(bench_model(args.checkpoint, args.preset, args.iters, args.threads), args.json)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from .train.config import TrainConfig
+    from .train.trainer import train
+
+    cfg = TrainConfig.load(args.config)
+    out = args.out or str(Path("runs") / Path(args.config).stem)
+    _emit(train(cfg, out, resume=args.resume, progress=not args.no_progress, device=args.device),
+          args.json)
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from .demo import run_demo
 
@@ -62,6 +80,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seconds", type=float, default=20.0)
     demo.add_argument("--json", action="store_true")
     demo.set_defaults(func=cmd_demo)
+
+    tr = sub.add_parser("train", help="train the codec, then the denoiser and prompt encoder "
+                        "(Diffusion Forcing + history augmentation); torchrun-ready")
+    tr.add_argument("--config", required=True, help="a training YAML, e.g. configs/tiny.yaml")
+    tr.add_argument("--out", help="run directory (default: runs/<config name>)")
+    tr.add_argument("--resume", action="store_true", help="continue the run in --out")
+    tr.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    tr.add_argument("--no-progress", action="store_true")
+    tr.add_argument("--json", action="store_true")
+    tr.set_defaults(func=cmd_train)
 
     styles = sub.add_parser("styles", help="list the styles with their kind and prompts")
     styles.add_argument("--json", action="store_true")
@@ -91,6 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
     btargets.add_argument("--size", type=int, default=128)
     btargets.add_argument("--json", action="store_true")
     btargets.set_defaults(func=cmd_bench_targets)
+    bmodel = bench.add_parser("model", help="parameters, FLOPs and bf16 ms of one denoising "
+                              "step and of encode/decode")
+    bmodel.add_argument("--checkpoint", help="a checkpoint directory (default: an untrained preset)")
+    bmodel.add_argument("--preset", default="tiny", help="tiny or base, when no checkpoint is given")
+    bmodel.add_argument("--iters", type=int, default=200)
+    bmodel.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    bmodel.add_argument("--json", action="store_true")
+    bmodel.set_defaults(func=cmd_bench_model)
     return p
 
 
@@ -98,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (KeyError, ValueError, FileNotFoundError) as e:
+    except (KeyError, ValueError, FileNotFoundError, FileExistsError) as e:
         # bad input gets one clear line, not a traceback
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"lsd: error: {msg}", file=sys.stderr)

@@ -100,11 +100,11 @@ class ModelConfig:
         return [name for name, v in dims.items() if v % align]
 
     def to_dict(self) -> dict:
-        return _plain(dataclasses.asdict(self))
+        return plain(dataclasses.asdict(self))
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModelConfig":
-        return _build(cls, data, "model")
+        return build_dataclass(cls, data, "model")
 
 
 PRESETS = {
@@ -139,16 +139,16 @@ def load_yaml(path: str | Path) -> dict:
 # dataclass <-> plain dict
 
 
-def _plain(value):
+def plain(value):
     """Tuples become lists so YAML stays plain (no python/tuple tags)."""
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
 
 
-def _build(cls, data, where: str):
+def build_dataclass(cls, data, where: str):
     if not isinstance(data, dict):
         raise ValueError(f"{where}: expected a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
@@ -161,16 +161,27 @@ def _build(cls, data, where: str):
     for name, value in data.items():
         hint = hints[name]
         if dataclasses.is_dataclass(hint):
-            kwargs[name] = _build(hint, value, f"{where}.{name}")
+            kwargs[name] = build_dataclass(hint, value, f"{where}.{name}")
+        elif hint is bool and not isinstance(value, bool):
+            raise ValueError(f"{where}.{name}: expected true or false, got {value!r}")
         elif typing.get_origin(hint) is tuple:
             if not isinstance(value, (list, tuple)):
                 raise ValueError(f"{where}.{name}: expected a list, got {value!r}")
             kwargs[name] = tuple(value)
+        elif hint is float and isinstance(value, str) and _float_or_none(value) is not None:
+            kwargs[name] = _float_or_none(value)  # PyYAML reads 5e-4 (no dot) as a string
         elif hint in (int, float, str) and not _is_a(value, hint):
             raise ValueError(f"{where}.{name}: expected {hint.__name__}, got {value!r}")
         else:
             kwargs[name] = value
     return cls(**kwargs)
+
+
+def _float_or_none(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def _is_a(value, kind) -> bool:

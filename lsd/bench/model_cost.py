@@ -1,0 +1,114 @@
+"""`lsd bench model`: what one denoising step of a model costs — parameters, FLOPs (torch's
+FLOP counter) and measured milliseconds in bf16 — plus the codec's encode and decode.
+
+The step is timed the way streaming runs it: one frame against a full history cache. A
+frame costs `steps` such steps + one commit pass (the finished frame's keys and values go
+into the cache) + encode + decode; `lsd bench latency` (the streaming engine) measures
+that end to end.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+
+from ..config import preset
+from ..models import LSDModel, load
+from .machine import machine_name
+
+aten = torch.ops.aten
+
+
+def _cpu_flash_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+# torch's counter knows the GPU attention kernels but not the CPU one
+_EXTRA_FORMULAS = {aten._scaled_dot_product_flash_attention_for_cpu: _cpu_flash_flops}
+
+
+def count_flops(fn) -> int:
+    """FLOPs (multiply-add = 2) of the matmuls, convolutions and attention in fn()."""
+    with FlopCounterMode(display=False, custom_mapping=_EXTRA_FORMULAS) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def time_ms(fn, iters: int, warmup: int) -> np.ndarray:
+    for _ in range(warmup):
+        fn()
+    out = np.empty(iters)
+    for i in range(iters):
+        t0 = time.perf_counter()
+        fn()
+        out[i] = (time.perf_counter() - t0) * 1000
+    return out
+
+
+def matmul_peak_gflops(size: int = 1024, iters: int = 20) -> float:
+    """This machine's bf16 matmul rate right now, the yardstick for the model's FLOP/s."""
+    a = torch.randn(size, size, dtype=torch.bfloat16)
+    ms = np.median(time_ms(lambda: a @ a, iters, 5))
+    return 2 * size ** 3 / ms / 1e6
+
+
+def _summary(ms: np.ndarray) -> dict:
+    return {"p50": round(float(np.percentile(ms, 50)), 3), "p95": round(float(np.percentile(ms, 95)), 3)}
+
+
+@torch.no_grad()
+def bench_model(checkpoint: str | None = None, preset_name: str = "tiny", iters: int = 200,
+                threads: int | None = None, dtype: torch.dtype = torch.bfloat16) -> dict:
+    if threads:
+        torch.set_num_threads(threads)
+    model = load(checkpoint) if checkpoint else LSDModel(preset(preset_name))
+    model = model.to(dtype).eval()
+    cfg = model.config
+    c, (h, w) = cfg.latent_channels, cfg.latent_size
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(1, 1, c, h, w, generator=g).to(dtype)
+    frame = torch.rand(1, 3, *cfg.frame_size, generator=g).to(dtype)
+    half, zero = torch.full((1, 1), 0.5), torch.zeros(1, 1)
+    prompt = model.encode_prompts(["ink wash painting"])
+    cache = model.new_cache()
+    den = model.denoiser
+
+    def commit():
+        den(z, z, zero, zero, prompt, cache=cache, write=True)
+        cache.advance()
+
+    for _ in range(cfg.denoiser.history):  # a full history window, as in steady streaming
+        commit()
+
+    def step():
+        den(z, z, half, zero, prompt, cache=cache)
+
+    latent = model.codec.encode(frame)
+    encode, decode = (lambda: model.codec.encode(frame)), (lambda: model.codec.decode(latent))
+    warmup = max(10, iters // 10)
+    step_ms = time_ms(step, iters, warmup)
+    commit_ms = time_ms(commit, iters, warmup)
+    enc_ms, dec_ms = time_ms(encode, iters, warmup), time_ms(decode, iters, warmup)
+    step_flops = count_flops(step)
+    peak = matmul_peak_gflops()
+    step_p50 = float(np.percentile(step_ms, 50))
+    return {
+        "model": checkpoint or preset_name, "frame_size": list(cfg.frame_size),
+        "tokens_per_frame": cfg.tokens_per_frame, "history": cfg.denoiser.history,
+        "dtype": str(dtype).replace("torch.", ""),
+        "params": model.parameter_counts(),
+        "gflops_per_step": round(step_flops / 1e9, 3),
+        "gflops_encode": round(count_flops(encode) / 1e9, 3),
+        "gflops_decode": round(count_flops(decode) / 1e9, 3),
+        "step_ms": _summary(step_ms), "commit_ms": _summary(commit_ms),
+        "encode_ms": _summary(enc_ms), "decode_ms": _summary(dec_ms),
+        "step_gflops_per_s": round(step_flops / step_p50 / 1e6, 1),
+        "matmul_peak_gflops_per_s": round(peak, 1),
+        "step_share_of_matmul_peak": round(step_flops / step_p50 / 1e6 / peak, 3),
+        "cache_bytes": cache.nbytes(),
+        "iters": iters, "threads": torch.get_num_threads(),
+        "machine": machine_name(threads=torch.get_num_threads()),
+    }

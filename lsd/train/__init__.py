@@ -1,0 +1,1 @@
+"""Training: the codec, the denoiser (Diffusion Forcing + history augmentation), distillation."""

@@ -1,0 +1,85 @@
+"""An in-memory pool of paired training clips, refreshed as training goes.
+
+Rendering a frame with its target costs ~10 ms, so clips are rendered once into a pool and
+drawn many times; every `refresh_every` steps a share of the pool is replaced by new clips.
+Which clip sits where is a pure function of (seed, split, rank, refresh round), so a resumed
+run rebuilds exactly the pool it had, without replaying the rounds in between.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..data.paired import clip
+from ..data.sources import VAL_SEED_START
+from ..styles import get_style, style_names
+
+WORLD_SEEDS = 100_000  # training worlds are seeds 0.., validation worlds VAL_SEED_START..
+MAX_START = 3_000  # a clip starts somewhere in the first this many frames of its stream
+
+
+class ClipPool:
+    def __init__(self, clips: int, frames: int, size: tuple[int, int], split: str = "train",
+                 seed: int = 0, rank: int = 0, refresh_share: float = 0.1,
+                 progress: bool = False):
+        if split not in ("train", "val"):
+            raise ValueError(f"split must be 'train' or 'val', not {split!r}")
+        self.frames, self.size, self.split = frames, tuple(size), split
+        self.seed, self.rank, self.refresh_share = seed, rank, refresh_share
+        self.styles = style_names()
+        self.keys = np.arange(clips)  # clip i of the pool is rendered from key keys[i]
+        self.round = 0
+        self.input = np.zeros((clips, frames, *self.size, 3), np.uint8)
+        self.target = np.zeros_like(self.input)
+        self.style = np.zeros(clips, np.int64)
+        self._render(range(clips), progress)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def _spec(self, key: int) -> tuple[int, str, int]:
+        """(world seed, style, start frame) of a clip key."""
+        rng = np.random.default_rng([self.seed, self.rank, 0 if self.split == "train" else 1, key])
+        base = VAL_SEED_START if self.split == "val" else 0
+        return (base + int(rng.integers(WORLD_SEEDS)), self.styles[int(rng.integers(len(self.styles)))],
+                int(rng.integers(MAX_START)))
+
+    def _render(self, slots, progress: bool = False) -> None:
+        for i in tqdm(list(slots), desc=f"rendering {self.split} clips", disable=not progress,
+                      leave=False):
+            world_seed, style, start = self._spec(int(self.keys[i]))
+            c = clip(world_seed, style, self.frames, self.size, start)
+            self.input[i], self.target[i] = c["input"], c["target"]
+            self.style[i] = self.styles.index(style)
+
+    def _replaced(self, round_index: int) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, self.rank, 7, round_index])
+        count = max(1, int(len(self) * self.refresh_share))
+        return rng.choice(len(self), count, replace=False)
+
+    def advance_to(self, round_index: int) -> None:
+        """Bring the pool to refresh round `round_index`, rendering only the clips whose key
+        changed (a resumed run jumps straight to its round)."""
+        old = self.keys.copy()
+        for r in range(self.round + 1, round_index + 1):
+            slots = self._replaced(r)
+            self.keys[slots] = len(self) * r + np.arange(len(slots)) + len(self)
+        self.round = max(self.round, round_index)
+        self._render(np.flatnonzero(self.keys != old))
+
+    def sample(self, batch: int, g: torch.Generator) -> dict:
+        """A batch of clips: input/target float (B, T, 3, H, W) in [0, 1], the style names,
+        and one prompt phrasing per clip, drawn at random."""
+        idx = torch.randint(len(self), (batch,), generator=g).numpy()
+        phrasing = torch.randint(1 << 30, (batch,), generator=g).tolist()
+        names = [self.styles[s] for s in self.style[idx]]
+        prompts = [get_style(n).prompts[p % len(get_style(n).prompts)] for n, p in zip(names, phrasing)]
+        return {"input": to_frames(self.input[idx]), "target": to_frames(self.target[idx]),
+                "styles": names, "prompts": prompts}
+
+
+def to_frames(x: np.ndarray) -> torch.Tensor:
+    """(..., H, W, 3) uint8 -> (..., 3, H, W) float in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(x)).movedim(-1, -3).float() / 255.0

@@ -1,0 +1,99 @@
+"""Training configuration: one YAML file (configs/tiny.yaml) read into these dataclasses.
+Unknown keys are errors, like the model config's."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import ModelConfig, build_dataclass, load_yaml, plain
+from .history_damage import DamageConfig
+
+
+@dataclass
+class CodecTrainConfig:
+    steps: int = 3000
+    batch: int = 32
+    lr: float = 2e-3
+    pool_frames: int = 6000  # random stills (inputs and styled targets) to train on
+    val_frames: int = 300
+
+
+@dataclass
+class DataConfig:
+    clip_frames: int = 8  # T: frames per training clip
+    pool_clips: int = 1200  # clips held in memory
+    refresh_every: int = 200  # steps between replacing part of the pool with new clips
+    refresh_share: float = 0.1
+    val_clips: int = 32  # held-out clips for the validation loss
+
+
+@dataclass
+class OptimConfig:
+    steps: int = 6000
+    batch: int = 16  # clips per step (over all processes)
+    lr: float = 5e-4
+    weight_decay: float = 0.01
+    warmup: int = 200
+    betas: tuple[float, float] = (0.9, 0.99)
+    grad_clip: float = 1.0
+    ema: float = 0.999
+    t_mean: float = 0.0  # logit-normal noise levels: sigmoid(N(t_mean, t_std))
+    t_std: float = 1.0
+
+
+@dataclass
+class HistoryConfig:
+    """History augmentation. A clip gets a history prefix with probability `prefix`: its
+    first frames stand for already generated output, carry no loss, and the frames after
+    them must be right anyway. With `enabled` the prefix is damaged (pixel damage, context
+    noise at a level the model is told, or the model's own rollout); without, it is the
+    clean target (the no-augmentation ablation)."""
+    enabled: bool = True
+    prefix: float = 0.75
+    context_noise: float = 0.3  # prefix frames get a noise level uniform in [0, this]
+    damage: DamageConfig = field(default_factory=DamageConfig)
+    self_rollout: float = 0.25  # share of steps whose prefix is the model's own rollout
+    rollout_steps: int = 4  # Euler steps of that rollout (cheaper than the 12 of sampling)
+
+
+@dataclass
+class SampleConfig:
+    steps: int = 12  # Euler steps the teacher is sampled with
+    context_t: float = 0.0  # noise level history frames are committed at
+
+
+@dataclass
+class RunConfig:
+    seed: int = 0
+    log_every: int = 10
+    val_every: int = 250
+    checkpoint_every: int = 100
+    threads: int = 0  # torch threads per process; 0 = torch's default
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    codec: CodecTrainConfig = field(default_factory=CodecTrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    history: HistoryConfig = field(default_factory=HistoryConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict:
+        from dataclasses import asdict
+
+        return plain(asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        return build_dataclass(cls, data, "config")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TrainConfig":
+        try:
+            return cls.from_dict(load_yaml(path))
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from e

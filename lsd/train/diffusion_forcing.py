@@ -1,0 +1,79 @@
+"""The teacher's objective: Diffusion Forcing with history augmentation.
+
+`diffusion_forcing(...)` turns a batch of clips into (inputs, target, weight): every frame
+gets its own logit-normal noise level and the flow-matching velocity target. A clip may
+also get a *history prefix*: its first c frames stand for output the model already made.
+They carry no loss; with augmentation they are damaged in pixel space (history_damage),
+noised to a small level the model is told (context noise), or replaced by the model's own
+frame-by-frame rollout (the streaming engine's rollout function), so the frames after them
+must be right although their history is not.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..diffusion import add_noise, rollout, sample_t_logit_normal, velocity
+from ..models import LSDModel
+from .config import TrainConfig
+from .history_damage import damage
+
+
+def _prefix_lengths(batch: int, frames: int, share: float, g: torch.Generator) -> torch.Tensor:
+    """c per clip: 0 (no prefix) or 1..T-1 history frames."""
+    has = torch.rand(batch, generator=g) < share
+    c = torch.randint(1, max(frames, 2), (batch,), generator=g)
+    return torch.where(has, c, torch.zeros_like(c)).clamp(max=frames - 1)
+
+
+def diffusion_forcing(model: LSDModel, clips: dict, cfg: TrainConfig, g: torch.Generator,
+                      rollout_now: bool = False) -> tuple[dict, torch.Tensor, torch.Tensor]:
+    """Returns inputs for `model.denoiser` (z_t, z_in, t, d; prompts as strings), the target
+    velocity (B, T, C, h, w) and a per-frame loss weight (B, T)."""
+    hist, dev = cfg.history, model.codec.latent_mean.device
+    x_in, x_target = clips["input"], clips["target"]  # on the CPU, where the damage is done
+    b, frames = x_in.shape[:2]
+    with torch.no_grad():
+        z_in = model.codec.encode(x_in.to(dev)).float()  # float: bf16 targets would be coarse
+        z0 = model.codec.encode(x_target.to(dev)).float()
+    t = sample_t_logit_normal((b, frames), cfg.optim.t_mean, cfg.optim.t_std, generator=g)
+    c = _prefix_lengths(b, frames, hist.prefix, g)
+    prefix = torch.arange(frames)[None] < c[:, None]  # (B, T)
+    history = z0.clone()
+    t_history = torch.zeros(b, frames)
+    if hist.enabled and prefix.any():
+        with torch.no_grad():
+            damaged = damage(x_target[prefix], hist.damage, g).to(dev)
+            history[prefix.to(dev)] = model.codec.encode(damaged).to(history.dtype)
+            if rollout_now:
+                n = int(c.max())
+                own = _own_rollout(model, z_in[:, :n], clips["prompts"], hist.rollout_steps, g)
+                keep = prefix[:, :n, None, None, None].to(dev)
+                history[:, :n] = torch.where(keep, own.float(), history[:, :n])
+        t_history = torch.rand(b, frames, generator=g) * hist.context_noise
+    t = torch.where(prefix, t_history, t).to(dev)
+    prefix = prefix.to(dev)
+    clean = torch.where(prefix[..., None, None, None], history, z0)
+    noise = torch.randn(z0.shape, generator=g).to(dev, z0.dtype)
+    inputs = {"z_t": add_noise(clean, noise, t), "z_in": z_in, "t": t,
+              "d": torch.zeros(b, frames, device=dev), "prompts": clips["prompts"]}
+    weight = (~prefix).float()
+    return inputs, velocity(z0, noise), weight
+
+
+@torch.no_grad()
+def _own_rollout(model: LSDModel, z_in: torch.Tensor, prompts: list[str], steps: int,
+                 g: torch.Generator) -> torch.Tensor:
+    """The model's own frames for the prefix, made the way streaming makes them."""
+    was_training = model.training
+    model.eval()
+    out = rollout(model.denoiser, model.new_cache(), z_in, model.encode_prompts(prompts), steps,
+                  generator=g)
+    model.train(was_training)
+    return out
+
+
+def weighted_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Mean squared error per frame, averaged over the frames with weight."""
+    per_frame = (pred.float() - target.float()).pow(2).flatten(2).mean(-1)  # (B, T)
+    return (per_frame * weight).sum() / weight.sum().clamp_min(1.0)

@@ -1,0 +1,274 @@
+"""`lsd train`: the codec first, then the denoiser and prompt encoder together.
+
+Run directory (`--out`):
+  codec/      the model after the codec stage (the codec is frozen from then on)
+  state/      everything needed to continue: weights, EMA, AdamW moments, step, RNG states
+  model/      the EMA model, a checkpoint `lsd.load` reads (what gets shipped)
+  log.jsonl   one JSON line per log/validation event
+All three directories are written atomically. `--resume` continues from state/ so that the
+run ends exactly where an uninterrupted one would (a test kills a run and checks this).
+Under torchrun every process trains on its own clips and DDP averages the gradients.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from ..checkpoint import is_checkpoint, load_checkpoint, save_checkpoint
+from ..data.stills import still_frames
+from ..models import LSDModel
+from .autoencoder import reconstruction_psnr, train_codec
+from .clips import ClipPool
+from .config import TrainConfig
+from .diffusion_forcing import diffusion_forcing, weighted_mse
+from .distributed import Dist, setup, teardown
+
+VAL_LEVELS = (0.25, 0.5, 0.75)  # fixed noise levels of the validation loss
+
+
+class Trainable(nn.Module):
+    """The parts that learn in the denoiser stage (what DDP wraps)."""
+
+    def __init__(self, model: LSDModel):
+        super().__init__()
+        self.denoiser, self.text = model.denoiser, model.text
+
+    def forward(self, z_t, z_in, t, d, prompts):
+        return self.denoiser(z_t, z_in, t, d, self.text(prompts))
+
+
+def lr_at(step: int, cfg) -> float:
+    """Linear warm-up, then cosine decay to a tenth."""
+    warm = min(1.0, (step + 1) / max(1, cfg.warmup))
+    progress = min(1.0, step / max(1, cfg.steps))
+    return cfg.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+# -----------------------------------------------------------------------------
+# run state <-> tensors
+
+
+def _optimizer_tensors(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    return {f"optim.{i}.{k}": v for i, s in opt.state_dict()["state"].items() for k, v in s.items()}
+
+
+def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> None:
+    state: dict[int, dict] = {}
+    for name, v in tensors.items():
+        if name.startswith("optim."):
+            _, i, k = name.split(".", 2)
+            state.setdefault(int(i), {})[k] = v.cpu() if k == "step" else v  # AdamW keeps step on the CPU
+    opt.load_state_dict({"state": state, "param_groups": opt.state_dict()["param_groups"]})
+
+
+def _gather_states(g: torch.Generator, d: Dist) -> list[torch.Tensor]:
+    state = g.get_state()
+    if d.world == 1:
+        return [state]
+    out = [torch.empty_like(state) for _ in range(d.world)]
+    torch.distributed.all_gather(out, state)
+    return out
+
+
+# -----------------------------------------------------------------------------
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, out: str | Path, resume: bool = False,
+                 progress: bool = True, device: str | None = None):
+        self.cfg, self.out, self.progress = cfg, Path(out), progress
+        self.dist = setup(device)
+        self.dev = self.dist.device
+        if cfg.run.threads:
+            torch.set_num_threads(cfg.run.threads)
+        state_dir = self.out / "state"
+        if not resume and is_checkpoint(state_dir):
+            raise FileExistsError(f"{self.out} already holds a run; pass --resume to continue it "
+                                  f"or choose another --out")
+        if resume and not is_checkpoint(state_dir) and not is_checkpoint(self.out / "codec"):
+            raise FileNotFoundError(f"nothing to resume in {self.out} (no state/ or codec/)")
+        self.out.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(cfg.run.seed)  # same initial weights in every process
+        self.model = LSDModel(cfg.model).to(self.dev)
+        self.g = torch.Generator().manual_seed(cfg.run.seed * 1000 + self.dist.rank)
+        self.step = 0
+
+    # -- logging ---------------------------------------------------------------------------
+
+    def log(self, **event) -> None:
+        if self.dist.main:
+            with open(self.out / "log.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps(event) + "\n")
+
+    # -- stage 1: codec ---------------------------------------------------------------------
+
+    def codec_stage(self) -> None:
+        path = self.out / "codec"
+        if not is_checkpoint(path):
+            if self.dist.main:
+                cc = self.cfg.codec
+                size = tuple(self.cfg.model.frame_size)
+                frames = still_frames(cc.pool_frames, size, "train", self.cfg.run.seed)
+                t0 = time.time()
+                losses = train_codec(self.model.codec, frames, cc.steps, cc.batch, cc.lr,
+                                     self.cfg.run.seed, self.progress)
+                val = still_frames(cc.val_frames, size, "val", self.cfg.run.seed)
+                score = reconstruction_psnr(self.model.codec, val)
+                self.log(stage="codec", steps=cc.steps, seconds=round(time.time() - t0, 1),
+                         final_loss=sum(losses[-20:]) / len(losses[-20:]), val_psnr_db=score)
+                self.model.save(path, {"train": self.cfg.to_dict(), "codec_val_psnr_db": score})
+            self.dist.barrier()
+        tensors, _ = load_checkpoint(path, self.dev)
+        codec = {k[len("codec."):]: v for k, v in tensors.items() if k.startswith("codec.")}
+        self.model.codec.load_state_dict(codec)
+        self.model.codec.requires_grad_(False).eval()
+
+    # -- stage 2: denoiser ------------------------------------------------------------------
+
+    def _save(self, opt) -> None:
+        states = _gather_states(self.g, self.dist)
+        if not self.dist.main:
+            return
+        tensors = {f"weights.{k}": v for k, v in self.model.state_dict().items()}
+        tensors |= {f"ema.{k}": v for k, v in self.ema.state_dict().items()}
+        tensors |= _optimizer_tensors(opt)
+        tensors |= {f"rng.train.{r}": s for r, s in enumerate(states)}
+        meta = {"step": self.step, "world": self.dist.world, "train": self.cfg.to_dict()}
+        save_checkpoint(self.out / "state", tensors, meta)
+        self.ema.save(self.out / "model", {"train": self.cfg.to_dict(), "step": self.step,
+                                           "sample": {"steps": self.cfg.sample.steps,
+                                                      "context_t": self.cfg.sample.context_t}})
+
+    def _restore(self, opt) -> None:
+        tensors, meta = load_checkpoint(self.out / "state", self.dev)
+        self.model.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("weights.")})
+        self.ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+        _load_optimizer(opt, tensors)
+        key = f"rng.train.{self.dist.rank}"
+        if meta.get("world") == self.dist.world and key in tensors:
+            self.g.set_state(tensors[key].cpu())
+        else:  # a different process count: the data order cannot be the old one anyway
+            self.g.manual_seed(self.cfg.run.seed * 1000 + self.dist.rank + int(meta["step"]))
+        self.step = int(meta["step"])
+
+    @torch.no_grad()
+    def validate(self, clips: dict) -> dict:
+        """EMA model, held-out clips, no history prefix, fixed noise levels and noise."""
+        g = torch.Generator().manual_seed(1234)
+        cfg = copy.deepcopy(self.cfg)
+        cfg.history.prefix = 0.0
+        out = {}
+        for level in VAL_LEVELS:
+            cfg.optim.t_mean, cfg.optim.t_std = math.log(level / (1 - level)), 0.0
+            with self._autocast():
+                inputs, target, weight = diffusion_forcing(self.ema, clips, cfg, g)
+                pred = self.ema.denoiser(inputs["z_t"], inputs["z_in"], inputs["t"], inputs["d"],
+                                         self.ema.encode_prompts(inputs["prompts"]))
+            out[f"val_loss_t{level}"] = round(float(weighted_mse(pred, target, weight)), 5)
+        return out
+
+    def _autocast(self):
+        return torch.autocast(self.dev.type, dtype=torch.bfloat16)
+
+    def denoiser_stage(self) -> dict:
+        cfg, d = self.cfg, self.dist
+        oc = cfg.optim
+        trainable = Trainable(self.model)
+        self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
+        opt = torch.optim.AdamW(trainable.parameters(), lr=oc.lr, betas=tuple(oc.betas),
+                                weight_decay=oc.weight_decay)
+        if is_checkpoint(self.out / "state"):
+            self._restore(opt)
+        wrapped = DistributedDataParallel(trainable) if d.world > 1 else trainable
+        per_rank = max(1, oc.batch // d.world)
+        size = tuple(cfg.model.frame_size)
+        pool = ClipPool(cfg.data.pool_clips // d.world or 1, cfg.data.clip_frames, size, "train",
+                        cfg.run.seed, d.rank, cfg.data.refresh_share, self.progress and d.main)
+        pool.advance_to(self.step // cfg.data.refresh_every)
+        val_clips = None
+        if d.main:
+            val_pool = ClipPool(cfg.data.val_clips, cfg.data.clip_frames, size, "val", cfg.run.seed)
+            val_clips = val_pool.sample(cfg.data.val_clips, torch.Generator().manual_seed(0))
+        ema_params = list(Trainable(self.ema).parameters())
+        params = list(trainable.parameters())
+        bar = tqdm(total=oc.steps, initial=self.step, desc="train", disable=not (self.progress and d.main))
+        recent: list[float] = []
+        t_start, steps_start = time.time(), self.step
+        try:
+            while self.step < oc.steps:
+                if self.step and self.step % cfg.data.refresh_every == 0:
+                    pool.advance_to(self.step // cfg.data.refresh_every)
+                lr = lr_at(self.step, oc)
+                for group in opt.param_groups:
+                    group["lr"] = lr
+                clips = pool.sample(per_rank, self.g)
+                rollout_now = bool(torch.rand((), generator=self.g) < cfg.history.self_rollout)
+                with self._autocast():
+                    inputs, target, weight = diffusion_forcing(
+                        self.model, clips, cfg, self.g, rollout_now and cfg.history.enabled)
+                    pred = wrapped(**inputs)
+                loss = weighted_mse(pred, target, weight)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                grad_norm = torch.nn.utils.clip_grad_norm_(params, oc.grad_clip)
+                opt.step()
+                with torch.no_grad():
+                    for pe, p in zip(ema_params, params):
+                        pe.lerp_(p, 1 - oc.ema)
+                self.step += 1
+                recent = (recent + [loss.item()])[-50:]
+                bar.update(1)
+                bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}", lr=f"{lr:.1e}")
+                if self.step % cfg.run.log_every == 0:
+                    self.log(step=self.step, loss=round(d.mean(sum(recent) / len(recent)), 5),
+                             lr=lr, grad_norm=round(float(grad_norm), 4),
+                             sec_per_step=round((time.time() - t_start) / (self.step - steps_start), 3))
+                if d.main and (self.step % cfg.run.val_every == 0 or self.step == oc.steps):
+                    self.log(step=self.step, **self.validate(val_clips))
+                if self.step % cfg.run.checkpoint_every == 0 or self.step == oc.steps:
+                    self._save(opt)
+        except KeyboardInterrupt:
+            self._save(opt)  # Ctrl-C keeps the work: --resume picks up here
+            raise
+        finally:
+            bar.close()
+        summary = {"steps": self.step, "final_loss": round(sum(recent) / max(1, len(recent)), 5),
+                   "seconds": round(time.time() - t_start, 1)}
+        if d.main and val_clips is not None:
+            summary.update(self.validate(val_clips))
+        return summary
+
+
+def weights_digest(model: nn.Module) -> str:
+    """sha256 of every parameter's bytes, in order: equal digests = identical weights."""
+    h = hashlib.sha256()
+    for name, p in model.state_dict().items():
+        h.update(name.encode())
+        h.update(p.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True,
+          device: str | None = None) -> dict:
+    trainer = Trainer(cfg, out, resume, progress, device)
+    try:
+        trainer.codec_stage()
+        summary = trainer.denoiser_stage()
+        if trainer.dist.world > 1:  # lets anyone check that the processes stayed in sync
+            digest = weights_digest(trainer.model)
+            (trainer.out / f"weights-rank{trainer.dist.rank}.sha256").write_text(digest + "\n")
+        summary.update(out=str(trainer.out), model=str(trainer.out / "model"),
+                       world=trainer.dist.world)
+        return summary
+    finally:
+        teardown()

@@ -1,0 +1,204 @@
+"""Training: the objective's bookkeeping, history damage, an exact resume after a real kill,
+and 2-process DDP on 127.0.0.1 with weights that agree."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import yaml
+
+from lsd.checkpoint import load_checkpoint
+from lsd.models import LSDModel
+from lsd.train.config import TrainConfig
+from lsd.train.diffusion_forcing import diffusion_forcing
+from lsd.train.history_damage import DamageConfig, blocks, damage, garbage, warp
+from lsd.train.trainer import lr_at, train
+
+SMALL = {
+    "model": {"frame_size": [32, 32], "autoencoder": {"channels": [64, 64]},
+              "text": {"dim": 64, "depth": 1, "heads": 1, "max_bytes": 32, "out_dim": 64},
+              "denoiser": {"dim": 64, "depth": 2, "heads": 1, "patch": 1, "history": 2}},
+    "codec": {"steps": 3, "batch": 4, "pool_frames": 8, "val_frames": 2},
+    "data": {"clip_frames": 4, "pool_clips": 8, "refresh_every": 3, "val_clips": 2},
+    "optim": {"steps": 12, "batch": 4, "warmup": 2},
+    "history": {"self_rollout": 0.5, "rollout_steps": 2},
+    "run": {"log_every": 2, "val_every": 6, "checkpoint_every": 2, "threads": 2},
+}
+
+
+def small_config(**section_overrides) -> TrainConfig:
+    data = yaml.safe_load(yaml.safe_dump(SMALL))
+    for section, values in section_overrides.items():
+        data[section].update(values)
+    return TrainConfig.from_dict(data)
+
+
+def write_config(path, cfg: TrainConfig):
+    path.write_text(yaml.safe_dump(cfg.to_dict()))
+    return path
+
+
+def run_weights(out) -> dict[str, torch.Tensor]:
+    tensors, meta = load_checkpoint(out / "state")
+    return {k: v for k, v in tensors.items() if not k.startswith("rng.")}, meta
+
+
+def lsd_cmd(*args) -> list[str]:
+    return [sys.executable, "-m", "lsd.cli", *args]
+
+
+# -- the objective ------------------------------------------------------------------------------
+
+
+def clips_batch(b=3, t=4, size=32):
+    g = torch.Generator().manual_seed(0)
+    return {"input": torch.rand(b, t, 3, size, size, generator=g),
+            "target": torch.rand(b, t, 3, size, size, generator=g),
+            "prompts": ["ink wash", "thermal camera", "sepia"][:b]}
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_history_prefix_carries_no_loss_and_its_level_is_told(enabled):
+    cfg = small_config(history={"prefix": 1.0, "enabled": enabled, "context_noise": 0.3})
+    model = LSDModel(cfg.model)
+    inputs, target, weight = diffusion_forcing(model, clips_batch(), cfg, torch.Generator().manual_seed(1))
+    prefix = weight == 0
+    assert prefix.any() and (~prefix).any()
+    assert (prefix[:, 0]).all() and not prefix[:, -1].any()  # a prefix, then frames to learn
+    history_t = inputs["t"][prefix]
+    if enabled:
+        assert (history_t <= 0.3).all() and (history_t > 0).any()
+    else:  # the ablation: clean ground-truth history
+        assert (history_t == 0).all()
+        z0 = model.codec.encode(clips_batch()["target"])
+        torch.testing.assert_close(inputs["z_t"][prefix], z0[prefix])
+    assert target.shape == inputs["z_t"].shape
+
+
+def test_damage_kinds_change_frames_within_bounds():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(6, 3, 32, 32, generator=g)
+    y = garbage(x, g, most=0.3)
+    changed = (y != x).any(1).float().mean((1, 2))
+    assert (changed <= 0.3 + 0.05).all() and changed.max() > 0.05
+    w = warp(x, g)
+    assert w.shape == x.shape and 0 < (w - x).abs().mean() < 0.5
+    b = blocks(x, g)
+    assert b.std() < x.std()  # blocks average detail away
+    none = damage(x, DamageConfig(0, 0, 0, 0, 0), g)
+    assert torch.equal(none, x)
+    every = damage(x, DamageConfig(1, 1, 1, 1, 1), g)
+    assert (every - x).abs().mean(dim=(1, 2, 3)).min() > 0.01
+
+
+def test_lr_warms_up_then_decays():
+    cfg = small_config(optim={"steps": 100, "warmup": 10, "lr": 1.0}).optim
+    lrs = [lr_at(s, cfg) for s in range(100)]
+    assert lrs[0] < lrs[9] and max(lrs) == pytest.approx(lrs[9], rel=0.05)
+    assert lrs[-1] < 0.15
+
+
+def test_config_file_errors_name_the_key(tmp_path):
+    bad = yaml.safe_load(yaml.safe_dump(SMALL))
+    bad["optim"]["stepz"] = 3
+    with pytest.raises(FileNotFoundError, match="missing.yaml"):
+        TrainConfig.load(tmp_path / "missing.yaml")
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
+    with pytest.raises(ValueError, match="stepz"):
+        TrainConfig.load(tmp_path / "bad.yaml")
+
+
+@pytest.mark.parametrize("name", ["tiny", "tiny-noaug"])
+def test_shipped_configs_load(name):
+    from pathlib import Path
+
+    cfg = TrainConfig.load(Path(__file__).parent.parent / "configs" / f"{name}.yaml")
+    assert cfg.history.enabled == (name == "tiny")
+    assert cfg.sample.steps == 12
+
+
+def test_configs_differ_only_in_augmentation():
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent / "configs"
+    a = TrainConfig.load(root / "tiny.yaml").to_dict()
+    b = TrainConfig.load(root / "tiny-noaug.yaml").to_dict()
+    a["history"]["enabled"] = b["history"]["enabled"]
+    assert a == b
+
+
+# -- the trainer --------------------------------------------------------------------------------
+
+
+def test_resume_after_a_kill_ends_where_an_uninterrupted_run_ends(tmp_path):
+    cfg = small_config()
+    straight = tmp_path / "straight"
+    summary = train(cfg, straight, progress=False)
+    assert summary["steps"] == 12
+    assert (straight / "model" / "model.safetensors").is_file()
+    log = [yaml.safe_load(line) for line in (straight / "log.jsonl").read_text().splitlines()]
+    assert any("val_loss_t0.5" in e for e in log) and any(e.get("stage") == "codec" for e in log)
+
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    shutil.copytree(straight / "codec", killed / "codec")  # same codec stage, saves time
+    config = write_config(tmp_path / "run.yaml", cfg)
+    proc = subprocess.Popen(lsd_cmd("train", "--config", str(config), "--out", str(killed),
+                                    "--no-progress"), stdout=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        cfg_file = killed / "state" / "config.yaml"
+        if cfg_file.is_file() and yaml.safe_load(cfg_file.read_text())["step"] >= 4:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    _, meta = run_weights(killed)
+    assert 4 <= meta["step"] < 12, "the run was not interrupted mid-way"
+
+    with pytest.raises(FileExistsError):
+        train(cfg, killed, progress=False)  # never silently overwrite a run
+    train(cfg, killed, resume=True, progress=False)
+    a, meta_a = run_weights(straight)
+    b, meta_b = run_weights(killed)
+    assert meta_a["step"] == meta_b["step"] == 12
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_process_ddp_keeps_weights_identical(tmp_path):
+    cfg = small_config(optim={"steps": 4, "batch": 4}, run={"threads": 1, "checkpoint_every": 2,
+                                                            "val_every": 4, "log_every": 2})
+    config = write_config(tmp_path / "ddp.yaml", cfg)
+    env = dict(os.environ, GLOO_SOCKET_IFNAME="lo", MASTER_ADDR="127.0.0.1")
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+           "--master_addr=127.0.0.1", f"--master_port={free_port()}",
+           "-m", "lsd.cli", "train", "--config", str(config), "--out", str(out), "--no-progress"]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    digests = [(out / f"weights-rank{r}.sha256").read_text() for r in range(2)]
+    assert digests[0] == digests[1]
+    _, meta = run_weights(out)
+    assert meta["step"] == 4 and meta["world"] == 2
+    # the weights did move: training happened, not just a broadcast of the initial weights
+    init = LSDModel(cfg.model)
+    torch.manual_seed(cfg.run.seed)
+    init = LSDModel(cfg.model)
+    trained, _ = load_checkpoint(out / "model")
+    moved = [k for k, v in init.denoiser.state_dict().items()
+             if not torch.equal(v, trained[f"denoiser.{k}"])]
+    assert moved
