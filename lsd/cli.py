@@ -52,6 +52,16 @@ def cmd_bench_model(args: argparse.Namespace) -> None:
     _emit(bench_model(args.checkpoint, args.preset, args.iters, args.threads), args.json)
 
 
+def cmd_bench_quality(args: argparse.Namespace) -> None:
+    from .bench.quality import bench_quality
+    from .styles import get_style
+
+    styles = args.styles.split(",") if args.styles else None
+    for name in styles or []:
+        get_style(name)  # a typo fails now, not after minutes of rollout
+    _emit(bench_quality(args.checkpoint, args.steps, args.frames, styles), args.json)
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     from pathlib import Path
 
@@ -127,6 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
     bmodel.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     bmodel.add_argument("--json", action="store_true")
     bmodel.set_defaults(func=cmd_bench_model)
+    bq = bench.add_parser("quality", help="roll a checkpoint out on held-out streams, one per "
+                          "style: PSNR/SSIM vs target, warp error, memory consistency")
+    bq.add_argument("--checkpoint", required=True)
+    bq.add_argument("--steps", type=int, default=12)
+    bq.add_argument("--frames", type=int, default=300)
+    bq.add_argument("--styles", help="comma-separated style names (default: all)")
+    bq.add_argument("--json", action="store_true")
+    bq.set_defaults(func=cmd_bench_quality)
     return p
 
 

@@ -23,7 +23,10 @@ MAX_START = 3_000  # a clip starts somewhere in the first this many frames of it
 class ClipPool:
     def __init__(self, clips: int, frames: int, size: tuple[int, int], split: str = "train",
                  seed: int = 0, rank: int = 0, refresh_share: float = 0.1,
-                 progress: bool = False):
+                 progress: bool = False, encode=None):
+        """`encode` (optional) maps (N, 3, H, W) frames in [0, 1] to latents; with it the
+        pool also keeps every clip's latents, so a frozen codec runs once per clip, not
+        once per draw."""
         if split not in ("train", "val"):
             raise ValueError(f"split must be 'train' or 'val', not {split!r}")
         self.frames, self.size, self.split = frames, tuple(size), split
@@ -34,6 +37,8 @@ class ClipPool:
         self.input = np.zeros((clips, frames, *self.size, 3), np.uint8)
         self.target = np.zeros_like(self.input)
         self.style = np.zeros(clips, np.int64)
+        self.encode = encode
+        self.latents: dict[str, torch.Tensor] = {}
         self._render(range(clips), progress)
 
     def __len__(self) -> int:
@@ -53,6 +58,16 @@ class ClipPool:
             c = clip(world_seed, style, self.frames, self.size, start)
             self.input[i], self.target[i] = c["input"], c["target"]
             self.style[i] = self.styles.index(style)
+            if self.encode is not None:
+                self._store_latents(i)
+
+    @torch.no_grad()
+    def _store_latents(self, i: int) -> None:
+        for key, frames in (("z_in", self.input[i]), ("z0", self.target[i])):
+            z = self.encode(to_frames(frames)).float().cpu()
+            if key not in self.latents:
+                self.latents[key] = torch.zeros(len(self), *z.shape)
+            self.latents[key][i] = z
 
     def _replaced(self, round_index: int) -> np.ndarray:
         rng = np.random.default_rng([self.seed, self.rank, 7, round_index])
@@ -71,13 +86,16 @@ class ClipPool:
 
     def sample(self, batch: int, g: torch.Generator) -> dict:
         """A batch of clips: input/target float (B, T, 3, H, W) in [0, 1], the style names,
-        and one prompt phrasing per clip, drawn at random."""
+        one prompt phrasing per clip drawn at random, and the latents z_in/z0 (B, T, C, h, w)
+        when the pool keeps them."""
         idx = torch.randint(len(self), (batch,), generator=g).numpy()
         phrasing = torch.randint(1 << 30, (batch,), generator=g).tolist()
         names = [self.styles[s] for s in self.style[idx]]
         prompts = [get_style(n).prompts[p % len(get_style(n).prompts)] for n, p in zip(names, phrasing)]
-        return {"input": to_frames(self.input[idx]), "target": to_frames(self.target[idx]),
-                "styles": names, "prompts": prompts}
+        batch_ = {"input": to_frames(self.input[idx]), "target": to_frames(self.target[idx]),
+                  "styles": names, "prompts": prompts}
+        batch_.update({k: v[torch.from_numpy(idx)] for k, v in self.latents.items()})
+        return batch_
 
 
 def to_frames(x: np.ndarray) -> torch.Tensor:

@@ -30,7 +30,7 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    steps: int = 6000
+    steps: int = 5000
     batch: int = 16  # clips per step (over all processes)
     lr: float = 5e-4
     weight_decay: float = 0.01
@@ -54,7 +54,7 @@ class HistoryConfig:
     context_noise: float = 0.3  # prefix frames get a noise level uniform in [0, this]
     damage: DamageConfig = field(default_factory=DamageConfig)
     self_rollout: float = 0.25  # share of steps whose prefix is the model's own rollout
-    rollout_steps: int = 4  # Euler steps of that rollout (cheaper than the 12 of sampling)
+    rollout_steps: int = 3  # Euler steps of that rollout (cheaper than the 12 of sampling)
 
 
 @dataclass

@@ -33,9 +33,9 @@ def diffusion_forcing(model: LSDModel, clips: dict, cfg: TrainConfig, g: torch.G
     hist, dev = cfg.history, model.codec.latent_mean.device
     x_in, x_target = clips["input"], clips["target"]  # on the CPU, where the damage is done
     b, frames = x_in.shape[:2]
-    with torch.no_grad():
-        z_in = model.codec.encode(x_in.to(dev)).float()  # float: bf16 targets would be coarse
-        z0 = model.codec.encode(x_target.to(dev)).float()
+    with torch.no_grad():  # float: bf16 targets would be coarse
+        z_in = _latents(model, clips, "z_in", x_in, dev)
+        z0 = _latents(model, clips, "z0", x_target, dev)
     t = sample_t_logit_normal((b, frames), cfg.optim.t_mean, cfg.optim.t_std, generator=g)
     c = _prefix_lengths(b, frames, hist.prefix, g)
     prefix = torch.arange(frames)[None] < c[:, None]  # (B, T)
@@ -59,6 +59,13 @@ def diffusion_forcing(model: LSDModel, clips: dict, cfg: TrainConfig, g: torch.G
               "d": torch.zeros(b, frames, device=dev), "prompts": clips["prompts"]}
     weight = (~prefix).float()
     return inputs, velocity(z0, noise), weight
+
+
+def _latents(model: LSDModel, clips: dict, key: str, frames: torch.Tensor, dev) -> torch.Tensor:
+    """The clip's latents: precomputed by the pool when it has them, else encoded now."""
+    if key in clips:
+        return clips[key].to(dev, torch.float32)
+    return model.codec.encode(frames.to(dev)).float()
 
 
 @torch.no_grad()

@@ -177,6 +177,14 @@ class Trainer:
             out[f"val_loss_t{level}"] = round(float(weighted_mse(pred, target, weight)), 5)
         return out
 
+    def _encoder(self):
+        """The frozen codec's encoder as the training step runs it (same device and
+        autocast), for the pool to precompute latents with."""
+        def encode(frames: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad(), self._autocast():
+                return self.model.codec.encode(frames.to(self.dev))
+        return encode
+
     def _autocast(self):
         return torch.autocast(self.dev.type, dtype=torch.bfloat16)
 
@@ -192,12 +200,15 @@ class Trainer:
         wrapped = DistributedDataParallel(trainable) if d.world > 1 else trainable
         per_rank = max(1, oc.batch // d.world)
         size = tuple(cfg.model.frame_size)
+        encode = self._encoder()
         pool = ClipPool(cfg.data.pool_clips // d.world or 1, cfg.data.clip_frames, size, "train",
-                        cfg.run.seed, d.rank, cfg.data.refresh_share, self.progress and d.main)
+                        cfg.run.seed, d.rank, cfg.data.refresh_share, self.progress and d.main,
+                        encode)
         pool.advance_to(self.step // cfg.data.refresh_every)
         val_clips = None
         if d.main:
-            val_pool = ClipPool(cfg.data.val_clips, cfg.data.clip_frames, size, "val", cfg.run.seed)
+            val_pool = ClipPool(cfg.data.val_clips, cfg.data.clip_frames, size, "val", cfg.run.seed,
+                                encode=encode)
             val_clips = val_pool.sample(cfg.data.val_clips, torch.Generator().manual_seed(0))
         ema_params = list(Trainable(self.ema).parameters())
         params = list(trainable.parameters())

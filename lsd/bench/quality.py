@@ -1,0 +1,119 @@
+"""`lsd bench quality`: roll a checkpoint out frame by frame on held-out synthetic streams,
+one per style, and compare with the styles' targets.
+
+Per style: PSNR and SSIM against the target, the output's warp error under the exact flow
+(temporal consistency) beside the target's own, and for memory styles the measure that
+tells whether the per-stream choice was kept (palette distance between the last and the
+first output frame, decoration F1 against the target, or trail PSNR).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from ..data import VAL_SEED_START, paired_stream
+from ..diffusion import generate_frame
+from ..io import to_uint8
+from ..metrics import decoration_f1, palette_distance, psnr, ssim, warp_error
+from ..models import LSDModel, load
+from ..styles import get_style, style_names
+from .machine import machine_name
+
+OCCLUSION_MARGIN = 2  # px: warp errors are measured away from occlusions
+SSIM_EVERY = 10  # SSIM is slow; every 10th frame is plenty
+
+
+class ModelRollout:
+    """Frames in, frames out (uint8 HxWx3), one at a time, through a model's history cache.
+    (The streaming engine wraps the same calls with pacing, resizing and statistics.)"""
+
+    def __init__(self, model: LSDModel, prompt: str, steps: int, context_t: float = 0.0,
+                 seed: int = 0, dtype: torch.dtype = torch.bfloat16):
+        self.model = model.to(dtype).eval()
+        self.steps, self.context_t, self.dtype = steps, context_t, dtype
+        self.shortcut = False
+        self.cache = model.new_cache()
+        self.g = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            self.prompt = model.encode_prompts([prompt])
+
+    @torch.no_grad()
+    def step(self, frame: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(frame).permute(2, 0, 1)[None].to(self.dtype) / 255.0
+        z_in = self.model.codec.encode(x)
+        noise = torch.randn(z_in.shape, generator=self.g).to(self.dtype)
+        ctx = torch.randn(z_in.shape, generator=self.g).to(self.dtype) if self.context_t > 0 else None
+        z = generate_frame(self.model.denoiser, self.cache, z_in, self.prompt, noise, self.steps,
+                           self.shortcut, self.context_t, ctx)
+        out = self.model.codec.decode(z)[0].float().clamp(0, 1).permute(1, 2, 0).numpy()
+        return to_uint8(out)
+
+
+def _consistency(kind: str | None, outputs: list[np.ndarray], targets: list[np.ndarray]) -> dict:
+    if kind == "palette":
+        return {"palette_last_vs_first": round(palette_distance(outputs[-1], outputs[0]), 2),
+                "palette_last_vs_target": round(palette_distance(outputs[-1], targets[-1]), 2)}
+    if kind == "decorations":
+        return {"decoration_f1_last": round(decoration_f1(outputs[-1], targets[-1]), 3),
+                "decoration_f1_first": round(decoration_f1(outputs[0], targets[0]), 3)}
+    if kind == "psnr":
+        return {"psnr_last_db": round(psnr(outputs[-1], targets[-1]), 2)}
+    return {}
+
+
+def evaluate_style(model: LSDModel, style: str, seed: int, frames: int, steps: int,
+                   context_t: float = 0.0) -> dict:
+    size = tuple(model.config.frame_size)
+    s = get_style(style)
+    run = ModelRollout(model, s.prompts[0], steps, context_t, seed)
+    outputs, targets, psnrs, ssims, warp_out, warp_target = [], [], [], [], [], []
+    prev = None
+    for i, sample in enumerate(paired_stream(seed, style, size=size, frames=frames)):
+        out = run.step(sample.input)
+        outputs.append(out)
+        targets.append(sample.target)
+        psnrs.append(psnr(out, sample.target))
+        if i % SSIM_EVERY == 0:
+            ssims.append(ssim(out, sample.target))
+        if prev is not None and not prev[0].occluded.all():
+            mask = ndimage.binary_dilation(prev[0].occluded, iterations=OCCLUSION_MARGIN)
+            warp_out.append(warp_error(prev[1], out, prev[0].flow, mask))
+            warp_target.append(warp_error(prev[0].target, sample.target, prev[0].flow, mask))
+        prev = (sample, out)
+        outputs, targets = outputs[:1] + outputs[-1:], targets[:1] + targets[-1:]  # first + last
+    finite = [p for p in psnrs if math.isfinite(p)]
+    return {"kind": s.kind, "psnr_db": round(float(np.mean(finite)), 2),
+            "psnr_db_last_10pct": round(float(np.mean(finite[-max(1, len(finite) // 10):])), 2),
+            "ssim": round(float(np.mean(ssims)), 3),
+            "warp_error": round(float(np.nanmean(warp_out)), 2) if warp_out else None,
+            "target_warp_error": round(float(np.nanmean(warp_target)), 2) if warp_target else None,
+            "consistency": _consistency(s.consistency, outputs, targets)}
+
+
+def bench_quality(checkpoint: str, steps: int = 12, frames: int = 300,
+                  styles: list[str] | None = None, context_t: float | None = None) -> dict:
+    model = load(checkpoint)
+    if context_t is None:
+        context_t = 0.0
+    t0 = time.time()
+    per_style = {}
+    for i, name in enumerate(styles or style_names()):
+        per_style[name] = evaluate_style(model, name, VAL_SEED_START + 100 + i, frames, steps,
+                                         context_t)
+    frame_styles = [v for v in per_style.values() if v["kind"] == "frame"]
+    mean = lambda key, rows: round(float(np.mean([r[key] for r in rows if r[key] is not None])), 2)
+    rows = list(per_style.values())
+    return {
+        "checkpoint": checkpoint, "steps": steps, "frames": frames, "context_t": context_t,
+        "mean_psnr_db": mean("psnr_db", frame_styles) if frame_styles else None,
+        "mean_psnr_db_all": mean("psnr_db", rows),
+        "mean_ssim": mean("ssim", frame_styles) if frame_styles else None,
+        "warp_error": mean("warp_error", rows), "target_warp_error": mean("target_warp_error", rows),
+        "per_style": per_style, "seconds": round(time.time() - t0, 1),
+        "machine": machine_name(threads=torch.get_num_threads()),
+    }
