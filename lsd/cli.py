@@ -59,7 +59,8 @@ def cmd_bench_quality(args: argparse.Namespace) -> None:
     styles = args.styles.split(",") if args.styles else None
     for name in styles or []:
         get_style(name)  # a typo fails now, not after minutes of rollout
-    _emit(bench_quality(args.checkpoint, args.steps, args.frames, styles), args.json)
+    _emit(bench_quality(args.checkpoint, args.steps, args.frames, styles, args.context_t,
+                        args.strips), args.json)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -143,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     bq.add_argument("--steps", type=int, default=12)
     bq.add_argument("--frames", type=int, default=300)
     bq.add_argument("--styles", help="comma-separated style names (default: all)")
+    bq.add_argument("--context-t", type=float, default=0.0,
+                    help="noise level history frames are committed at")
+    bq.add_argument("--strips", help="folder for one input/target/output PNG per style")
     bq.add_argument("--json", action="store_true")
     bq.set_defaults(func=cmd_bench_quality)
     return p

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from scipy import ndimage
 
 from ..data import VAL_SEED_START, paired_stream
 from ..diffusion import generate_frame
-from ..io import to_uint8
+from ..io import side_by_side, to_uint8
 from ..metrics import decoration_f1, palette_distance, psnr, ssim, warp_error
 from ..models import LSDModel, load
 from ..styles import get_style, style_names
@@ -66,15 +68,33 @@ def _consistency(kind: str | None, outputs: list[np.ndarray], targets: list[np.n
     return {}
 
 
+STRIP_COLUMNS = 5  # frames shown per style in a strip, spread over the rollout
+
+
+def strip_image(columns: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Rows input / target / output, one column per (frame index, input, target, output)."""
+    rows = []
+    for r, name in enumerate(("input", "target", "output")):
+        rows.append(side_by_side([c[1 + r] for c in columns],
+                                 [f"{name} {c[0]}" for c in columns]))
+    gap = np.zeros((2, rows[0].shape[1], 3), np.uint8)
+    return np.concatenate([rows[0], gap, rows[1], gap, rows[2]])
+
+
 def evaluate_style(model: LSDModel, style: str, seed: int, frames: int, steps: int,
-                   context_t: float = 0.0) -> dict:
+                   context_t: float = 0.0, strip: list | None = None) -> dict:
+    """Metrics of one style's rollout; with `strip` (a list), the frames for a picture of it
+    are appended to it."""
     size = tuple(model.config.frame_size)
     s = get_style(style)
     run = ModelRollout(model, s.prompts[0], steps, context_t, seed)
     outputs, targets, psnrs, ssims, warp_out, warp_target = [], [], [], [], [], []
     prev = None
+    shown = set(np.linspace(0, frames - 1, STRIP_COLUMNS).round().astype(int).tolist())
     for i, sample in enumerate(paired_stream(seed, style, size=size, frames=frames)):
         out = run.step(sample.input)
+        if strip is not None and i in shown:
+            strip.append((i, sample.input, sample.target, out))
         outputs.append(out)
         targets.append(sample.target)
         psnrs.append(psnr(out, sample.target))
@@ -96,20 +116,25 @@ def evaluate_style(model: LSDModel, style: str, seed: int, frames: int, steps: i
 
 
 def bench_quality(checkpoint: str, steps: int = 12, frames: int = 300,
-                  styles: list[str] | None = None, context_t: float | None = None) -> dict:
+                  styles: list[str] | None = None, context_t: float = 0.0,
+                  strips: str | None = None) -> dict:
+    """All styles (or `styles`) on held-out streams; `strips` names a folder to write one
+    PNG per style into (input / target / output rows over the rollout)."""
     model = load(checkpoint)
-    if context_t is None:
-        context_t = 0.0
     t0 = time.time()
     per_style = {}
     for i, name in enumerate(styles or style_names()):
+        strip = [] if strips else None
         per_style[name] = evaluate_style(model, name, VAL_SEED_START + 100 + i, frames, steps,
-                                         context_t)
+                                         context_t, strip)
+        if strips:
+            Path(strips).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(strip_image(strip)).save(Path(strips) / f"{name}.png")
     frame_styles = [v for v in per_style.values() if v["kind"] == "frame"]
     mean = lambda key, rows: round(float(np.mean([r[key] for r in rows if r[key] is not None])), 2)
     rows = list(per_style.values())
     return {
-        "checkpoint": checkpoint, "steps": steps, "frames": frames, "context_t": context_t,
+        "checkpoint": str(checkpoint), "steps": steps, "frames": frames, "context_t": context_t,
         "mean_psnr_db": mean("psnr_db", frame_styles) if frame_styles else None,
         "mean_psnr_db_all": mean("psnr_db", rows),
         "mean_ssim": mean("ssim", frame_styles) if frame_styles else None,

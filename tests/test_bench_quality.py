@@ -1,0 +1,43 @@
+"""lsd bench quality on a small untrained checkpoint: the report's keys, the metrics' link to
+the data, and the strips."""
+
+import json
+
+import numpy as np
+from PIL import Image
+
+from lsd.bench.quality import STRIP_COLUMNS, ModelRollout, bench_quality
+from lsd.cli import main
+from lsd.data import VAL_SEED_START, paired_stream
+from lsd.metrics import psnr
+from lsd.models import LSDModel
+from test_models import randomized, small_config
+
+
+def test_quality_report_and_strips(tmp_path, capsys):
+    model = randomized(LSDModel(small_config()))
+    model.save(tmp_path / "ckpt")
+    rc = main(["bench", "quality", "--checkpoint", str(tmp_path / "ckpt"), "--steps", "2",
+               "--frames", "6", "--styles", "ink_wash,pop_art", "--strips",
+               str(tmp_path / "strips"), "--json"])
+    assert rc == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for key in ("mean_psnr_db", "per_style", "warp_error", "target_warp_error", "machine"):
+        assert key in report
+    assert set(report["per_style"]) == {"ink_wash", "pop_art"}
+    assert report["mean_psnr_db"] == report["per_style"]["ink_wash"]["psnr_db"]  # frame styles only
+    assert "palette_last_vs_first" in report["per_style"]["pop_art"]["consistency"]
+    strip = np.asarray(Image.open(tmp_path / "strips" / "ink_wash.png"))
+    assert strip.shape[0] == 3 * 32 + 4 and strip.shape[1] >= STRIP_COLUMNS * 32
+
+    # the reported PSNR is the rollout's, frame by frame, against the stream's targets
+    run = ModelRollout(LSDModel.load(tmp_path / "ckpt"), "ink wash painting", 2, seed=VAL_SEED_START + 100)
+    scores = [psnr(run.step(s.input), s.target)
+              for s in paired_stream(VAL_SEED_START + 100, "ink_wash", size=32, frames=6)]
+    assert abs(np.mean(scores) - report["per_style"]["ink_wash"]["psnr_db"]) < 0.01
+
+
+def test_quality_rejects_unknown_style(tmp_path, capsys):
+    LSDModel(small_config()).save(tmp_path / "ckpt")
+    rc = main(["bench", "quality", "--checkpoint", str(tmp_path / "ckpt"), "--styles", "nope"])
+    assert rc == 2 and "nope" in capsys.readouterr().err
