@@ -9,3 +9,11 @@ def load(path, device="cpu"):
     from .models import load as load_model
 
     return load_model(path, device)
+
+
+def __getattr__(name):
+    if name == "Stream":  # lazily, like load: torch is imported only when asked for
+        from .stream import Stream
+
+        return Stream
+    raise AttributeError(f"module 'lsd' has no attribute {name!r}")

@@ -63,6 +63,21 @@ def cmd_bench_quality(args: argparse.Namespace) -> None:
                         args.strips), args.json)
 
 
+def cmd_run(args: argparse.Namespace) -> None:
+    from .stream.runner import run_stream
+
+    _emit(run_stream(args.source, args.prompt or "", args.prompt_schedule, args.frames,
+                     args.steps, args.out, args.side_by_side, args.checkpoint, args.loop,
+                     args.window, args.virtual_camera, args.blend_frames,
+                     progress=not args.json, device=args.device), args.json)
+
+
+def cmd_bench_latency(args: argparse.Namespace) -> None:
+    from .bench.latency import bench_latency
+
+    _emit(bench_latency(args.checkpoint, args.steps, args.frames, args.warmup), args.json)
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     from pathlib import Path
 
@@ -91,6 +106,24 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seconds", type=float, default=20.0)
     demo.add_argument("--json", action="store_true")
     demo.set_defaults(func=cmd_demo)
+
+    run = sub.add_parser("run", help="restyle a stream: file, webcam, screen or the synthetic world")
+    run.add_argument("--source", required=True,
+                     help="file.mp4 | image folder | webcam[:N] | screen[:N] | synthetic[:seed]")
+    run.add_argument("--prompt", help="what the stream should become")
+    run.add_argument("--prompt-schedule", help='switch prompts at frames: "0:ink wash;120:thermal camera"')
+    run.add_argument("--blend-frames", type=int, default=12, help="frames a prompt switch blends over")
+    run.add_argument("--frames", type=int, help="stop after this many frames")
+    run.add_argument("--steps", type=int, help="denoising steps (default: the checkpoint's)")
+    run.add_argument("--checkpoint", help="default: the shipped checkpoints/lsd-tiny")
+    run.add_argument("--out", help="write the output to this mp4")
+    run.add_argument("--side-by-side", action="store_true", help="input | output with an overlay")
+    run.add_argument("--loop", action="store_true", help="loop a file source")
+    run.add_argument("--window", action="store_true", help="show the output in a window")
+    run.add_argument("--virtual-camera", action="store_true", help="send the output to a virtual camera")
+    run.add_argument("--device", default="cpu")
+    run.add_argument("--json", action="store_true")
+    run.set_defaults(func=cmd_run)
 
     tr = sub.add_parser("train", help="train the codec, then the denoiser and prompt encoder "
                         "(Diffusion Forcing + history augmentation); torchrun-ready")
@@ -138,6 +171,14 @@ def build_parser() -> argparse.ArgumentParser:
     bmodel.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     bmodel.add_argument("--json", action="store_true")
     bmodel.set_defaults(func=cmd_bench_model)
+    blat = bench.add_parser("latency", help="the streaming step end to end: p50/p95/p99, fps, "
+                            "RSS, FLOPs and achieved FLOP/s vs this machine's matmul rate")
+    blat.add_argument("--checkpoint", help="default: the shipped checkpoint")
+    blat.add_argument("--steps", type=int, help="default: the checkpoint's")
+    blat.add_argument("--frames", type=int, default=500)
+    blat.add_argument("--warmup", type=int, default=30)
+    blat.add_argument("--json", action="store_true")
+    blat.set_defaults(func=cmd_bench_latency)
     bq = bench.add_parser("quality", help="roll a checkpoint out on held-out streams, one per "
                           "style: PSNR/SSIM vs target, warp error, memory consistency")
     bq.add_argument("--checkpoint", required=True)
@@ -153,10 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .stream.sources import DeviceUnavailable
+
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (KeyError, ValueError, FileNotFoundError, FileExistsError) as e:
+    except (KeyError, ValueError, FileNotFoundError, FileExistsError, DeviceUnavailable) as e:
         # bad input gets one clear line, not a traceback
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"lsd: error: {msg}", file=sys.stderr)

@@ -22,9 +22,13 @@ class HistoryCache:
         self.slot = 0  # the slot the next committed frame goes to (the oldest one)
 
     def reset(self) -> None:
-        """Forget the history (the tensors stay allocated and are simply marked empty)."""
+        """Forget the history. The buffers stay allocated but are zeroed too: a masked key
+        gets zero attention weight, yet 0 * NaN is NaN, so a poisoned value must not stay."""
         self.age.zero_()
         self.slot = 0
+        if self.keys is not None:
+            self.keys.zero_()
+            self.values.zero_()
 
     @property
     def filled(self) -> int:

@@ -25,6 +25,7 @@ class LSDModel(nn.Module):
         self.text = build_text_encoder(config.text)
         self.denoiser = CausalDenoiser(config.denoiser, config.latent_channels,
                                        config.latent_size, config.text.out_dim)
+        self.checkpoint_config: dict = {}  # set by `load`
 
     def encode_prompts(self, prompts: list[str]) -> torch.Tensor:
         return self.text(prompts)
@@ -72,6 +73,7 @@ class LSDModel(nn.Module):
         if len(dtypes) == 1:
             model = model.to(dtypes.pop())
         model.load_state_dict(tensors)
+        model.checkpoint_config = config  # the other sections (sampling settings, provenance)
         return model.eval()
 
 

@@ -1,0 +1,49 @@
+"""`lsd bench latency`: the streaming engine's whole step (resize, encode, denoising steps,
+cache commit, decode, resize back), timed frame by frame after a warm-up, with memory at
+start and end and the achieved FLOP rate beside this machine's bf16 matmul rate, both
+measured in this run."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..data import VAL_SEED_START, paired_stream
+from ..stream.engine import Stream
+from ..stream.runner import default_checkpoint, rss_mb
+from .machine import machine_name
+from .model_cost import count_flops, matmul_peak_gflops, time_ms
+
+DISTINCT_FRAMES = 64  # world frames rendered up front and cycled (rendering is not timed)
+
+
+def bench_latency(checkpoint: str | None = None, steps: int | None = None, frames: int = 500,
+                  warmup: int = 30, prompt: str = "ink wash painting") -> dict:
+    ckpt = checkpoint or default_checkpoint()
+    stream = Stream.from_pretrained(ckpt, prompt=prompt, steps=steps)
+    size = stream.size
+    pool = [s.input for s in paired_stream(VAL_SEED_START + 7, "ink_wash", size=size,
+                                           frames=DISTINCT_FRAMES)]
+    it = iter(range(10**12))
+    step = lambda: stream.step(pool[next(it) % len(pool)])
+    for _ in range(warmup):
+        step()
+    rss_start = rss_mb()
+    ms = time_ms(step, frames, 0)
+    rss_end = rss_mb()
+    flops = count_flops(step)
+    peak = matmul_peak_gflops()
+    p50 = float(np.percentile(ms, 50))
+    achieved = flops / p50 / 1e6
+    pct = lambda q: round(float(np.percentile(ms, q)), 2)
+    return {
+        "checkpoint": str(ckpt), "steps": stream.steps, "frames": frames, "warmup": warmup,
+        "frame_size": list(size), "ms_p50": pct(50), "ms_p95": pct(95), "ms_p99": pct(99),
+        "fps": round(1000 / float(np.mean(ms)), 1),
+        "rss_mb_start": round(rss_start, 1), "rss_mb_end": round(rss_end, 1),
+        "gflops_per_frame": round(flops / 1e9, 3), "achieved_gflops_per_s": round(achieved, 1),
+        "matmul_peak_gflops_per_s": round(peak, 1),
+        "share_of_matmul_peak": round(achieved / peak, 3),
+        "includes": "resize, encode, all denoising steps, cache commit, decode, resize back",
+        "threads": torch.get_num_threads(), "machine": machine_name(torch.get_num_threads()),
+    }

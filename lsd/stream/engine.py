@@ -1,0 +1,155 @@
+"""`lsd.Stream`: one frame in, one frame out, forever, in constant memory.
+
+    stream = Stream.from_pretrained("checkpoints/lsd-tiny", prompt="ink wash painting")
+    out = stream.step(frame)            # HxWx3 uint8 in, same size out
+    stream.set_prompt("thermal camera", blend_frames=12)
+
+A step: resize the frame to the model's size (stretching if the aspect differs; the output
+is stretched back, so geometry survives), encode, `steps` denoising steps against the
+history cache, commit the new frame into the cache, decode, resize back. The latency in
+`stats` covers all of it. Nothing grows with the stream: the cache is a ring buffer and the
+latency window is a fixed-length deque.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections import OrderedDict, deque
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..diffusion import generate_frame
+from ..models import LSDModel, load
+
+LATENCY_WINDOW = 1000  # frames the latency percentiles are taken over
+PROMPT_CACHE = 32  # prompt embeddings kept (switching back to a recent prompt is free)
+
+
+class Stream:
+    def __init__(self, model: LSDModel, prompt: str = "", steps: int | None = None,
+                 device: str | torch.device = "cpu", dtype: torch.dtype = torch.bfloat16,
+                 context_t: float | None = None, shortcut: bool | None = None, seed: int = 0):
+        sample = model.checkpoint_config.get("sample", {})
+        self.steps = int(steps if steps is not None else sample.get("steps", 3))
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, not {self.steps}")
+        self.context_t = float(context_t if context_t is not None else sample.get("context_t", 0.0))
+        # a distilled (shortcut) model is told the step size; a teacher is not
+        self.shortcut = bool(shortcut if shortcut is not None else sample.get("shortcut", False))
+        self.device, self.dtype = torch.device(device), dtype
+        self.model = model.to(self.device, dtype).eval()
+        self.size = tuple(model.config.frame_size)
+        self.cache = model.new_cache()
+        self.seed = seed
+        self.g = torch.Generator().manual_seed(seed)
+        self._embeddings: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self.prompt = prompt
+        self._embedding = self._embed(prompt)
+        self._blend: tuple[torch.Tensor, torch.Tensor, int, int] | None = None  # from, to, done, total
+        self._latency_ms: deque[float] = deque(maxlen=LATENCY_WINDOW)
+        self.frames = 0
+        self.dropped = 0  # set by a live runner that skipped camera frames
+        self.recoveries = 0  # steps that produced NaN/inf and were redone with no history
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, prompt: str = "", steps: int | None = None,
+                        device: str | torch.device = "cpu", **kwargs) -> "Stream":
+        return cls(load(path, device), prompt, steps, device, **kwargs)
+
+    # -- prompts -----------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def _embed(self, prompt: str) -> torch.Tensor:
+        if prompt in self._embeddings:
+            self._embeddings.move_to_end(prompt)
+        else:
+            self._embeddings[prompt] = self.model.encode_prompts([prompt])
+            if len(self._embeddings) > PROMPT_CACHE:
+                self._embeddings.popitem(last=False)
+        return self._embeddings[prompt]
+
+    def set_prompt(self, prompt: str, blend_frames: int = 12) -> None:
+        """Switch prompt; the embedding moves in a straight line from where it is now to the
+        new one over `blend_frames` frames (0 or 1: at once), so the picture never jumps."""
+        target = self._embed(prompt)
+        self.prompt = prompt
+        if blend_frames <= 1:
+            self._embedding, self._blend = target, None
+        else:
+            self._blend = (self._embedding, target, 0, int(blend_frames))
+
+    def _next_embedding(self) -> torch.Tensor:
+        if self._blend is not None:
+            start, end, done, total = self._blend
+            done += 1
+            self._embedding = torch.lerp(start, end, done / total)
+            self._blend = None if done >= total else (start, end, done, total)
+        return self._embedding
+
+    # -- frames ------------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Forget the history (a scene change, a new camera); the prompt stays."""
+        self.cache.reset()
+
+    def _to_model(self, frame: np.ndarray) -> torch.Tensor:
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            raise ValueError(f"Stream.step wants an HxWx3 uint8 frame, got {frame.dtype} "
+                             f"{tuple(frame.shape)}")
+        x = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device)
+        x = x.permute(2, 0, 1)[None].float() / 255.0
+        if tuple(x.shape[-2:]) != self.size:
+            x = F.interpolate(x, size=self.size, mode="bilinear", antialias=True, align_corners=False)
+        return x.to(self.dtype)
+
+    def _to_frame(self, x: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+        x = x.float()
+        if tuple(x.shape[-2:]) != size:
+            x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+        x = (x[0].clamp(0, 1) * 255).round().to(torch.uint8)
+        return x.permute(1, 2, 0).cpu().numpy()
+
+    @torch.no_grad()
+    def _generate(self, z_in: torch.Tensor, prompt: torch.Tensor) -> torch.Tensor:
+        noise = torch.randn(z_in.shape, generator=self.g).to(self.device, self.dtype)
+        ctx = (torch.randn(z_in.shape, generator=self.g).to(self.device, self.dtype)
+               if self.context_t > 0 else None)
+        return generate_frame(self.model.denoiser, self.cache, z_in, prompt, noise, self.steps,
+                              self.shortcut, self.context_t, ctx)
+
+    @torch.no_grad()
+    def step(self, frame: np.ndarray) -> np.ndarray:
+        """The output frame for this input frame (same size), generated now: no lag."""
+        t0 = time.perf_counter()
+        z_in = self.model.codec.encode(self._to_model(frame))
+        prompt = self._next_embedding()
+        z = self._generate(z_in, prompt)
+        if not torch.isfinite(z).all():
+            # a poisoned history would poison every later frame: drop it and redo this one
+            self.recoveries += 1
+            self.cache.reset()
+            z = self._generate(z_in, prompt)
+            if not torch.isfinite(z).all():
+                self.cache.reset()
+                z = z_in  # nothing sane came out: show the input's latent, try again next frame
+        out = self._to_frame(self.model.codec.decode(z), frame.shape[:2])
+        self._latency_ms.append((time.perf_counter() - t0) * 1000)
+        self.frames += 1
+        return out
+
+    @property
+    def last_ms(self) -> float:
+        return self._latency_ms[-1] if self._latency_ms else math.nan
+
+    @property
+    def stats(self) -> dict:
+        ms = np.array(self._latency_ms) if self._latency_ms else np.array([math.nan])
+        p = lambda q: round(float(np.percentile(ms, q)), 2)
+        return {"frames": self.frames, "dropped": self.dropped, "recoveries": self.recoveries,
+                "ms_p50": p(50), "ms_p95": p(95), "ms_p99": p(99),
+                "latency_window": len(self._latency_ms), "steps": self.steps,
+                "prompt": self.prompt, "cache_bytes": self.cache.nbytes()}

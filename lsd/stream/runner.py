@@ -1,0 +1,107 @@
+"""`lsd run`: a source through a Stream into sinks, with a prompt schedule, real-time pacing
+for live sources, a progress display and a summary (latency, drops, memory)."""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ..bench.machine import machine_name
+from .engine import Stream
+from .pacing import LatestFrame
+from .sinks import open_sink
+from .sources import open_source
+
+CHECKPOINTS = Path(__file__).resolve().parent.parent.parent / "checkpoints"
+SHIPPED = ("lsd-tiny", "lsd-tiny-teacher")  # the distilled default first
+
+
+def default_checkpoint() -> Path:
+    """The shipped checkpoint (in the repository's checkpoints/ folder)."""
+    for name in SHIPPED:
+        if (CHECKPOINTS / name / "model.safetensors").is_file():
+            return CHECKPOINTS / name
+    raise FileNotFoundError(f"no shipped checkpoint in {CHECKPOINTS} (looked for "
+                            f"{', '.join(SHIPPED)}); pass --checkpoint DIR")
+
+
+def rss_mb() -> float:
+    """Resident memory now (Linux /proc; elsewhere the peak, which is what getrusage has)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def parse_schedule(text: str | None) -> list[tuple[int, str]]:
+    """"0:ink wash;120:thermal camera" -> [(0, "ink wash"), (120, "thermal camera")]."""
+    if not text:
+        return []
+    out = []
+    for part in text.split(";"):
+        if not part.strip():
+            continue
+        frame, sep, prompt = part.partition(":")
+        if not sep or not frame.strip().isdigit() or not prompt.strip():
+            raise ValueError(f"bad --prompt-schedule entry {part!r}: expected FRAME:PROMPT, "
+                             f"e.g. '0:ink wash;120:thermal camera'")
+        out.append((int(frame), prompt.strip()))
+    return sorted(out)
+
+
+def run_stream(source: str, prompt: str = "", schedule: str | None = None,
+               frames: int | None = None, steps: int | None = None, out: str | None = None,
+               side_by_side: bool = False, checkpoint: str | None = None, loop: bool = False,
+               window: bool = False, virtual_camera: bool = False, blend_frames: int = 12,
+               progress: bool = True, device: str = "cpu") -> dict:
+    plan = parse_schedule(schedule)
+    if not prompt and not plan:
+        raise ValueError("give --prompt or --prompt-schedule")
+    first = plan[0][1] if plan and plan[0][0] == 0 else prompt
+    ckpt = Path(checkpoint) if checkpoint else default_checkpoint()
+    stream = Stream.from_pretrained(ckpt, prompt=first, steps=steps, device=device)
+    switches = dict(plan)
+    rss_start = None
+    t0 = time.perf_counter()
+    # everything opened goes on the stack: an error or Ctrl-C closes the source and aborts
+    # the sinks, so no camera stays open and no half-written file is left
+    with ExitStack() as stack:
+        src = stack.enter_context(open_source(source, loop=loop, max_frames=frames,
+                                              size=stream.size[0]))
+        pacer = stack.enter_context(LatestFrame(src)) if src.live else None
+        sinks = open_sink(out, side_by_side=side_by_side, fps=src.fps or 30, window=window,
+                          virtual_camera=virtual_camera)
+        for sink in sinks:
+            stack.enter_context(sink)
+        bar = stack.enter_context(tqdm(total=frames, desc="lsd run", unit="frame",
+                                       disable=not progress))
+        for i, frame in enumerate(pacer if pacer is not None else src):
+            if i in switches and (i > 0 or switches[i] != first):
+                stream.set_prompt(switches[i], blend_frames)
+            output = stream.step(frame)
+            if pacer is not None:
+                stream.dropped = pacer.dropped
+            info = {"prompt": stream.prompt, "ms": stream.last_ms}
+            for sink in sinks:
+                sink.write(output, frame, info)
+            if rss_start is None:  # after the first frame: model, cache and buffers exist
+                rss_start = rss_mb()
+            bar.update(1)
+            bar.set_postfix(ms=f"{stream.last_ms:.1f}", dropped=stream.dropped)
+            done = frames is not None and i + 1 >= frames
+            if done or any(getattr(s, "quit_requested", False) for s in sinks):
+                break
+    seconds = time.perf_counter() - t0
+    st = stream.stats
+    return {"frames": st["frames"], "ms_p50": st["ms_p50"], "ms_p95": st["ms_p95"],
+            "ms_p99": st["ms_p99"], "fps": round(st["frames"] / seconds, 2) if seconds else None,
+            "dropped": st["dropped"], "recoveries": st["recoveries"],
+            "rss_mb_start": round(rss_start or rss_mb(), 1), "rss_mb_end": round(rss_mb(), 1),
+            "steps": stream.steps, "checkpoint": str(ckpt), "source": source, "out": out,
+            "machine": machine_name()}

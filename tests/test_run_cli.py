@@ -1,0 +1,122 @@
+"""`lsd run` and `lsd bench latency` end to end on a small checkpoint: schedules, files,
+errors, and latest-frame-wins pacing with a deliberately slow model."""
+
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from lsd.cli import main
+from lsd.io import read_frames, video_info
+from lsd.models import LSDModel
+from lsd.stream import runner
+from lsd.stream.runner import parse_schedule, run_stream
+from lsd.stream.sources import Source
+from test_models import randomized, small_config
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt") / "model"
+    randomized(LSDModel(small_config())).save(path, extra_config={"sample": {"steps": 2}})
+    return path
+
+
+def last_json(capsys) -> dict:
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_parse_schedule():
+    assert parse_schedule("120:thermal camera; 0:ink wash") == [(0, "ink wash"), (120, "thermal camera")]
+    assert parse_schedule(None) == []
+    with pytest.raises(ValueError, match="FRAME:PROMPT"):
+        parse_schedule("soon:ink wash")
+
+
+def test_run_synthetic_with_schedule_writes_side_by_side(ckpt, tmp_path, capsys):
+    out = tmp_path / "o.mp4"
+    rc = main(["run", "--source", "synthetic:3", "--prompt-schedule", "0:ink wash;6:thermal camera",
+               "--frames", "12", "--checkpoint", str(ckpt), "--out", str(out), "--side-by-side",
+               "--json"])
+    assert rc == 0
+    summary = last_json(capsys)
+    assert summary["frames"] == 12 and summary["dropped"] == 0 and summary["steps"] == 2
+    assert summary["ms_p50"] <= summary["ms_p95"] <= summary["ms_p99"]
+    assert summary["rss_mb_start"] > 0 and summary["rss_mb_end"] > 0
+    info = video_info(out)
+    assert info["frames"] == 12 and info["width"] == 2 * 32 + 2
+
+
+@pytest.mark.parametrize("content", [None, b"not a video at all"])
+def test_run_bad_video_file_is_one_clear_error(ckpt, tmp_path, capsys, content):
+    path = tmp_path / "clip.mp4"
+    if content is not None:
+        path.write_bytes(content)
+    rc = main(["run", "--source", str(path), "--prompt", "sepia", "--checkpoint", str(ckpt)])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("lsd: error:") and "clip.mp4" in err
+
+
+def test_run_needs_a_prompt(ckpt, capsys):
+    rc = main(["run", "--source", "synthetic", "--checkpoint", str(ckpt)])
+    assert rc == 2 and "--prompt" in capsys.readouterr().err
+
+
+class FastCamera(Source):
+    """A live source at ~200 fps whose frames carry their number in the first pixel."""
+    live, fps, name = True, 200.0, "fake camera"
+
+    def __init__(self, total=400):
+        self.n, self.total, self.times = 0, total, {}
+
+    def read(self):
+        if self.n >= self.total:
+            return None
+        time.sleep(0.005)
+        frame = np.zeros((32, 32, 3), np.uint8)
+        frame[0, 0, 0], frame[0, 0, 1] = self.n % 256, self.n // 256
+        self.times[self.n] = time.perf_counter()
+        self.n += 1
+        return frame
+
+
+def test_slow_model_processes_the_newest_frame_and_counts_drops(ckpt, monkeypatch):
+    camera = FastCamera()
+    monkeypatch.setattr(runner, "open_source", lambda *a, **k: camera)
+    seen, lags = [], []
+    real_step = runner.Stream.step
+
+    def slow_step(self, frame):  # a model far slower than the camera
+        number = int(frame[0, 0, 0]) + 256 * int(frame[0, 0, 1])
+        lags.append(camera.n - 1 - number)  # frames the camera made since this one
+        seen.append(number)
+        time.sleep(0.04)
+        return real_step(self, frame)
+
+    monkeypatch.setattr(runner.Stream, "step", slow_step)
+    summary = run_stream("webcam", "ink wash", frames=25, checkpoint=str(ckpt), progress=False)
+    assert summary["frames"] == 25
+    assert all(b > a for a, b in zip(seen, seen[1:]))
+    assert summary["dropped"] >= 25  # ~8 camera frames per model frame: most are skipped
+    # always (nearly) the newest frame: a queue would fall ~8 frames further behind per step
+    assert max(lags) <= 5 and np.median(lags) <= 1
+
+
+def test_bench_latency_reports_the_whole_step(ckpt, capsys):
+    rc = main(["bench", "latency", "--checkpoint", str(ckpt), "--frames", "20", "--warmup", "3",
+               "--json"])
+    assert rc == 0
+    r = last_json(capsys)
+    assert r["frames"] == 20 and r["steps"] == 2
+    assert r["ms_p50"] <= r["ms_p95"] <= r["ms_p99"]
+    assert r["gflops_per_frame"] > 0 and r["matmul_peak_gflops_per_s"] > 0
+    assert r["share_of_matmul_peak"] == pytest.approx(
+        r["achieved_gflops_per_s"] / r["matmul_peak_gflops_per_s"], abs=2e-3)
+
+
+def test_missing_shipped_checkpoint_says_what_to_do(monkeypatch, tmp_path):
+    monkeypatch.setattr(runner, "CHECKPOINTS", tmp_path)
+    with pytest.raises(FileNotFoundError, match="--checkpoint"):
+        runner.default_checkpoint()

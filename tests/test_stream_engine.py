@@ -1,0 +1,112 @@
+"""lsd.Stream: one frame in, one out, no lag; prompt blending; NaN recovery; constant memory."""
+
+import numpy as np
+import pytest
+import torch
+
+import lsd
+from lsd.models import LSDModel
+from lsd.stream import engine
+from lsd.stream.engine import Stream
+from test_models import randomized, small_config
+
+
+def frames(n, h=32, w=32, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(n)]
+
+
+@pytest.fixture
+def ckpt(tmp_path):
+    model = randomized(LSDModel(small_config()))
+    model.save(tmp_path / "ckpt", extra_config={"sample": {"steps": 2, "context_t": 0.0}})
+    return tmp_path / "ckpt"
+
+
+def test_from_pretrained_reads_the_sampling_settings(ckpt):
+    s = lsd.Stream.from_pretrained(ckpt, prompt="ink wash")
+    assert s.steps == 2 and not s.shortcut
+    assert Stream.from_pretrained(ckpt, steps=3).steps == 3
+
+
+def test_one_frame_in_one_frame_out_without_lag(ckpt):
+    inputs = frames(6)
+    a = Stream.from_pretrained(ckpt, prompt="ink wash")
+    outs_a = [a.step(f) for f in inputs]
+    assert len(outs_a) == 6 and all(o.shape == (32, 32, 3) and o.dtype == np.uint8 for o in outs_a)
+    # change only the last input: only the last output may change, and it must
+    b = Stream.from_pretrained(ckpt, prompt="ink wash")
+    changed = inputs[:5] + [255 - inputs[5]]
+    outs_b = [b.step(f) for f in changed]
+    for i in range(5):
+        assert np.array_equal(outs_a[i], outs_b[i])
+    assert np.abs(outs_a[5].astype(int) - outs_b[5]).mean() > 0.05  # frame i answers input i
+
+
+def test_any_input_size_comes_back_at_its_size(ckpt):
+    s = Stream.from_pretrained(ckpt)
+    out = s.step(np.zeros((45, 80, 3), np.uint8))
+    assert out.shape == (45, 80, 3)
+    with pytest.raises(ValueError, match="uint8"):
+        s.step(np.zeros((45, 80, 3), np.float32))
+
+
+def test_prompt_blend_moves_monotonically_to_the_new_prompt(ckpt):
+    s = Stream.from_pretrained(ckpt, prompt="ink wash painting")
+    old = s._embedding.clone()
+    new = s._embed("thermal camera")
+    s.set_prompt("thermal camera", blend_frames=12)
+    to_new, to_old = [], []
+    for f in frames(14):
+        s.step(f)
+        to_new.append(float((s._embedding - new).norm()))
+        to_old.append(float((s._embedding - old).norm()))
+    assert all(x > y for x, y in zip(to_new[:11], to_new[1:12]))  # strictly closer each frame
+    assert all(x < y for x, y in zip(to_old[:11], to_old[1:12]))
+    assert to_new[11] == 0 and to_new[12] == 0  # arrived after exactly 12 frames, stays
+    assert to_new[0] == pytest.approx(float((old - new).norm()) * 11 / 12, rel=1e-2)  # bf16
+
+
+def test_nan_step_resets_the_history_and_carries_on(ckpt):
+    s = Stream.from_pretrained(ckpt, prompt="ink wash")
+    for f in frames(4):
+        s.step(f)
+    assert s.cache.filled == 2  # k = 2 frames of history
+    poison = {"calls": 0}
+
+    def hook(module, args, output):
+        if poison["calls"] > 0:
+            poison["calls"] -= 1
+            return output * float("nan")
+
+    s.model.denoiser.register_forward_hook(hook)
+    poison["calls"] = s.steps + 1  # every pass of one frame's generation and commit
+    out = s.step(frames(1, seed=9)[0])
+    assert s.recoveries == 1 and out.dtype == np.uint8
+    assert s.cache.filled == 1  # the poisoned history is gone; the redone frame is in
+    assert torch.isfinite(s.cache.keys.float()).all()
+    nxt = s.step(frames(1, seed=10)[0])
+    assert s.recoveries == 1 and s.cache.filled == 2 and nxt.std() > 0
+
+
+def test_memory_and_latency_window_stay_bounded(ckpt, monkeypatch):
+    s = Stream.from_pretrained(ckpt, prompt="ink wash")
+    monkeypatch.setattr(s, "_latency_ms", engine.deque(maxlen=50))
+    pool = frames(8)
+    s.step(pool[0])
+    start = s.stats["cache_bytes"]
+    pointer = s.cache.keys.data_ptr()
+    for i in range(300):
+        s.step(pool[i % 8])
+    st = s.stats
+    assert st["frames"] == 301 and st["latency_window"] == 50
+    assert st["cache_bytes"] == start and s.cache.keys.data_ptr() == pointer
+    assert st["ms_p50"] <= st["ms_p95"] <= st["ms_p99"]
+
+
+def test_reset_forgets_history_but_keeps_the_prompt(ckpt):
+    s = Stream.from_pretrained(ckpt, prompt="sepia")
+    for f in frames(3):
+        s.step(f)
+    s.reset()
+    assert s.cache.filled == 0 and s.prompt == "sepia"
