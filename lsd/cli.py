@@ -93,7 +93,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_demo(args: argparse.Namespace) -> None:
     from .demo import run_demo
 
-    _emit(run_demo(args.out, args.seconds), args.json)
+    _emit(run_demo(args.out, args.seconds, checkpoint=args.checkpoint), args.json)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the main job on a shipped real clip; no camera needed")
     demo.add_argument("--out", default="lsd-demo.mp4")
     demo.add_argument("--seconds", type=float, default=20.0)
+    demo.add_argument("--checkpoint", help="default: the shipped checkpoints/lsd-tiny")
     demo.add_argument("--json", action="store_true")
     demo.set_defaults(func=cmd_demo)
 

@@ -120,3 +120,14 @@ def test_missing_shipped_checkpoint_says_what_to_do(monkeypatch, tmp_path):
     monkeypatch.setattr(runner, "CHECKPOINTS", tmp_path)
     with pytest.raises(FileNotFoundError, match="--checkpoint"):
         runner.default_checkpoint()
+
+
+def test_demo_runs_a_checkpoint_through_the_engine(ckpt, tmp_path, capsys):
+    out = tmp_path / "demo.mp4"
+    assert main(["demo", "--out", str(out), "--seconds", "0.6", "--checkpoint", str(ckpt),
+                 "--json"]) == 0
+    r = last_json(capsys)
+    assert r["frames"] == 15 and r["checkpoint"] == str(ckpt) and r["out"] == str(out)
+    info = video_info(out)
+    clip = next(iter(read_frames(out)))
+    assert info["frames"] == 15 and clip.shape[1] > 2 * clip.shape[0]  # bikes | output

@@ -1,5 +1,7 @@
 """`lsd run`: a source through a Stream into sinks, with a prompt schedule, real-time pacing
-for live sources, a progress display and a summary (latency, drops, memory)."""
+for live sources, a progress display and a summary (latency, drops, memory). Latency
+percentiles are over the last LATENCY_WINDOW frames; `ms_p95_first_window` is the p95 of
+the first window, so start and end of a long run can be compared."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..bench.machine import machine_name
-from .engine import Stream
+from .engine import LATENCY_WINDOW, Stream
 from .pacing import LatestFrame
 from .sinks import open_sink
 from .sources import open_source
@@ -67,7 +69,7 @@ def run_stream(source: str, prompt: str = "", schedule: str | None = None,
     ckpt = Path(checkpoint) if checkpoint else default_checkpoint()
     stream = Stream.from_pretrained(ckpt, prompt=first, steps=steps, device=device)
     switches = dict(plan)
-    rss_start = None
+    rss_start = p95_start = None
     t0 = time.perf_counter()
     # everything opened goes on the stack: an error or Ctrl-C closes the source and aborts
     # the sinks, so no camera stays open and no half-written file is left
@@ -92,6 +94,8 @@ def run_stream(source: str, prompt: str = "", schedule: str | None = None,
                 sink.write(output, frame, info)
             if rss_start is None:  # after the first frame: model, cache and buffers exist
                 rss_start = rss_mb()
+            if stream.frames == LATENCY_WINDOW:  # the first full latency window
+                p95_start = stream.stats["ms_p95"]
             bar.update(1)
             bar.set_postfix(ms=f"{stream.last_ms:.1f}", dropped=stream.dropped)
             done = frames is not None and i + 1 >= frames
@@ -100,7 +104,8 @@ def run_stream(source: str, prompt: str = "", schedule: str | None = None,
     seconds = time.perf_counter() - t0
     st = stream.stats
     return {"frames": st["frames"], "ms_p50": st["ms_p50"], "ms_p95": st["ms_p95"],
-            "ms_p99": st["ms_p99"], "fps": round(st["frames"] / seconds, 2) if seconds else None,
+            "ms_p99": st["ms_p99"], "ms_p95_first_window": p95_start or st["ms_p95"],
+            "latency_window": LATENCY_WINDOW, "fps": round(st["frames"] / seconds, 2) if seconds else None,
             "dropped": st["dropped"], "recoveries": st["recoveries"],
             "rss_mb_start": round(rss_start or rss_mb(), 1), "rss_mb_end": round(rss_mb(), 1),
             "steps": stream.steps, "checkpoint": str(ckpt), "source": source, "out": out,
