@@ -40,12 +40,15 @@ class LSDModel(nn.Module):
         return counts
 
     def save(self, path: str | os.PathLike, extra_config: dict | None = None,
-             extra_files: dict[str, str] | None = None):
-        """Atomic checkpoint: model.safetensors (weights and buffers) + config.yaml, whose
-        `model` section rebuilds this model; extra_config adds other top-level sections
-        (training settings, provenance)."""
+             extra_files: dict[str, str] | None = None, dtype: torch.dtype | None = None):
+        """Atomic checkpoint: model.safetensors (weights and buffers, cast to `dtype` if
+        given) + config.yaml, whose `model` section rebuilds this model; extra_config adds
+        other top-level sections (training settings, provenance)."""
         config = {"lsd_version": __version__, "model": self.config.to_dict(), **(extra_config or {})}
-        return save_checkpoint(path, self.state_dict(), config, extra_files)
+        tensors = self.state_dict()
+        if dtype is not None:
+            tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
+        return save_checkpoint(path, tensors, config, extra_files)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "LSDModel":

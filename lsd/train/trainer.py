@@ -3,7 +3,7 @@
 Run directory (`--out`):
   codec/      the model after the codec stage (the codec is frozen from then on)
   state/      everything needed to continue: weights, EMA, AdamW moments, step, RNG states
-  model/      the EMA model, a checkpoint `lsd.load` reads (what gets shipped)
+  model/      the EMA model in bf16, a checkpoint `lsd.load` reads (what gets shipped)
   log.jsonl   one JSON line per log/validation event
 All three directories are written atomically. `--resume` continues from state/ so that the
 run ends exactly where an uninterrupted one would (a test kills a run and checks this).
@@ -145,9 +145,11 @@ class Trainer:
         tensors |= {f"rng.train.{r}": s for r, s in enumerate(states)}
         meta = {"step": self.step, "world": self.dist.world, "train": self.cfg.to_dict()}
         save_checkpoint(self.out / "state", tensors, meta)
+        # model/ is what runs: the EMA weights in bf16 (state/ keeps them in full precision)
         self.ema.save(self.out / "model", {"train": self.cfg.to_dict(), "step": self.step,
                                            "sample": {"steps": self.cfg.sample.steps,
-                                                      "context_t": self.cfg.sample.context_t}})
+                                                      "context_t": self.cfg.sample.context_t}},
+                      dtype=torch.bfloat16)
 
     def _restore(self, opt) -> None:
         tensors, meta = load_checkpoint(self.out / "state", self.dev)
