@@ -7,11 +7,14 @@ frame i attend to the tokens of frames i-k..i and nothing later. Which frame a k
 is told by a learned per-layer, per-head logit bias indexed by the frame's age (0 = itself,
 1 = the frame before, ..., k), so the model sees relative time only and runs forever.
 
-One module, two ways to run it:
+One module, three ways to run it:
 - a clip (B, T, ...) in parallel, each frame with its own t (Diffusion Forcing training);
+- a clip with a separate `history`: every frame i is generated from its noisy latent while
+  its window's earlier frames come from the history latents (clean or lightly noised), as
+  in streaming, for all frames in one pass (distillation targets need exactly this);
 - one frame at a time against a `HistoryCache` (streaming); `write=True` stores the
   frame's keys and values in the cache as they are computed. Frame by frame with the cache
-  gives what the clip pass gives (a test checks it).
+  gives what the clip pass gives (tests check both equivalences).
 """
 
 from __future__ import annotations
@@ -105,9 +108,11 @@ class CausalDenoiser(nn.Module):
 
     # -- attention windows ----------------------------------------------------------------
 
-    def _clip_attention(self, layer: int, frames: int):
+    def _clip_attention(self, layer: int, frames: int, history_rows: int | None = None):
         """Frame i attends frames i-k..i: keys are gathered into a band per frame (frames
-        before the clip's start are padding, masked), so no T x T mask is ever built."""
+        before the clip's start are padding, masked), so no T x T mask is ever built.
+        With `history_rows`, the batch's first rows are a history stream (attending
+        itself) and the rest are current frames whose earlier window slots come from it."""
         k = self.cfg.history
         ages = torch.arange(k, -1, -1, device=self.age_bias.device)  # window slot j has age k-j
         first = torch.arange(frames, device=ages.device)[:, None] - ages[None]  # (T, k+1)
@@ -115,9 +120,16 @@ class CausalDenoiser(nn.Module):
         bias = bias[:, None, :].expand(-1, frames, -1).masked_fill(first < 0, float("-inf"))
         bias = bias.repeat_interleave(self.tokens, dim=-1)  # (heads, T, (k+1) N)
 
+        def gather(x):  # (B, H, T, N, hd) -> (B, H, T, (k+1) N, hd)
+            if history_rows is None:
+                return _band(x, k)
+            past = _band(x[:history_rows], k)
+            current = torch.cat([past[..., : k * self.tokens, :], x[history_rows:]], dim=3)
+            return torch.cat([past, current], dim=0)
+
         def attend(q, keys, values):  # (B, H, T, N, hd)
             b, h, t, n, hd = q.shape
-            kb, vb = _band(keys, k), _band(values, k)  # (B, H, T, (k+1) N, hd)
+            kb, vb = gather(keys), gather(values)
             o = F.scaled_dot_product_attention(
                 q.reshape(b, h * t, n, hd), kb.reshape(b, h * t, -1, hd),
                 vb.reshape(b, h * t, -1, hd),
@@ -146,31 +158,40 @@ class CausalDenoiser(nn.Module):
 
     def forward(self, z_t: torch.Tensor, z_in: torch.Tensor, t: torch.Tensor, d: torch.Tensor,
                 prompt: torch.Tensor, cache: HistoryCache | None = None,
-                write: bool = False) -> torch.Tensor:
+                write: bool = False,
+                history: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """Predicted velocity (B, F, C, h, w).
 
         z_t: noisy latents (B, F, C, h, w); z_in: encoded input frames, same shape;
         t, d: (B, F) noise level and step size per frame; prompt: (B, E) or (B, F, E).
-        Without a cache the F frames run in parallel, frame-causally. With a cache F must be
-        1; the frame attends the cached history, and write=True commits its keys/values
-        (call `cache.advance()` afterwards).
+        Without a cache the F frames run in parallel, frame-causally. With `history`
+        (latents (B, F, C, h, w), levels (B, F)) frame i's window holds history frames
+        i-k..i-1 and its own noisy latent. With a cache F must be 1; the frame attends the
+        cached history, and write=True commits its keys/values (then `cache.advance()`).
         """
         b, f = z_t.shape[:2]
         if z_in.shape != z_t.shape:
             raise ValueError(f"input latent {tuple(z_in.shape)} != noisy latent {tuple(z_t.shape)}")
-        if cache is not None and f != 1:
+        if cache is not None and (f != 1 or history is not None):
             raise ValueError(f"streaming with a cache runs one frame at a time, got {f}")
         if prompt.ndim == 2:
             prompt = prompt[:, None].expand(-1, f, -1)
+        if history is not None:  # the history stream rides along as extra batch rows
+            z_hist, t_hist = history
+            z_t, z_in = torch.cat([z_hist, z_t]), torch.cat([z_in, z_in])
+            t, d = torch.cat([t_hist.to(t), t]), torch.cat([torch.zeros_like(d), d])
+            prompt = torch.cat([prompt, prompt])
         dtype = self.embed.weight.dtype
         x = self.embed(self._patchify(torch.cat([z_t, z_in], dim=2)).to(dtype)) + self.pos.to(dtype)
         c = self.t_embed(t) + self.d_embed(d) + self.prompt_proj(prompt.to(dtype))
+        rows = b if history is not None else None
         for i, block in enumerate(self.blocks):
-            attend = (self._clip_attention(i, f) if cache is None
+            attend = (self._clip_attention(i, f, rows) if cache is None
                       else self._cached_attention(i, cache, write))
             x = block(x, c, attend)
         shift, scale = self.final_ada(c)[:, :, None].chunk(2, dim=-1)
-        return self._unpatchify(self.out(modulate(self.final_norm(x), shift, scale)))
+        v = self._unpatchify(self.out(modulate(self.final_norm(x), shift, scale)))
+        return v[b:] if history is not None else v
 
 
 def _band(x: torch.Tensor, k: int) -> torch.Tensor:
