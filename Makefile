@@ -25,9 +25,11 @@ test: setup
 test-slow: setup
 	$(BIN)/pytest -q -m slow
 
-# exit code 5 means "no tests collected": not a failure while the set is empty
+# The browser tests run in a loopback-only network namespace (server and Chromium both
+# inside): nothing can leave the machine and WebRTC has only 127.0.0.1. Not root: -rn.
+NETNS := unshare $(if $(filter 0,$(shell id -u)),-n,-rn)
 test-browser: setup
-	$(BIN)/pytest -q -m browser || [ $$? -eq 5 ]
+	$(NETNS) sh -c 'ip link set lo up && exec $(BIN)/pytest -q -s -m browser'
 
 test-all: setup
 	$(BIN)/pytest -q -m ""

@@ -205,6 +205,13 @@ def load_checkpoint(path: str | os.PathLike,
     return tensors, config
 
 
+def read_config(path: str | os.PathLike) -> dict:
+    """The config.yaml of the checkpoint at `path`, checking the format but loading no tensors."""
+    root = _checkpoint_dir(path)
+    _read_metadata(root / MODEL_FILE)
+    return _read_config(root / CONFIG_FILE)
+
+
 def is_checkpoint(path: str | os.PathLike) -> bool:
     """True if `path` holds a readable checkpoint; checks headers, loads no tensors."""
     try:

@@ -90,10 +90,29 @@ def cmd_train(args: argparse.Namespace) -> None:
           args.json)
 
 
+def cmd_distill(args: argparse.Namespace) -> None:
+    from .train.distill import distill
+
+    _emit(distill(args.teacher, args.out, args.config, args.resume, not args.no_progress,
+                  args.device), args.json)
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from .demo import run_demo
 
     _emit(run_demo(args.out, args.seconds, checkpoint=args.checkpoint), args.json)
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from .serve import serve
+
+    try:
+        serve(args.checkpoint, args.host, args.port, args.max_sessions, args.token, args.steps,
+              args.certfile, args.keyfile)
+    except FileNotFoundError:
+        raise  # no checkpoint: main() says so
+    except OSError as e:  # port taken, address not on this machine, unreadable certificate
+        raise ValueError(f"cannot serve on {args.host}:{args.port}: {e.strerror or e}") from e
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,6 +145,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true")
     run.set_defaults(func=cmd_run)
 
+    srv = sub.add_parser("serve", help="a web page that restyles the browser's camera live "
+                         "(WebRTC); Ctrl-C stops")
+    srv.add_argument("--host", default="127.0.0.1",
+                     help="address to listen on; anything but loopback needs --token")
+    srv.add_argument("--port", type=int, default=8000)
+    srv.add_argument("--checkpoint", help="default: the shipped checkpoints/lsd-tiny")
+    srv.add_argument("--max-sessions", type=int, default=2,
+                     help="browsers served at once; the next one is told the server is full")
+    srv.add_argument("--token", help="required on every request (the page: open /?token=T)")
+    srv.add_argument("--steps", type=int, help="denoising steps (default: the checkpoint's)")
+    srv.add_argument("--certfile", help="serve HTTPS (phones give the camera only to HTTPS pages)")
+    srv.add_argument("--keyfile", help="the certificate's key, if not in --certfile")
+    srv.set_defaults(func=cmd_serve)
+
     tr = sub.add_parser("train", help="train the codec, then the denoiser and prompt encoder "
                         "(Diffusion Forcing + history augmentation); torchrun-ready")
     tr.add_argument("--config", required=True, help="a training YAML, e.g. configs/tiny.yaml")
@@ -135,6 +168,17 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--no-progress", action="store_true")
     tr.add_argument("--json", action="store_true")
     tr.set_defaults(func=cmd_train)
+
+    dis = sub.add_parser("distill", help="a few-step student from a teacher by shortcut "
+                         "distillation (same trainer, resumable)")
+    dis.add_argument("--teacher", required=True, help="the teacher checkpoint directory")
+    dis.add_argument("--out", required=True, help="run directory; the student is OUT/model")
+    dis.add_argument("--config", default="configs/distill-tiny.yaml")
+    dis.add_argument("--resume", action="store_true")
+    dis.add_argument("--device")
+    dis.add_argument("--no-progress", action="store_true")
+    dis.add_argument("--json", action="store_true")
+    dis.set_defaults(func=cmd_distill)
 
     styles = sub.add_parser("styles", help="list the styles with their kind and prompts")
     styles.add_argument("--json", action="store_true")

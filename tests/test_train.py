@@ -201,3 +201,68 @@ def test_two_process_ddp_keeps_weights_identical(tmp_path):
     moved = [k for k, v in init.denoiser.state_dict().items()
              if not torch.equal(v, trained[f"weights.denoiser.{k}"])]
     assert moved
+
+
+# -- shortcut distillation -------------------------------------------------------------------
+
+
+def test_step_splits_and_levels_stay_on_the_lattice():
+    from lsd.train.shortcut import LATTICE, sample_levels, split_of
+
+    grid = (1, 2, 4, 6, 8, 12)
+    assert [split_of(d, grid) for d in grid[1:]] == [(1, 1), (2, 2), (4, 2), (4, 4), (6, 6)]
+    t, d = sample_levels((2000,), grid, 0.25, torch.Generator().manual_seed(0))
+    assert ((d >= 1) & (t >= d) & (t <= LATTICE)).all()  # a step never overshoots t = 0
+    assert 0.2 < (d == 1).float().mean() < 0.3 and set(d.tolist()) == set(grid)
+
+
+def test_shortcut_target_is_the_mean_of_two_half_steps():
+    from lsd.train.shortcut import shortcut_distillation
+    from test_models import randomized
+
+    cfg = small_config()
+    cfg.objective = "shortcut"
+    torch.manual_seed(0)
+    teacher = randomized(LSDModel(cfg.model), seed=1)
+    ema = randomized(LSDModel(cfg.model), seed=2)
+    clips = clips_batch()
+    with torch.no_grad():
+        inputs, target, weight = shortcut_distillation(ema, clips, cfg, torch.Generator().manual_seed(3),
+                                                       ema=ema, teacher=teacher, forced_d=2)
+        z_t, z_in, t, d, hist = (inputs[k] for k in ("z_t", "z_in", "t", "d", "history"))
+        p = ema.encode_prompts(clips["prompts"])
+        half = d / 2
+        v1 = ema.denoiser(z_t, z_in, t, half, p, history=hist)
+        v2 = ema.denoiser(z_t - half[..., None, None, None] * v1, z_in, t - half, half, p, history=hist)
+        assert torch.allclose(d, torch.full_like(d, 2 / 12))
+        torch.testing.assert_close(target, (v1 + v2) / 2, atol=1e-5, rtol=1e-4)
+        # the base step's target is the teacher's own velocity (d = 0 to the teacher)
+        inputs, target, _ = shortcut_distillation(ema, clips, cfg, torch.Generator().manual_seed(3),
+                                                  ema=ema, teacher=teacher, forced_d=1)
+        v_teacher = teacher.denoiser(inputs["z_t"], inputs["z_in"], inputs["t"],
+                                     torch.zeros_like(inputs["d"]),
+                                     teacher.encode_prompts(clips["prompts"]), history=inputs["history"])
+        torch.testing.assert_close(target, v_teacher, atol=1e-5, rtol=1e-4)
+    assert (weight == 1).all() and target.abs().mean() > 0.01
+
+
+def test_distill_trains_a_shortcut_student_from_the_teacher(tmp_path):
+    from lsd.checkpoint import read_config
+    from lsd.train.distill import distill
+    from test_models import randomized
+
+    cfg = small_config(optim={"steps": 4}, history={"self_rollout": 0.0},
+                       run={"val_every": 4, "checkpoint_every": 4})
+    torch.manual_seed(0)
+    randomized(LSDModel(cfg.model), seed=1).save(tmp_path / "teacher")
+    summary = distill(tmp_path / "teacher", tmp_path / "student",
+                      write_config(tmp_path / "d.yaml", cfg), progress=False)
+    assert summary["steps"] == 4 and "val_loss_d4of12" in summary
+    sample = read_config(tmp_path / "student" / "model")["sample"]
+    assert sample["shortcut"] is True
+    teacher, _ = load_checkpoint(tmp_path / "teacher")
+    student, _ = run_weights(tmp_path / "student")
+    assert torch.equal(teacher["codec.encoder.1.weight"], student["weights.codec.encoder.1.weight"])
+    moved = [k for k, v in teacher.items() if k.startswith("denoiser.")
+             and not torch.equal(v, student[f"weights.{k}"])]
+    assert moved  # the student learned; the codec stayed the teacher's

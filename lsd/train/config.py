@@ -10,6 +10,9 @@ from ..config import ModelConfig, build_dataclass, load_yaml, plain
 from .history_damage import DamageConfig
 
 
+OBJECTIVES = ("diffusion_forcing", "shortcut")
+
+
 @dataclass
 class CodecTrainConfig:
     steps: int = 3000
@@ -61,6 +64,15 @@ class HistoryConfig:
 class SampleConfig:
     steps: int = 12  # Euler steps the teacher is sampled with
     context_t: float = 0.0  # noise level history frames are committed at
+    shortcut: bool = False  # a distilled student is told the step size d
+
+
+@dataclass
+class DistillConfig:
+    """Shortcut distillation (objective: shortcut): step sizes in twelfths."""
+    teacher: str = ""  # the teacher checkpoint directory (lsd distill --teacher)
+    d_grid: tuple[int, ...] = (1, 2, 4, 6, 8, 12)  # 1/12 1/6 1/3 1/2 2/3 1
+    base_share: float = 0.25  # frames trained on the teacher's own step (d = 1/12)
 
 
 @dataclass
@@ -74,13 +86,19 @@ class RunConfig:
 
 @dataclass
 class TrainConfig:
+    objective: str = "diffusion_forcing"  # or "shortcut" (distillation from a teacher)
     model: ModelConfig = field(default_factory=ModelConfig)
     codec: CodecTrainConfig = field(default_factory=CodecTrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     history: HistoryConfig = field(default_factory=HistoryConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     run: RunConfig = field(default_factory=RunConfig)
+
+    def __post_init__(self):
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, not {self.objective!r}")
 
     def to_dict(self) -> dict:
         from dataclasses import asdict

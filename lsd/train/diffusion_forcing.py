@@ -31,26 +31,18 @@ def diffusion_forcing(model: LSDModel, clips: dict, cfg: TrainConfig, g: torch.G
     """Returns inputs for `model.denoiser` (z_t, z_in, t, d; prompts as strings), the target
     velocity (B, T, C, h, w) and a per-frame loss weight (B, T)."""
     hist, dev = cfg.history, model.codec.latent_mean.device
-    x_in, x_target = clips["input"], clips["target"]  # on the CPU, where the damage is done
+    x_in, x_target = clips["input"], clips["target"]  # on the CPU, where damage is done
     b, frames = x_in.shape[:2]
     with torch.no_grad():  # float: bf16 targets would be coarse
-        z_in = _latents(model, clips, "z_in", x_in, dev)
-        z0 = _latents(model, clips, "z0", x_target, dev)
+        z_in = latents(model, clips, "z_in", x_in, dev)
+        z0 = latents(model, clips, "z0", x_target, dev)
     t = sample_t_logit_normal((b, frames), cfg.optim.t_mean, cfg.optim.t_std, generator=g)
     c = _prefix_lengths(b, frames, hist.prefix, g)
     prefix = torch.arange(frames)[None] < c[:, None]  # (B, T)
-    history = z0.clone()
-    t_history = torch.zeros(b, frames)
+    history, t_history = z0, torch.zeros(b, frames)
     if hist.enabled and prefix.any():
-        with torch.no_grad():
-            damaged = damage(x_target[prefix], hist.damage, g).to(dev)
-            history[prefix.to(dev)] = model.codec.encode(damaged).to(history.dtype)
-            if rollout_now:
-                n = int(c.max())
-                own = _own_rollout(model, z_in[:, :n], clips["prompts"], hist.rollout_steps, g)
-                keep = prefix[:, :n, None, None, None].to(dev)
-                history[:, :n] = torch.where(keep, own.float(), history[:, :n])
-        t_history = torch.rand(b, frames, generator=g) * hist.context_noise
+        rollout_frames = int(c.max()) if rollout_now else 0
+        history, t_history = augmented_history(model, clips, z0, z_in, cfg, g, prefix, rollout_frames)
     t = torch.where(prefix, t_history, t).to(dev)
     prefix = prefix.to(dev)
     clean = torch.where(prefix[..., None, None, None], history, z0)
@@ -61,7 +53,27 @@ def diffusion_forcing(model: LSDModel, clips: dict, cfg: TrainConfig, g: torch.G
     return inputs, velocity(z0, noise), weight
 
 
-def _latents(model: LSDModel, clips: dict, key: str, frames: torch.Tensor, dev) -> torch.Tensor:
+@torch.no_grad()
+def augmented_history(model: LSDModel, clips: dict, z0: torch.Tensor, z_in: torch.Tensor,
+                      cfg: TrainConfig, g: torch.Generator, mask: torch.Tensor,
+                      rollout_frames: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Latents for frames that serve as history, and their noise levels (B, T): frames in
+    `mask` (B, T) get the target damaged in pixel space and re-encoded; those among the
+    first `rollout_frames` are replaced by the model's own rollout; every frame gets a
+    context noise level in [0, history.context_noise]."""
+    hist, dev = cfg.history, z0.device
+    history = z0.clone()
+    damaged = damage(clips["target"][mask], hist.damage, g).to(dev)
+    history[mask.to(dev)] = model.codec.encode(damaged).to(history.dtype)
+    if rollout_frames:
+        n = rollout_frames
+        own = _own_rollout(model, z_in[:, :n], clips["prompts"], hist.rollout_steps, g)
+        keep = mask[:, :n, None, None, None].to(dev)
+        history[:, :n] = torch.where(keep, own.float(), history[:, :n])
+    return history, torch.rand(z0.shape[:2], generator=g) * hist.context_noise
+
+
+def latents(model: LSDModel, clips: dict, key: str, frames: torch.Tensor, dev) -> torch.Tensor:
     """The clip's latents: precomputed by the pool when it has them, else encoded now."""
     if key in clips:
         return clips[key].to(dev, torch.float32)

@@ -13,6 +13,7 @@ Under torchrun every process trains on its own clips and DDP averages the gradie
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import math
@@ -26,11 +27,12 @@ from tqdm import tqdm
 
 from ..checkpoint import is_checkpoint, load_checkpoint, save_checkpoint
 from ..data.stills import still_frames
-from ..models import LSDModel
+from ..models import LSDModel, load
 from .autoencoder import reconstruction_psnr, train_codec
 from .clips import ClipPool
 from .config import TrainConfig
 from .diffusion_forcing import diffusion_forcing, weighted_mse
+from .shortcut import shortcut_distillation
 from .distributed import Dist, setup, teardown
 
 VAL_LEVELS = (0.25, 0.5, 0.75)  # fixed noise levels of the validation loss
@@ -43,8 +45,8 @@ class Trainable(nn.Module):
         super().__init__()
         self.denoiser, self.text = model.denoiser, model.text
 
-    def forward(self, z_t, z_in, t, d, prompts):
-        return self.denoiser(z_t, z_in, t, d, self.text(prompts))
+    def forward(self, z_t, z_in, t, d, prompts, history=None):
+        return self.denoiser(z_t, z_in, t, d, self.text(prompts), history=history)
 
 
 def lr_at(step: int, cfg) -> float:
@@ -100,6 +102,12 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(cfg.run.seed)  # same initial weights in every process
         self.model = LSDModel(cfg.model).to(self.dev)
+        self.teacher = None
+        if cfg.objective == "shortcut":  # the student starts as the teacher
+            self.teacher = load(cfg.distill.teacher, self.dev).requires_grad_(False)
+            if self.teacher.config != cfg.model:
+                raise ValueError(f"model config differs from the teacher's ({cfg.distill.teacher})")
+            self.model.load_state_dict({k: v.float() for k, v in self.teacher.state_dict().items()})
         self.g = torch.Generator().manual_seed(cfg.run.seed * 1000 + self.dist.rank)
         self.step = 0
 
@@ -114,7 +122,11 @@ class Trainer:
 
     def codec_stage(self) -> None:
         path = self.out / "codec"
-        if not is_checkpoint(path):
+        if not is_checkpoint(path) and self.teacher is not None:
+            if self.dist.main:  # a student keeps the teacher's codec
+                self.model.save(path, {"train": self.cfg.to_dict(), "codec_from": self.cfg.distill.teacher})
+            self.dist.barrier()
+        elif not is_checkpoint(path):
             if self.dist.main:
                 cc = self.cfg.codec
                 size = tuple(self.cfg.model.frame_size)
@@ -147,8 +159,7 @@ class Trainer:
         save_checkpoint(self.out / "state", tensors, meta)
         # model/ is what runs: the EMA weights in bf16 (state/ keeps them in full precision)
         self.ema.save(self.out / "model", {"train": self.cfg.to_dict(), "step": self.step,
-                                           "sample": {"steps": self.cfg.sample.steps,
-                                                      "context_t": self.cfg.sample.context_t}},
+                                           "sample": dataclasses.asdict(self.cfg.sample)},
                       dtype=torch.bfloat16)
 
     def _restore(self, opt) -> None:
@@ -163,13 +174,28 @@ class Trainer:
             self.g.manual_seed(self.cfg.run.seed * 1000 + self.dist.rank + int(meta["step"]))
         self.step = int(meta["step"])
 
+    def objective(self, model: LSDModel, clips: dict, cfg: TrainConfig, g: torch.Generator,
+                  rollout_now: bool = False, **forced):
+        if cfg.objective == "shortcut":
+            return shortcut_distillation(model, clips, cfg, g, rollout_now, self.ema,
+                                         self.teacher, **forced)
+        return diffusion_forcing(model, clips, cfg, g, rollout_now)
+
     @torch.no_grad()
     def validate(self, clips: dict) -> dict:
-        """EMA model, held-out clips, no history prefix, fixed noise levels and noise."""
+        """EMA model, held-out clips, fixed noise: the teacher at fixed noise levels without a
+        history prefix; a student per step size."""
         g = torch.Generator().manual_seed(1234)
         cfg = copy.deepcopy(self.cfg)
         cfg.history.prefix = 0.0
         out = {}
+        if cfg.objective == "shortcut":
+            for d in cfg.distill.d_grid:
+                with self._autocast():
+                    inputs, target, weight = self.objective(self.ema, clips, cfg, g, forced_d=d)
+                    pred = Trainable(self.ema)(**inputs)
+                out[f"val_loss_d{d}of12"] = round(float(weighted_mse(pred, target, weight)), 5)
+            return out
         for level in VAL_LEVELS:
             cfg.optim.t_mean, cfg.optim.t_std = math.log(level / (1 - level)), 0.0
             with self._autocast():
@@ -227,7 +253,7 @@ class Trainer:
                 clips = pool.sample(per_rank, self.g)
                 rollout_now = bool(torch.rand((), generator=self.g) < cfg.history.self_rollout)
                 with self._autocast():
-                    inputs, target, weight = diffusion_forcing(
+                    inputs, target, weight = self.objective(
                         self.model, clips, cfg, self.g, rollout_now and cfg.history.enabled)
                     pred = wrapped(**inputs)
                 loss = weighted_mse(pred, target, weight)

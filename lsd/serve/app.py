@@ -1,0 +1,206 @@
+"""`lsd serve`: the page, the offer endpoint and the session table (aiohttp + aiortc).
+
+    GET  /          the page (static/index.html): camera or synthetic pattern in, generated
+                    stream out, prompt box, live stats, capture-to-display latency
+    GET  /static/*  its script
+    GET  /styles    prompt suggestions (every style's phrasings) and the prompt limit
+    GET  /health    {"ok": true, "sessions": n, "max_sessions": m}
+    POST /offer     {"type": "offer", "sdp", "prompt"?, "tag"?} -> {"type": "answer", "sdp",
+                    "session"}; 400/413 for a bad offer, 401 without the token, 503 when full
+
+The model is loaded once and shared; each session gets its own Stream (history, prompt,
+stats) and its own thread. Every error a client can cause is a JSON {"error": ...} with a
+4xx status, logged, and the server carries on.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import itertools
+import logging
+import ssl
+import sys
+from pathlib import Path
+
+from aiohttp import web
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+from ..models import load
+from ..stream.engine import Stream
+from ..styles import STYLES
+from .ice import use_host_addresses
+from .protocol import MAX_BODY, MAX_PROMPT, BadRequest, parse_offer
+from .session import Session
+
+log = logging.getLogger("lsd.serve")
+
+STATIC = Path(__file__).parent / "static"
+DEFAULT_PROMPT = next(iter(STYLES.values())).prompts[0]
+TOKEN_COOKIE = "lsd_token"
+
+CONFIG = web.AppKey("config", dict)
+MODEL = web.AppKey("model", object)
+SESSIONS = web.AppKey("sessions", dict)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name or "": may mean every interface
+
+
+def reject(request: web.Request, status: int, message: str) -> web.Response:
+    """A client error: logged, answered as {"error": message}."""
+    log.warning("%s %s from %s: %d %s", request.method, request.path, request.remote, status,
+                message)
+    return web.json_response({"error": message}, status=status)
+
+
+def _given_token(request: web.Request) -> str:
+    auth = request.headers.get("Authorization", "")
+    return (request.headers.get("X-LSD-Token") or auth.removeprefix("Bearer ").strip()
+            or request.query.get("token") or request.cookies.get(TOKEN_COOKIE) or "")
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler):
+    """aiohttp's own 404/405/413 answer JSON too, and are logged like ours."""
+    try:
+        return await handler(request)
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        plain = e.text and not e.text.startswith(f"{e.status}:")  # a message, not a stock page
+        return reject(request, e.status, e.text if plain else e.reason)
+
+
+@web.middleware
+async def check_token(request: web.Request, handler):
+    """With --token every request must carry it: X-LSD-Token or Authorization: Bearer
+    header, ?token= (the page's first load; a cookie then covers its script), or the cookie."""
+    token = request.app[CONFIG]["token"]
+    if not token:
+        return await handler(request)
+    if not hmac.compare_digest(_given_token(request).encode(), token.encode()):
+        return reject(request, 401, "missing or wrong token (add ?token=... to the URL)")
+    response = await handler(request)
+    if request.query.get("token"):
+        response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="Strict")
+    return response
+
+
+async def index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / "index.html")
+
+
+async def styles(request: web.Request) -> web.Response:
+    return web.json_response({
+        "styles": [{"name": s.name, "prompts": list(s.prompts)} for s in STYLES.values()],
+        "default_prompt": request.app[CONFIG]["prompt"], "max_prompt": MAX_PROMPT})
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True, "sessions": len(request.app[SESSIONS]),
+                              "max_sessions": request.app[CONFIG]["max_sessions"]})
+
+
+async def offer(request: web.Request) -> web.Response:
+    app, config = request.app, request.app[CONFIG]
+    sessions: dict[str, Session] = app[SESSIONS]
+    body = await request.read()  # over client_max_size: 413 from aiohttp
+    try:
+        o = parse_offer(body, config["prompt"])
+    except BadRequest as e:
+        return reject(request, e.status, str(e))
+    if len(sessions) >= config["max_sessions"]:
+        n = config["max_sessions"]
+        return reject(request, 503, f"server full: {n} of {n} sessions busy, try again later")
+    # the session is in the table before the first await, so racing offers cannot overfill it
+    sid = f"{next(config['ids']):04d}"
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # no STUN: nothing leaves the host
+    stream = Stream(app[MODEL], prompt=o.prompt, steps=config["steps"])
+    session = Session(sid, pc, stream, tag=o.tag, blend_frames=config["blend_frames"],
+                      connect_timeout=config["connect_timeout"],
+                      stats_interval=config["stats_interval"],
+                      on_close=lambda s: sessions.pop(s.id, None))
+    sessions[sid] = session
+    try:
+        await pc.setRemoteDescription(RTCSessionDescription(o.sdp, "offer"))
+        if not session.has_video:
+            raise BadRequest("the offer sends no video the server can receive")
+        await pc.setLocalDescription(await pc.createAnswer())
+    except Exception as e:  # aiortc's parser raises many kinds; they all mean a bad offer
+        why = str(e) if isinstance(e, BadRequest) else (
+            f"unusable SDP ({type(e).__name__}{': ' if str(e) else ''}{e})")
+        await session.close(f"bad offer: {why}")
+        return reject(request, 400, f"bad offer: {why}")
+    log.info("session %s from %s: prompt %r (%d of %d sessions)", sid, request.remote, o.prompt,
+             len(sessions), config["max_sessions"])
+    return web.json_response({"type": "answer", "sdp": pc.localDescription.sdp, "session": sid})
+
+
+async def _close_sessions(app: web.Application) -> None:
+    for session in list(app[SESSIONS].values()):
+        await session.close("server shutting down")
+
+
+def make_app(checkpoint=None, *, model=None, max_sessions: int = 2, token: str | None = None,
+             steps: int | None = None, prompt: str = DEFAULT_PROMPT,
+             ice_addresses: list[str] | None = None, connect_timeout: float = 20.0,
+             stats_interval: float = 1.0, blend_frames: int = 12) -> web.Application:
+    """The server as an aiohttp app. Give a checkpoint directory or an already loaded model.
+    `ice_addresses`: the host candidates offered (default: 127.0.0.1 + the machine's)."""
+    if max_sessions < 1:
+        raise ValueError(f"--max-sessions must be >= 1, not {max_sessions}")
+    use_host_addresses(ice_addresses)
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[json_errors, check_token])
+    app[MODEL] = model if model is not None else load(checkpoint)
+    app[CONFIG] = {"max_sessions": max_sessions, "token": token or None, "steps": steps,
+                   "prompt": prompt, "connect_timeout": connect_timeout,
+                   "stats_interval": stats_interval, "blend_frames": blend_frames,
+                   "ids": itertools.count(1)}
+    app[SESSIONS] = {}
+    Stream(app[MODEL], prompt, steps)  # a bad --steps fails now, not in the first session
+    app.router.add_get("/", index)
+    app.router.add_static("/static", STATIC)
+    app.router.add_get("/styles", styles)
+    app.router.add_get("/health", health)
+    app.router.add_post("/offer", offer)
+    app.on_shutdown.append(_close_sessions)
+    return app
+
+
+def serve(checkpoint: str | None = None, host: str = "127.0.0.1", port: int = 8000,
+          max_sessions: int = 2, token: str | None = None, steps: int | None = None,
+          certfile: str | None = None, keyfile: str | None = None) -> None:
+    """Run the server until Ctrl-C."""
+    from ..stream.runner import default_checkpoint
+
+    if not is_loopback(host) and not token:
+        raise ValueError(f"listening on {host!r} (not loopback) needs --token: anyone who "
+                         "can reach the port could use the model")
+    if keyfile and not certfile:
+        raise ValueError("--keyfile needs --certfile")
+    ckpt = Path(checkpoint) if checkpoint else default_checkpoint()
+    logging.basicConfig(level=logging.INFO, format="lsd serve: %(message)s")
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    if not is_loopback(host):
+        print(f"lsd serve: warning: listening on {host}, not only this machine; requests "
+              "need the token" + ("" if certfile else ", and traffic is plain HTTP (browsers "
+              "only give a page the camera over HTTPS or on localhost: use --certfile)"),
+              file=sys.stderr)
+    ssl_context = None
+    if certfile:
+        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_context.load_cert_chain(certfile, keyfile)
+    app = make_app(ckpt, max_sessions=max_sessions, token=token, steps=steps)
+    scheme = "https" if ssl_context else "http"
+    shown = "127.0.0.1" if host in ("", "0.0.0.0") else host
+    query = f"?token={token}" if token else ""
+    print(f"lsd serve: {scheme}://{shown}:{port}/{query}  (checkpoint {ckpt}, "
+          f"at most {max_sessions} sessions)", flush=True)
+    web.run_app(app, host=host, port=port, ssl_context=ssl_context, print=None)

@@ -1,0 +1,87 @@
+"""The student's objective: shortcut distillation (Frans et al. 2024), 12 -> 3 steps.
+
+The student gets the step size d as well as t and learns the *average* velocity over a step
+of size d, so that x_{t-d} = x_t - d v(x_t, t, d). Step sizes come from a grid built on
+the teacher's d0 = 1/12. For d0 the target is the teacher's velocity (one step of its
+12-step Euler trajectory). A larger d is split into two smaller grid steps d_a + d_b, and
+the target is what the EMA student does in those two steps (stop-gradient):
+
+    v_a = S(x_t, t, d_a);  x' = x_t - d_a v_a;  v_b = S(x', t - d_a, d_b)
+    target = (d_a v_a + d_b v_b) / d
+
+Every frame of a clip is a training frame, generated against the clip's history frames
+(clean target latents, damaged and lightly noised as in the teacher's history augmentation)
+through the denoiser's history mode: exactly what streaming does, so the student learns the
+steps it will take. Levels t lie on the 1/12 lattice in [d, 1], where the samplers step.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..diffusion import add_noise
+from ..models import LSDModel
+from .config import TrainConfig
+from .diffusion_forcing import augmented_history, latents
+
+LATTICE = 12  # t and d are multiples of 1/12, the teacher's step
+
+
+def split_of(d_steps: int, grid: tuple[int, ...]) -> tuple[int, int]:
+    """d (in 1/12 units) as two smaller grid steps: halves when they are on the grid, else the
+    largest grid step below d and the rest (1 = 2/3 + 1/3, 1/2 = 1/3 + 1/6)."""
+    if d_steps % 2 == 0 and d_steps // 2 in grid:
+        return d_steps // 2, d_steps // 2
+    for a in sorted(grid, reverse=True):
+        if a < d_steps and d_steps - a in grid:
+            return a, d_steps - a
+    raise ValueError(f"step {d_steps}/12 cannot be split into two grid steps of {grid}")
+
+
+def sample_levels(shape, grid: tuple[int, ...], base_share: float, g: torch.Generator,
+                  forced: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(t, d) in 1/12 units per frame: d = the base step with probability base_share, else
+    uniform over the larger grid steps (or `forced`); t uniform on the lattice in [d, 12]."""
+    larger = torch.tensor(sorted(grid)[1:])
+    pick = larger[torch.randint(len(larger), shape, generator=g)]
+    d = torch.where(torch.rand(shape, generator=g) < base_share, min(grid), pick)
+    if forced is not None:
+        d = torch.full(shape, forced)
+    t = d + (torch.rand(shape, generator=g) * (LATTICE - d + 1)).floor().long()
+    return t.clamp(max=LATTICE), d
+
+
+def shortcut_distillation(model: LSDModel, clips: dict, cfg: TrainConfig, g: torch.Generator,
+                          rollout_now: bool = False, ema: LSDModel | None = None,
+                          teacher: LSDModel | None = None, forced_d: int | None = None):
+    """Returns (inputs, target, weight) for the student; inputs carry `history`."""
+    dc, dev = cfg.distill, model.codec.latent_mean.device
+    grid = tuple(dc.d_grid)
+    b, frames = clips["input"].shape[:2]
+    with torch.no_grad():
+        z_in = latents(model, clips, "z_in", clips["input"], dev)
+        z0 = latents(model, clips, "z0", clips["target"], dev)
+        every = torch.ones(b, frames, dtype=torch.bool)
+        rollout_frames = frames - 1 if rollout_now else 0
+        history, t_hist = augmented_history(model, clips, z0, z_in, cfg, g, every, rollout_frames)
+    t_steps, d_steps = sample_levels((b, frames), grid, dc.base_share, g, forced_d)
+    splits = {d: split_of(d, grid) for d in grid if d != min(grid)}
+    a_steps = torch.tensor([splits.get(int(d), (0, 0))[0] for d in d_steps.flatten()]).view(b, frames)
+    t, d, d_a = (x.float().to(dev) / LATTICE for x in (t_steps, d_steps, a_steps))
+    d_b = d - d_a
+    noise = torch.randn(z0.shape, generator=g).to(dev, z0.dtype)
+    z_t = add_noise(z0, noise, t)
+    hist = (history, t_hist.to(dev))
+    with torch.no_grad():
+        prompts = clips["prompts"]
+        zero = torch.zeros_like(d)
+        v_teacher = teacher.denoiser(z_t, z_in, t, zero, teacher.encode_prompts(prompts), history=hist)
+        p = ema.encode_prompts(prompts)
+        v_a = ema.denoiser(z_t, z_in, t, d_a, p, history=hist)
+        z_mid = z_t - d_a[..., None, None, None] * v_a
+        v_b = ema.denoiser(z_mid, z_in, t - d_a, d_b, p, history=hist)
+        two_steps = (d_a[..., None, None, None] * v_a + d_b[..., None, None, None] * v_b) / d[..., None, None, None]
+        base = (d_steps == min(grid)).to(dev)[..., None, None, None]
+        target = torch.where(base, v_teacher.float(), two_steps.float())
+    inputs = {"z_t": z_t, "z_in": z_in, "t": t, "d": d, "prompts": prompts, "history": hist}
+    return inputs, target, torch.ones(b, frames, device=dev)
