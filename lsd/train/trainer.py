@@ -1,4 +1,6 @@
-"""`lsd train`: the codec first, then the denoiser and prompt encoder together.
+"""`lsd train` and `lsd distill`: the codec first (a student keeps its teacher's), then the
+denoiser and prompt encoder together, with the objective the config names (Diffusion
+Forcing for a teacher, shortcut distillation for a student).
 
 Run directory (`--out`):
   codec/      the model after the codec stage (the codec is frozen from then on)
@@ -32,8 +34,8 @@ from .autoencoder import reconstruction_psnr, train_codec
 from .clips import ClipPool
 from .config import TrainConfig
 from .diffusion_forcing import diffusion_forcing, weighted_mse
-from .shortcut import shortcut_distillation
 from .distributed import Dist, setup, teardown
+from .shortcut import shortcut_distillation
 
 VAL_LEVELS = (0.25, 0.5, 0.75)  # fixed noise levels of the validation loss
 
