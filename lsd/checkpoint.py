@@ -215,9 +215,7 @@ def read_config(path: str | os.PathLike) -> dict:
 def is_checkpoint(path: str | os.PathLike) -> bool:
     """True if `path` holds a readable checkpoint; checks headers, loads no tensors."""
     try:
-        root = _checkpoint_dir(path)
-        _read_metadata(root / MODEL_FILE)
-        _read_config(root / CONFIG_FILE)
+        read_config(path)
     except (CheckpointError, FileNotFoundError):
         return False
     return True

@@ -115,6 +115,14 @@ def cmd_serve(args: argparse.Namespace) -> None:
         raise ValueError(f"cannot serve on {args.host}:{args.port}: {e.strerror or e}") from e
 
 
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    """The options every training run takes (lsd train, lsd distill)."""
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--json", action="store_true")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lsd", description="Live-Stream Diffusion: a live stream "
                                 "in, a prompt-styled stream out, frame for frame.")
@@ -163,10 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(Diffusion Forcing + history augmentation); torchrun-ready")
     tr.add_argument("--config", required=True, help="a training YAML, e.g. configs/tiny.yaml")
     tr.add_argument("--out", help="run directory (default: runs/<config name>)")
-    tr.add_argument("--resume", action="store_true", help="continue the run in --out")
-    tr.add_argument("--device", help="cpu or cuda (default: cuda when available)")
-    tr.add_argument("--no-progress", action="store_true")
-    tr.add_argument("--json", action="store_true")
+    _add_run_options(tr)
     tr.set_defaults(func=cmd_train)
 
     dis = sub.add_parser("distill", help="a few-step student from a teacher by shortcut "
@@ -174,10 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     dis.add_argument("--teacher", required=True, help="the teacher checkpoint directory")
     dis.add_argument("--out", required=True, help="run directory; the student is OUT/model")
     dis.add_argument("--config", default="configs/distill-tiny.yaml")
-    dis.add_argument("--resume", action="store_true")
-    dis.add_argument("--device")
-    dis.add_argument("--no-progress", action="store_true")
-    dis.add_argument("--json", action="store_true")
+    _add_run_options(dis)
     dis.set_defaults(func=cmd_distill)
 
     styles = sub.add_parser("styles", help="list the styles with their kind and prompts")

@@ -203,7 +203,20 @@ def read_frames(
 # writing
 
 
-class VideoWriter:
+class ClosedOnSuccess:
+    """`with` support for writers: close() on a clean exit, abort() after an exception."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class VideoWriter(ClosedOnSuccess):
     """Write frames to an H.264 mp4 (libx264, yuv420p).
 
     Frames go to a hidden temp file beside the target, renamed into place by a clean
@@ -277,15 +290,6 @@ class VideoWriter:
             except av.FFmpegError:
                 pass  # already failing, and the file is deleted next anyway
         self.tmp_path.unlink(missing_ok=True)
-
-    def __enter__(self) -> "VideoWriter":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 def write_video(

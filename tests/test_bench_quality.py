@@ -6,11 +6,12 @@ import json
 import numpy as np
 from PIL import Image
 
-from lsd.bench.quality import STRIP_COLUMNS, ModelRollout, bench_quality
+from lsd.bench.quality import STRIP_COLUMNS, bench_quality
 from lsd.cli import main
 from lsd.data import VAL_SEED_START, paired_stream
 from lsd.metrics import psnr
 from lsd.models import LSDModel
+from lsd.stream.engine import Stream
 from test_models import randomized, small_config
 
 
@@ -31,7 +32,7 @@ def test_quality_report_and_strips(tmp_path, capsys):
     assert strip.shape[0] == 3 * 32 + 4 and strip.shape[1] >= STRIP_COLUMNS * 32
 
     # the reported PSNR is the rollout's, frame by frame, against the stream's targets
-    run = ModelRollout(LSDModel.load(tmp_path / "ckpt"), "ink wash painting", 2, seed=VAL_SEED_START + 100)
+    run = Stream(LSDModel.load(tmp_path / "ckpt"), "ink wash painting", 2, seed=VAL_SEED_START + 100)
     scores = [psnr(run.step(s.input), s.target)
               for s in paired_stream(VAL_SEED_START + 100, "ink_wash", size=32, frames=6)]
     assert abs(np.mean(scores) - report["per_style"]["ink_wash"]["psnr_db"]) < 0.01

@@ -5,6 +5,8 @@ measured in this run."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import torch
 
@@ -24,8 +26,8 @@ def bench_latency(checkpoint: str | None = None, steps: int | None = None, frame
     size = stream.size
     pool = [s.input for s in paired_stream(VAL_SEED_START + 7, "ink_wash", size=size,
                                            frames=DISTINCT_FRAMES)]
-    it = iter(range(10**12))
-    step = lambda: stream.step(pool[next(it) % len(pool)])
+    counter = itertools.count()
+    step = lambda: stream.step(pool[next(counter) % len(pool)])
     for _ in range(warmup):
         step()
     rss_start = rss_mb()

@@ -19,41 +19,15 @@ from PIL import Image
 from scipy import ndimage
 
 from ..data import VAL_SEED_START, paired_stream
-from ..diffusion import generate_frame
-from ..io import side_by_side, to_uint8
+from ..io import side_by_side
 from ..metrics import decoration_f1, palette_distance, psnr, ssim, warp_error
 from ..models import LSDModel, load
+from ..stream.engine import Stream
 from ..styles import get_style, style_names
 from .machine import machine_name
 
 OCCLUSION_MARGIN = 2  # px: warp errors are measured away from occlusions
 SSIM_EVERY = 10  # SSIM is slow; every 10th frame is plenty
-
-
-class ModelRollout:
-    """Frames in, frames out (uint8 HxWx3), one at a time, through a model's history cache.
-    (The streaming engine wraps the same calls with pacing, resizing and statistics.)"""
-
-    def __init__(self, model: LSDModel, prompt: str, steps: int, context_t: float = 0.0,
-                 seed: int = 0, dtype: torch.dtype = torch.bfloat16):
-        self.model = model.to(dtype).eval()
-        self.steps, self.context_t, self.dtype = steps, context_t, dtype
-        self.shortcut = False
-        self.cache = model.new_cache()
-        self.g = torch.Generator().manual_seed(seed)
-        with torch.no_grad():
-            self.prompt = model.encode_prompts([prompt])
-
-    @torch.no_grad()
-    def step(self, frame: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(frame).permute(2, 0, 1)[None].to(self.dtype) / 255.0
-        z_in = self.model.codec.encode(x)
-        noise = torch.randn(z_in.shape, generator=self.g).to(self.dtype)
-        ctx = torch.randn(z_in.shape, generator=self.g).to(self.dtype) if self.context_t > 0 else None
-        z = generate_frame(self.model.denoiser, self.cache, z_in, self.prompt, noise, self.steps,
-                           self.shortcut, self.context_t, ctx)
-        out = self.model.codec.decode(z)[0].float().clamp(0, 1).permute(1, 2, 0).numpy()
-        return to_uint8(out)
 
 
 def _consistency(kind: str | None, outputs: list[np.ndarray], targets: list[np.ndarray]) -> dict:
@@ -87,7 +61,7 @@ def evaluate_style(model: LSDModel, style: str, seed: int, frames: int, steps: i
     are appended to it."""
     size = tuple(model.config.frame_size)
     s = get_style(style)
-    run = ModelRollout(model, s.prompts[0], steps, context_t, seed)
+    run = Stream(model, s.prompts[0], steps, context_t=context_t, seed=seed)
     outputs, targets, psnrs, ssims, warp_out, warp_target = [], [], [], [], [], []
     prev = None
     shown = set(np.linspace(0, frames - 1, STRIP_COLUMNS).round().astype(int).tolist())

@@ -74,8 +74,18 @@ HELD_OUT = ("chelsea", "coffee", "rocket", "flower")
 TRAIN_IMAGES = tuple(n for n in IMAGE_LOADERS if n not in HELD_OUT)
 
 
+SEEDS_PER_SPLIT = 100_000  # train worlds are seeds 0.., validation worlds VAL_SEED_START..
+
+
 def split_of(seed: int) -> str:
     return "val" if seed >= VAL_SEED_START else "train"
+
+
+def seed_base(split: str) -> int:
+    """The first world seed of a split."""
+    if split not in ("train", "val"):
+        raise ValueError(f"split must be 'train' or 'val', not {split!r}")
+    return VAL_SEED_START if split == "val" else 0
 
 
 def image_names(split: str) -> tuple[str, ...]:

@@ -8,20 +8,17 @@ import numpy as np
 from ..io import to_uint8
 from ..styles import get_style, style_names
 from .paired import world_config
-from .sources import VAL_SEED_START
+from .sources import SEEDS_PER_SPLIT, seed_base
 from .world import World
 
-SEEDS_PER_SPLIT = 100_000  # train seeds 0.., validation seeds VAL_SEED_START..
 MAX_START = 3_000  # frames are drawn from the first this many of each stream
 
 
 def still_frames(count: int, size: int | tuple[int, int] = 128, split: str = "train",
                  seed: int = 0, styles_per_frame: int = 2) -> np.ndarray:
     """(count, H, W, 3) uint8. Deterministic in (split, seed)."""
-    if split not in ("train", "val"):
-        raise ValueError(f"split must be 'train' or 'val', not {split!r}")
+    base = seed_base(split)
     rng = np.random.default_rng([seed, 0 if split == "train" else 1])
-    base = VAL_SEED_START if split == "val" else 0
     names = style_names()
     out: list[np.ndarray] = []
     while len(out) < count:

@@ -137,9 +137,10 @@ class CausalDenoiser(nn.Module):
             return o.view(b, h, t, n, hd)
         return attend
 
-    def _cached_attention(self, layer: int, cache: HistoryCache, write: bool):
-        """One frame against the cache: keys = cached history + the frame's own."""
-        key_ages = cache.key_ages().to(self.age_bias.device)
+    def _cached_attention(self, layer: int, cache: HistoryCache, write: bool,
+                          key_ages: torch.Tensor):
+        """One frame against the cache: keys = cached history + the frame's own.
+        key_ages: (frames * tokens,) age of every cached key, the same for every layer."""
         bias = self.age_bias[layer][:, key_ages].masked_fill(key_ages == 0, float("-inf"))
         bias = torch.cat([bias, self.age_bias[layer][:, :1].expand(-1, self.tokens)], dim=1)
 
@@ -185,9 +186,10 @@ class CausalDenoiser(nn.Module):
         x = self.embed(self._patchify(torch.cat([z_t, z_in], dim=2)).to(dtype)) + self.pos.to(dtype)
         c = self.t_embed(t) + self.d_embed(d) + self.prompt_proj(prompt.to(dtype))
         rows = b if history is not None else None
+        key_ages = cache.key_ages().to(self.age_bias.device) if cache is not None else None
         for i, block in enumerate(self.blocks):
             attend = (self._clip_attention(i, f, rows) if cache is None
-                      else self._cached_attention(i, cache, write))
+                      else self._cached_attention(i, cache, write, key_ages))
             x = block(x, c, attend)
         shift, scale = self.final_ada(c)[:, :, None].chunk(2, dim=-1)
         v = self._unpatchify(self.out(modulate(self.final_norm(x), shift, scale)))

@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 
-from lsd.io import VideoWriter, _draw_label, side_by_side
+from lsd.io import ClosedOnSuccess, VideoWriter, _draw_label, side_by_side
 from lsd.stream.sources import DeviceUnavailable, import_optional
 
 DEFAULT_FPS = 30.0
@@ -19,8 +19,8 @@ PROMPT_MAX_CHARS = 32  # longer prompts are cut so the overlay stays a corner la
 QUIT_KEYS = (ord("q"), 27)  # q and Esc in the preview window
 
 
-class Sink:
-    """Base: `with` support on top of write(), close() and abort()."""
+class Sink(ClosedOnSuccess):
+    """Base: write(), close() and abort(), with `with` support."""
 
     def write(self, output: np.ndarray, input: np.ndarray | None = None,
               info: dict | None = None) -> None:
@@ -32,15 +32,6 @@ class Sink:
     def abort(self) -> None:
         """Give up after an error; a file sink deletes what it wrote."""
         self.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 class Mp4Sink(Sink):

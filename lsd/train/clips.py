@@ -13,11 +13,10 @@ import torch
 from tqdm import tqdm
 
 from ..data.paired import clip
-from ..data.sources import VAL_SEED_START
+from ..data.sources import SEEDS_PER_SPLIT, seed_base
+from ..data.stills import MAX_START
 from ..styles import get_style, style_names
 
-WORLD_SEEDS = 100_000  # training worlds are seeds 0.., validation worlds VAL_SEED_START..
-MAX_START = 3_000  # a clip starts somewhere in the first this many frames of its stream
 
 
 class ClipPool:
@@ -27,8 +26,7 @@ class ClipPool:
         """`encode` (optional) maps (N, 3, H, W) frames in [0, 1] to latents; with it the
         pool also keeps every clip's latents, so a frozen codec runs once per clip, not
         once per draw."""
-        if split not in ("train", "val"):
-            raise ValueError(f"split must be 'train' or 'val', not {split!r}")
+        seed_base(split)  # checks the split
         self.frames, self.size, self.split = frames, tuple(size), split
         self.seed, self.rank, self.refresh_share = seed, rank, refresh_share
         self.styles = style_names()
@@ -47,8 +45,7 @@ class ClipPool:
     def _spec(self, key: int) -> tuple[int, str, int]:
         """(world seed, style, start frame) of a clip key."""
         rng = np.random.default_rng([self.seed, self.rank, 0 if self.split == "train" else 1, key])
-        base = VAL_SEED_START if self.split == "val" else 0
-        return (base + int(rng.integers(WORLD_SEEDS)), self.styles[int(rng.integers(len(self.styles)))],
+        return (seed_base(self.split) + int(rng.integers(SEEDS_PER_SPLIT)), self.styles[int(rng.integers(len(self.styles)))],
                 int(rng.integers(MAX_START)))
 
     def _render(self, slots, progress: bool = False) -> None:

@@ -65,8 +65,11 @@ def shortcut_distillation(model: LSDModel, clips: dict, cfg: TrainConfig, g: tor
         rollout_frames = frames - 1 if rollout_now else 0
         history, t_hist = augmented_history(model, clips, z0, z_in, cfg, g, every, rollout_frames)
     t_steps, d_steps = sample_levels((b, frames), grid, dc.base_share, g, forced_d)
-    splits = {d: split_of(d, grid) for d in grid if d != min(grid)}
-    a_steps = torch.tensor([splits.get(int(d), (0, 0))[0] for d in d_steps.flatten()]).view(b, frames)
+    first_part = torch.zeros(LATTICE + 1, dtype=torch.long)  # d -> d_a (0 for the base step)
+    for step in grid:
+        if step != min(grid):
+            first_part[step] = split_of(step, grid)[0]
+    a_steps = first_part[d_steps]
     t, d, d_a = (x.float().to(dev) / LATTICE for x in (t_steps, d_steps, a_steps))
     d_b = d - d_a
     noise = torch.randn(z0.shape, generator=g).to(dev, z0.dtype)
