@@ -49,7 +49,15 @@ def cmd_bench_targets(args: argparse.Namespace) -> None:
 def cmd_bench_model(args: argparse.Namespace) -> None:
     from .bench.model_cost import bench_model
 
-    _emit(bench_model(args.checkpoint, args.preset, args.iters, args.threads), args.json)
+    _emit(bench_model(args.checkpoint, args.preset, args.iters, args.threads,
+                      overrides=args.set), args.json)
+
+
+def cmd_bench_codec(args: argparse.Namespace) -> None:
+    from .bench.codec import bench_codec
+
+    _emit(bench_codec(tuple(args.channels), args.latent_channels, args.blocks, args.steps,
+                      args.pool_frames, args.val_frames, progress=not args.json), args.json)
 
 
 def cmd_bench_quality(args: argparse.Namespace) -> None:
@@ -216,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     bmodel.add_argument("--preset", default="tiny", help="tiny or base, when no checkpoint is given")
     bmodel.add_argument("--iters", type=int, default=200)
     bmodel.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    bmodel.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="change the preset, e.g. --set denoiser.patch=1 (repeatable)")
     bmodel.add_argument("--json", action="store_true")
     bmodel.set_defaults(func=cmd_bench_model)
     blat = bench.add_parser("latency", help="the streaming step end to end: p50/p95/p99, fps, "
@@ -226,6 +236,15 @@ def build_parser() -> argparse.ArgumentParser:
     blat.add_argument("--warmup", type=int, default=30)
     blat.add_argument("--json", action="store_true")
     blat.set_defaults(func=cmd_bench_latency)
+    bc = bench.add_parser("codec", help="train a codec variant: held-out PSNR and bf16 ms")
+    bc.add_argument("--channels", type=int, nargs=2, default=[64, 128], metavar=("C4", "C8"))
+    bc.add_argument("--latent-channels", type=int, default=8)
+    bc.add_argument("--blocks", type=int, default=1)
+    bc.add_argument("--steps", type=int, default=1200)
+    bc.add_argument("--pool-frames", type=int, default=6000)
+    bc.add_argument("--val-frames", type=int, default=300)
+    bc.add_argument("--json", action="store_true")
+    bc.set_defaults(func=cmd_bench_codec)
     bq = bench.add_parser("quality", help="roll a checkpoint out on held-out streams, one per "
                           "style: PSNR/SSIM vs target, warp error, memory consistency")
     bq.add_argument("--checkpoint", required=True)

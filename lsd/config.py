@@ -125,6 +125,24 @@ def preset(name: str) -> ModelConfig:
     return ModelConfig.from_dict(PRESETS[name].to_dict())  # a fresh copy
 
 
+def with_overrides(config: ModelConfig, overrides: list[str]) -> ModelConfig:
+    """A copy with dotted `key=value` settings applied, e.g. ["denoiser.patch=1"]; values
+    are read as YAML scalars, and the result is checked like any config."""
+    data = config.to_dict()
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"bad setting {item!r}: expected KEY=VALUE, e.g. denoiser.patch=1")
+        *parents, leaf = key.strip().split(".")
+        node = data
+        for name in parents:
+            if not isinstance(node.get(name), dict):
+                raise ValueError(f"bad setting {item!r}: no section {name!r}")
+            node = node[name]
+        node[leaf] = yaml.safe_load(value)
+    return ModelConfig.from_dict(data)
+
+
 def load_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():

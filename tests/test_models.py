@@ -328,3 +328,15 @@ def test_history_mode_equals_streaming_on_committed_history(model):
         plain = model.denoiser(z_t, z_in, t, d, prompt)
     assert (plain[:, 1:] - together[:, 1:]).abs().amax() > 1e-3  # the history did matter
     torch.testing.assert_close(plain[:, 0], together[:, 0], atol=1e-5, rtol=1e-4)  # frame 0 has none
+
+
+def test_config_overrides_change_a_preset_and_are_checked():
+    from lsd.config import with_overrides
+
+    cfg = with_overrides(preset("tiny"), ["denoiser.patch=1", "denoiser.history=2"])
+    assert cfg.tokens_per_frame == 256 and cfg.denoiser.history == 2
+    assert preset("tiny").denoiser.patch == 2  # the preset itself is untouched
+    with pytest.raises(ValueError, match="dpeth"):
+        with_overrides(preset("tiny"), ["denoiser.dpeth=3"])
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        with_overrides(preset("tiny"), ["denoiser.patch"])

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
-from ..config import preset
+from ..config import preset, with_overrides
 from ..models import LSDModel, load
 from .machine import machine_name
 
@@ -61,10 +61,15 @@ def _summary(ms: np.ndarray) -> dict:
 
 @torch.no_grad()
 def bench_model(checkpoint: str | None = None, preset_name: str = "tiny", iters: int = 200,
-                threads: int | None = None, dtype: torch.dtype = torch.bfloat16) -> dict:
+                threads: int | None = None, dtype: torch.dtype = torch.bfloat16,
+                overrides: list[str] | None = None) -> dict:
+    """`overrides` ("denoiser.patch=1", ...) change an untrained preset, to compare designs."""
     if threads:
         torch.set_num_threads(threads)
-    model = load(checkpoint) if checkpoint else LSDModel(preset(preset_name))
+    if checkpoint and overrides:
+        raise ValueError("--set changes a preset; it cannot be combined with --checkpoint")
+    model = load(checkpoint) if checkpoint else LSDModel(with_overrides(preset(preset_name),
+                                                                        overrides or []))
     model = model.to(dtype).eval()
     cfg = model.config
     c, (h, w) = cfg.latent_channels, cfg.latent_size
@@ -96,7 +101,7 @@ def bench_model(checkpoint: str | None = None, preset_name: str = "tiny", iters:
     peak = matmul_peak_gflops()
     step_p50 = float(np.percentile(step_ms, 50))
     return {
-        "model": checkpoint or preset_name, "frame_size": list(cfg.frame_size),
+        "model": checkpoint or preset_name, "overrides": overrides or [], "frame_size": list(cfg.frame_size),
         "tokens_per_frame": cfg.tokens_per_frame, "history": cfg.denoiser.history,
         "dtype": str(dtype).replace("torch.", ""),
         "params": model.parameter_counts(),
