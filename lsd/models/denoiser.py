@@ -29,12 +29,12 @@ from .layers import MLP, Attention, LevelEmbedder, modulate, sincos_2d
 
 
 class DenoiserBlock(nn.Module):
-    def __init__(self, dim: int, heads: int, mlp_ratio: int):
+    def __init__(self, dim: int, heads: int, head_dim: int, mlp_hidden: int):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
-        self.attn = Attention(dim, heads)
+        self.attn = Attention(dim, heads, head_dim)
         self.norm2 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
-        self.mlp = MLP(dim, dim * mlp_ratio)
+        self.mlp = MLP(dim, mlp_hidden)
         self.ada = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
 
     def forward(self, x: torch.Tensor, c: torch.Tensor, attend) -> torch.Tensor:
@@ -63,9 +63,10 @@ class CausalDenoiser(nn.Module):
         self.t_embed = LevelEmbedder(cfg.dim)
         self.d_embed = LevelEmbedder(cfg.dim)
         self.prompt_proj = nn.Linear(prompt_dim, cfg.dim)
-        self.blocks = nn.ModuleList(DenoiserBlock(cfg.dim, cfg.heads, cfg.mlp_ratio)
-                                    for _ in range(cfg.depth))
-        # logit bias by the key frame's age (0 = itself .. k), per layer and head
+        self.blocks = nn.ModuleList(DenoiserBlock(cfg.dim, cfg.heads_of(i), cfg.head_dim, cfg.mlp_of(i))
+                                    for i in range(cfg.depth))
+        # logit bias by the key frame's age (0 = itself .. k), per layer and head; a pruned
+        # block with h heads uses its first h rows
         self.age_bias = nn.Parameter(torch.zeros(cfg.depth, cfg.heads, cfg.history + 1))
         self.final_norm = nn.LayerNorm(cfg.dim, elementwise_affine=False, eps=1e-6)
         self.final_ada = nn.Sequential(nn.SiLU(), nn.Linear(cfg.dim, 2 * cfg.dim))
@@ -89,7 +90,7 @@ class CausalDenoiser(nn.Module):
             nn.init.zeros_(layer.bias)
 
     def new_cache(self) -> HistoryCache:
-        return HistoryCache(self.cfg.depth, self.cfg.history, self.tokens)
+        return HistoryCache(self.cfg.depth, self.cfg.history, self.tokens, self.cfg.heads)
 
     # -- tokens <-> latents ---------------------------------------------------------------
 
@@ -108,6 +109,9 @@ class CausalDenoiser(nn.Module):
 
     # -- attention windows ----------------------------------------------------------------
 
+    def _age_bias(self, layer: int) -> torch.Tensor:
+        return self.age_bias[layer, : self.blocks[layer].attn.heads]  # (heads, k+1)
+
     def _clip_attention(self, layer: int, frames: int, history_rows: int | None = None):
         """Frame i attends frames i-k..i: keys are gathered into a band per frame (frames
         before the clip's start are padding, masked), so no T x T mask is ever built.
@@ -116,7 +120,7 @@ class CausalDenoiser(nn.Module):
         k = self.cfg.history
         ages = torch.arange(k, -1, -1, device=self.age_bias.device)  # window slot j has age k-j
         first = torch.arange(frames, device=ages.device)[:, None] - ages[None]  # (T, k+1)
-        bias = self.age_bias[layer][:, ages]  # (heads, k+1)
+        bias = self._age_bias(layer)[:, ages]  # (heads, k+1)
         bias = bias[:, None, :].expand(-1, frames, -1).masked_fill(first < 0, float("-inf"))
         bias = bias.repeat_interleave(self.tokens, dim=-1)  # (heads, T, (k+1) N)
 
@@ -141,8 +145,9 @@ class CausalDenoiser(nn.Module):
                           key_ages: torch.Tensor):
         """One frame against the cache: keys = cached history + the frame's own.
         key_ages: (frames * tokens,) age of every cached key, the same for every layer."""
-        bias = self.age_bias[layer][:, key_ages].masked_fill(key_ages == 0, float("-inf"))
-        bias = torch.cat([bias, self.age_bias[layer][:, :1].expand(-1, self.tokens)], dim=1)
+        age_bias = self._age_bias(layer)
+        bias = age_bias[:, key_ages].masked_fill(key_ages == 0, float("-inf"))
+        bias = torch.cat([bias, age_bias[:, :1].expand(-1, self.tokens)], dim=1)
 
         def attend(q, keys, values):  # (B, H, 1, N, hd)
             q, keys, values = q[:, :, 0], keys[:, :, 0], values[:, :, 0]

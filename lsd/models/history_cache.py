@@ -14,8 +14,10 @@ import torch
 
 
 class HistoryCache:
-    def __init__(self, layers: int, frames: int, tokens: int):
-        self.layers, self.frames, self.tokens = layers, frames, tokens
+    def __init__(self, layers: int, frames: int, tokens: int, heads: int | None = None):
+        """heads: the most any layer has (a pruned model's layers differ); by default the
+        first layer's."""
+        self.layers, self.frames, self.tokens, self.heads = layers, frames, tokens, heads
         self.keys: torch.Tensor | None = None  # (layers, B, heads, frames * tokens, head_dim)
         self.values: torch.Tensor | None = None
         self.age = torch.zeros(frames, dtype=torch.long)
@@ -35,17 +37,19 @@ class HistoryCache:
         return int((self.age > 0).sum())
 
     def layer(self, index: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Keys and values of one layer, (B, heads, frames * tokens, head_dim); allocated on
-        first use with the dtype, device and batch of `like` (a (B, heads, N, head_dim) key)."""
+        """Keys and values of one layer, (B, heads, frames * tokens, head_dim) with the heads
+        of `like` (a (B, heads, N, head_dim) key); allocated on first use with its dtype,
+        device and batch."""
         if self.keys is None:
             b, h, _, hd = like.shape
-            shape = (self.layers, b, h, self.frames * self.tokens, hd)
+            shape = (self.layers, b, max(h, self.heads or 0), self.frames * self.tokens, hd)
             self.keys = torch.zeros(shape, dtype=like.dtype, device=like.device)
             self.values = torch.zeros_like(self.keys)
             self.age = self.age.to(like.device)
         elif self.keys.shape[1] != like.shape[0]:
             raise ValueError(f"history cache holds batch {self.keys.shape[1]}, got {like.shape[0]}")
-        return self.keys[index], self.values[index]
+        heads = like.shape[1]
+        return self.keys[index, :, :heads], self.values[index, :, :heads]
 
     def key_ages(self) -> torch.Tensor:
         """(frames * tokens,) the age of every cached key."""

@@ -24,11 +24,12 @@ class Attention(nn.Module):
     caller can choose which keys each query sees in between (the denoiser's frame window and
     history cache do)."""
 
-    def __init__(self, dim: int, heads: int):
+    def __init__(self, dim: int, heads: int, head_dim: int | None = None):
         super().__init__()
         self.heads = heads
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
+        inner = heads * (head_dim or dim // heads)  # < dim once heads are pruned
+        self.qkv = nn.Linear(dim, 3 * inner)
+        self.proj = nn.Linear(inner, dim)
 
     def split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(B, L, dim) -> q, k, v, each (B, heads, L, head_dim)."""

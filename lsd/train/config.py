@@ -71,6 +71,7 @@ class SampleConfig:
 class DistillConfig:
     """Shortcut distillation (objective: shortcut): step sizes in twelfths."""
     teacher: str = ""  # the teacher checkpoint directory (lsd distill --teacher)
+    init: str = ""  # the student's starting weights (a pruned student); empty: the teacher's
     d_grid: tuple[int, ...] = (1, 2, 4, 6, 8, 12)  # 1/12 1/6 1/3 1/2 2/3 1
     base_share: float = 0.25  # frames trained on the teacher's own step (d = 1/12)
 

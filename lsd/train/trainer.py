@@ -105,11 +105,13 @@ class Trainer:
         torch.manual_seed(cfg.run.seed)  # same initial weights in every process
         self.model = LSDModel(cfg.model).to(self.dev)
         self.teacher = None
-        if cfg.objective == "shortcut":  # the student starts as the teacher
+        if cfg.objective == "shortcut":  # the student starts as the teacher (or distill.init)
             self.teacher = load(cfg.distill.teacher, self.dev).requires_grad_(False)
-            if self.teacher.config != cfg.model:
-                raise ValueError(f"model config differs from the teacher's ({cfg.distill.teacher})")
-            self.model.load_state_dict({k: v.float() for k, v in self.teacher.state_dict().items()})
+            start = load(cfg.distill.init, self.dev) if cfg.distill.init else self.teacher
+            if start.config != cfg.model:
+                raise ValueError(f"model config differs from the one in "
+                                 f"{cfg.distill.init or cfg.distill.teacher}")
+            self.model.load_state_dict({k: v.float() for k, v in start.state_dict().items()})
         self.g = torch.Generator().manual_seed(cfg.run.seed * 1000 + self.dist.rank)
         self.step = 0
 
