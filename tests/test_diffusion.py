@@ -63,3 +63,34 @@ def test_logit_normal_levels():
     # P(t < sigmoid(1)) = P(z < 1) for z ~ N(0, 1)
     share = (t < 1 / (1 + math.exp(-1))).float().mean().item()
     assert abs(share - 0.8413) < 0.005
+
+
+@pytest.mark.parametrize("commit", ["clean", "last_step"])
+def test_commit_modes_write_the_history_once_per_frame(commit):
+    """clean: steps passes + one pass over the finished frame (t = 0) writes the cache;
+    last_step: the last of the steps passes (t = d = 1/steps) writes it, one pass fewer."""
+    from lsd.diffusion import generate_frame
+    from lsd.models import LSDModel
+    from test_models import randomized, small_config
+
+    model = randomized(LSDModel(small_config()))
+    calls = []
+
+    def recording(*args, **kw):
+        calls.append((round(float(args[2][0, 0]), 4), round(float(args[3][0, 0]), 4), kw.get("write", False)))
+        return model.denoiser(*args, **kw)
+
+    cache = model.new_cache()
+    c, (h, w) = model.config.latent_channels, model.config.latent_size
+    z_in, noise = torch.randn(1, c, h, w), torch.randn(1, c, h, w)
+    prompt = model.encode_prompts(["ink wash"])
+    with torch.no_grad():
+        generate_frame(recording, cache, z_in, prompt, noise, 3, shortcut=True, commit=commit)
+    writes = [call for call in calls if call[2]]
+    assert cache.filled == 1 and len(writes) == 1
+    if commit == "clean":
+        assert len(calls) == 4 and writes[0][:2] == (0.0, 0.0)
+    else:
+        assert len(calls) == 3 and calls[-1] == (round(1 / 3, 4), round(1 / 3, 4), True)
+    with pytest.raises(ValueError, match="commit"):
+        generate_frame(recording, cache, z_in, prompt, noise, 3, commit="later")

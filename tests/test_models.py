@@ -305,21 +305,25 @@ def test_load_refuses_pickles_and_mismatched_weights(tmp_path):
         lsd.load(tmp_path / "missing")
 
 
-def test_history_mode_equals_streaming_on_committed_history(model):
-    """Every frame generated against clean history frames, in one pass, equals committing
-    those history frames to a cache and stepping the frame."""
+@pytest.mark.parametrize("history_d", [False, True])
+def test_history_mode_equals_streaming_on_committed_history(model, history_d):
+    """Every frame generated against history frames (at their levels, and step sizes when
+    given, as a last-step commit writes them), in one pass, equals committing those history
+    frames to a cache and stepping the frame."""
     frames = 5
     z_t, z_in, t, d, prompt = clip_inputs(model, frames)
     g = torch.Generator().manual_seed(4)
     z_hist = torch.randn(z_t.shape, generator=g)
     t_hist = torch.rand(B, frames, generator=g) * 0.2
+    d_hist = torch.rand(B, frames, generator=g) * 0.4 if history_d else torch.zeros(B, frames)
+    history = (z_hist, t_hist, d_hist) if history_d else (z_hist, t_hist)
     with torch.no_grad():
-        together = model.denoiser(z_t, z_in, t, d, prompt, history=(z_hist, t_hist))
+        together = model.denoiser(z_t, z_in, t, d, prompt, history=history)
         for j in range(frames):
             cache = model.new_cache()
             for i in range(j):  # commit the history frames before j
                 s = slice(i, i + 1)
-                model.denoiser(z_hist[:, s], z_in[:, s], t_hist[:, s], torch.zeros(B, 1),
+                model.denoiser(z_hist[:, s], z_in[:, s], t_hist[:, s], d_hist[:, s],
                                prompt[:, s], cache=cache, write=True)
                 cache.advance()
             s = slice(j, j + 1)

@@ -35,7 +35,7 @@ SMALL = {
 def small_config(**section_overrides) -> TrainConfig:
     data = yaml.safe_load(yaml.safe_dump(SMALL))
     for section, values in section_overrides.items():
-        data[section].update(values)
+        data.setdefault(section, {}).update(values)
     return TrainConfig.from_dict(data)
 
 
@@ -244,6 +244,33 @@ def test_shortcut_target_is_the_mean_of_two_half_steps():
                                      teacher.encode_prompts(clips["prompts"]), history=inputs["history"])
         torch.testing.assert_close(target, v_teacher, atol=1e-5, rtol=1e-4)
     assert (weight == 1).all() and target.abs().mean() > 0.01
+
+
+@pytest.mark.parametrize("commit", ["clean", "last_step"])
+def test_student_history_is_noised_to_the_level_it_is_told(commit):
+    """The history rows are noised to the level the student is told: a random context level
+    (clean commit) or the last step's 1/steps with that step size (last-step commit)."""
+    from lsd.train.shortcut import shortcut_distillation
+
+    no_damage = {k: 0.0 for k in ("blur", "colour", "warp", "blocks", "garbage")}
+    cfg = small_config(sample={"steps": 3, "shortcut": True, "commit": commit},
+                       history={"damage": no_damage})
+    model = LSDModel(cfg.model)
+    clips = clips_batch()
+    with torch.no_grad():
+        inputs, _, _ = shortcut_distillation(model, clips, cfg, torch.Generator().manual_seed(3),
+                                             ema=model, teacher=model)
+        history, t_hist, d_hist = inputs["history"]
+        z0 = model.codec.encode(clips["target"].flatten(0, 1)).unflatten(0, (3, 4))
+    if commit == "last_step":
+        assert torch.allclose(t_hist, torch.full_like(t_hist, 1 / 3)) and torch.equal(d_hist, t_hist)
+    else:
+        assert t_hist.max() <= cfg.history.context_noise and t_hist.std() > 0 and not d_hist.any()
+    # history = (1 - t) z0 + t * noise: what it implies for the noise is unit, fresh noise
+    t = t_hist[..., None, None, None]
+    noise = ((history - (1 - t) * z0) / t)[t_hist > 0.05]
+    assert 0.8 < noise.std() < 1.2
+    assert torch.corrcoef(torch.stack([noise.flatten(), z0[t_hist > 0.05].flatten()]))[0, 1].abs() < 0.1
 
 
 def test_distill_trains_a_shortcut_student_from_the_teacher(tmp_path):

@@ -5,7 +5,9 @@ exactly the history it will see).
 A frame is sampled in `steps` steps, each attending the cached history; then it is
 *committed*: one more pass over the finished latent (optionally re-noised to a small
 context level, the inference side of history augmentation) writes its keys and values into
-the cache, and the cache ages by one frame.
+the cache, and the cache ages by one frame. With commit="last_step" the last denoising
+step writes them instead and the extra pass is saved: the history is then the frame at
+noise level t = 1/steps (as a student trained that way expects), not the finished frame.
 """
 
 from __future__ import annotations
@@ -27,30 +29,45 @@ def _randn(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tenso
 
 @torch.no_grad()
 def commit_frame(denoiser, cache, latent: torch.Tensor, z_in: torch.Tensor, prompt: torch.Tensor,
-                 context_t: float = 0.0, context_noise: torch.Tensor | None = None) -> None:
-    """Write a finished frame (B, C, h, w) into the history cache at noise level context_t."""
+                 context_t: float = 0.0, context_noise: torch.Tensor | None = None,
+                 d: float = 0.0) -> None:
+    """Write a finished frame (B, C, h, w) into the history cache at noise level context_t
+    (told step size d, as a last-step commit is)."""
     b = latent.shape[0]
     if context_t > 0:
         if context_noise is None:
             raise ValueError("context_t > 0 needs context_noise")
         latent = add_noise(latent, context_noise, torch.full((b,), float(context_t)))
-    denoiser(latent[:, None], z_in[:, None], _full(b, context_t, latent), _full(b, 0.0, latent),
+    denoiser(latent[:, None], z_in[:, None], _full(b, context_t, latent), _full(b, d, latent),
              prompt, cache=cache, write=True)
     cache.advance()
+
+
+COMMITS = ("clean", "last_step")
 
 
 @torch.no_grad()
 def generate_frame(denoiser, cache, z_in: torch.Tensor, prompt: torch.Tensor, noise: torch.Tensor,
                    steps: int, shortcut: bool = False, context_t: float = 0.0,
-                   context_noise: torch.Tensor | None = None) -> torch.Tensor:
+                   context_noise: torch.Tensor | None = None, commit: str = "clean") -> torch.Tensor:
     """Sample one frame's latent (B, C, h, w) from `noise` given the encoded input frame
     z_in and the cached history, then commit it. prompt is (B, E)."""
+    if commit not in COMMITS:
+        raise ValueError(f"commit must be one of {COMMITS}, not {commit!r}")
+    calls = 0
 
     def velocity(x, t, d):
-        return denoiser(x[:, None], z_in[:, None], t[:, None], d[:, None], prompt, cache=cache)[:, 0]
+        nonlocal calls
+        calls += 1
+        write = commit == "last_step" and calls == steps
+        return denoiser(x[:, None], z_in[:, None], t[:, None], d[:, None], prompt, cache=cache,
+                        write=write)[:, 0]
 
     latent = sample_euler(velocity, noise, steps, shortcut=shortcut)
-    commit_frame(denoiser, cache, latent, z_in, prompt, context_t, context_noise)
+    if commit == "last_step":
+        cache.advance()
+    else:
+        commit_frame(denoiser, cache, latent, z_in, prompt, context_t, context_noise)
     return latent
 
 

@@ -171,7 +171,8 @@ class CausalDenoiser(nn.Module):
         z_t: noisy latents (B, F, C, h, w); z_in: encoded input frames, same shape;
         t, d: (B, F) noise level and step size per frame; prompt: (B, E) or (B, F, E).
         Without a cache the F frames run in parallel, frame-causally. With `history`
-        (latents (B, F, C, h, w), levels (B, F)) frame i's window holds history frames
+        (latents (B, F, C, h, w), levels (B, F), optionally the step sizes (B, F) they
+        were written with, else 0) frame i's window holds history frames
         i-k..i-1 and its own noisy latent. With a cache F must be 1; the frame attends the
         cached history, and write=True commits its keys/values (then `cache.advance()`).
         """
@@ -183,9 +184,10 @@ class CausalDenoiser(nn.Module):
         if prompt.ndim == 2:
             prompt = prompt[:, None].expand(-1, f, -1)
         if history is not None:  # the history stream rides along as extra batch rows
-            z_hist, t_hist = history
+            z_hist, t_hist, *d_hist = history
+            d_hist = d_hist[0].to(d) if d_hist else torch.zeros_like(d)
             z_t, z_in = torch.cat([z_hist, z_t]), torch.cat([z_in, z_in])
-            t, d = torch.cat([t_hist.to(t), t]), torch.cat([torch.zeros_like(d), d])
+            t, d = torch.cat([t_hist.to(t), t]), torch.cat([d_hist, d])
             prompt = torch.cat([prompt, prompt])
         dtype = self.embed.weight.dtype
         x = self.embed(self._patchify(torch.cat([z_t, z_in], dim=2)).to(dtype)) + self.pos.to(dtype)

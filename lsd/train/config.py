@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import ModelConfig, build_dataclass, load_yaml, plain
+from ..diffusion.rollout import COMMITS
 from .history_damage import DamageConfig
 
 
@@ -65,6 +66,13 @@ class SampleConfig:
     steps: int = 12  # Euler steps the teacher is sampled with
     context_t: float = 0.0  # noise level history frames are committed at
     shortcut: bool = False  # a distilled student is told the step size d
+    # clean: one extra pass writes the finished frame into the history; last_step: the
+    # last denoising step writes it (one pass a frame fewer; history at level 1/steps)
+    commit: str = "clean"
+
+    def __post_init__(self):
+        if self.commit not in COMMITS:
+            raise ValueError(f"sample.commit must be one of {', '.join(COMMITS)}, not {self.commit!r}")
 
 
 @dataclass

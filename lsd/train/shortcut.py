@@ -13,6 +13,8 @@ Every frame of a clip is a training frame, generated against the clip's history 
 (clean target latents, damaged and lightly noised as in the teacher's history augmentation)
 through the denoiser's history mode: exactly what streaming does, so the student learns the
 steps it will take. Levels t lie on the 1/12 lattice in [d, 1], where the samplers step.
+With `sample.commit: last_step` the history is what streaming then writes: each frame at
+the last step's level 1/steps, told that step size.
 """
 
 from __future__ import annotations
@@ -64,6 +66,11 @@ def shortcut_distillation(model: LSDModel, clips: dict, cfg: TrainConfig, g: tor
         every = torch.ones(b, frames, dtype=torch.bool)
         rollout_frames = frames - 1 if rollout_now else 0
         history, t_hist = augmented_history(model, clips, z0, z_in, cfg, g, every, rollout_frames)
+        d_hist = torch.zeros(b, frames)
+        if cfg.sample.commit == "last_step":
+            t_hist = d_hist = torch.full((b, frames), 1 / cfg.sample.steps)
+        noise = torch.randn(history.shape, generator=g).to(dev, history.dtype)
+        history = add_noise(history, noise, t_hist.to(dev))
     t_steps, d_steps = sample_levels((b, frames), grid, dc.base_share, g, forced_d)
     first_part = torch.zeros(LATTICE + 1, dtype=torch.long)  # d -> d_a (0 for the base step)
     for step in grid:
@@ -74,7 +81,7 @@ def shortcut_distillation(model: LSDModel, clips: dict, cfg: TrainConfig, g: tor
     d_b = d - d_a
     noise = torch.randn(z0.shape, generator=g).to(dev, z0.dtype)
     z_t = add_noise(z0, noise, t)
-    hist = (history, t_hist.to(dev))
+    hist = (history, t_hist.to(dev), d_hist.to(dev))
     with torch.no_grad():
         prompts = clips["prompts"]
         zero = torch.zeros_like(d)
