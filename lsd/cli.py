@@ -71,6 +71,14 @@ def cmd_bench_quality(args: argparse.Namespace) -> None:
                         args.strips), args.json)
 
 
+def cmd_bench_steps(args: argparse.Namespace) -> None:
+    from .bench.steps import bench_steps
+
+    styles = _styles_arg(args.styles)
+    _emit(bench_steps(args.teacher, args.student, args.pruned, args.frames, args.time_frames,
+                      styles, args.out_dir, "lsd " + " ".join(sys.argv[1:])), args.json)
+
+
 # -- evidence benches: drift, ablation, history corruption, real footage, report -------------
 
 
@@ -367,6 +375,17 @@ def build_parser() -> argparse.ArgumentParser:
     bq.add_argument("--strips", help="folder for one input/target/output PNG per style")
     bq.add_argument("--json", action="store_true")
     bq.set_defaults(func=cmd_bench_quality)
+    bs = bench.add_parser("steps", help="teacher at 12 steps vs student at 12/6/3/2/1 (and a "
+                          "pruned student): quality and ms/frame in one run, table + plot")
+    bs.add_argument("--teacher", required=True)
+    bs.add_argument("--student", required=True)
+    bs.add_argument("--pruned", help="a pruned student (lsd prune), timed and scored at 3 steps")
+    bs.add_argument("--frames", type=int, default=100, help="rolled-out frames per style")
+    bs.add_argument("--time-frames", type=int, default=200, help="frames timed per row")
+    bs.add_argument("--styles", help="comma-separated style names (default: the frame styles)")
+    bs.add_argument("--out-dir", default="docs", help="where steps.md and steps.png go")
+    bs.add_argument("--json", action="store_true")
+    bs.set_defaults(func=cmd_bench_steps)
     _add_evidence_benches(bench)
     return p
 

@@ -29,6 +29,26 @@ def test_from_pretrained_reads_the_sampling_settings(ckpt):
     assert Stream.from_pretrained(ckpt, steps=3).steps == 3
 
 
+def test_a_last_step_student_streams_one_pass_a_frame_cheaper(tmp_path):
+    from lsd.bench.model_cost import count_flops
+
+    model = randomized(LSDModel(small_config()))
+    f = frames(1)[0]
+
+    def frame_flops(commit, steps):
+        model.save(tmp_path / commit, extra_config={"sample": {"steps": 3, "shortcut": True,
+                                                               "commit": commit}})
+        s = Stream.from_pretrained(tmp_path / commit, prompt="ink wash", steps=steps)
+        assert s.commit == commit
+        s.step(f)
+        flops = count_flops(lambda: s.step(f))
+        assert s.cache.filled == 2  # each step still commits exactly one frame
+        return flops
+
+    one_pass = frame_flops("clean", 3) - frame_flops("clean", 2)
+    assert one_pass > 0 and frame_flops("clean", 3) - frame_flops("last_step", 3) == one_pass
+
+
 def test_one_frame_in_one_frame_out_without_lag(ckpt):
     inputs = frames(6)
     a = Stream.from_pretrained(ckpt, prompt="ink wash")

