@@ -83,7 +83,7 @@ class FastCamera(Source):
 
 
 def test_slow_model_processes_the_newest_frame_and_counts_drops(ckpt, monkeypatch):
-    camera = FastCamera()
+    camera = FastCamera(total=60_000)  # never runs dry on a loaded machine (and fits 2 bytes)
     monkeypatch.setattr(runner, "open_source", lambda *a, **k: camera)
     seen, lags = [], []
     real_step = runner.Stream.step
