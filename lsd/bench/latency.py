@@ -19,11 +19,15 @@ from .model_cost import count_flops, matmul_peak_gflops, time_ms
 DISTINCT_FRAMES = 64  # world frames rendered up front and cycled (rendering is not timed)
 
 
-def stepper(stream: Stream):
-    """A no-argument call that steps `stream` on the next of a few held-out world frames
-    (rendered here, up front, so that rendering is never timed)."""
-    pool = [s.input for s in paired_stream(VAL_SEED_START + 7, "ink_wash", size=stream.size,
+def held_out_frames(size: tuple[int, int]) -> list[np.ndarray]:
+    """A few held-out world frames to time on, rendered up front so rendering is never timed."""
+    return [s.input for s in paired_stream(VAL_SEED_START + 7, "ink_wash", size=size,
                                            frames=DISTINCT_FRAMES)]
+
+
+def stepper(stream: Stream, pool: list[np.ndarray] | None = None):
+    """A no-argument call that steps `stream` on the next of `pool` (default: held_out_frames)."""
+    pool = pool or held_out_frames(stream.size)
     counter = itertools.count()
     return lambda: stream.step(pool[next(counter) % len(pool)])
 

@@ -15,7 +15,7 @@ from ..data import VAL_SEED_START
 from ..models import load
 from ..stream.engine import Stream
 from ..styles import style_names
-from .latency import stepper
+from .latency import held_out_frames, stepper
 from .machine import machine_name
 from .model_cost import count_flops, time_ms
 from .quality import evaluate_style
@@ -23,11 +23,12 @@ from .quality import evaluate_style
 STUDENT_STEPS = (12, 6, 3, 2, 1)
 
 
-def _row(label: str, model, steps: int, styles: list[str], frames: int, time_frames: int) -> dict:
+def _row(label: str, model, steps: int, styles: list[str], frames: int, time_frames: int,
+         pool: list[np.ndarray]) -> dict:
     per_style = {name: evaluate_style(model, name, VAL_SEED_START + 100 + i, frames, steps)["psnr_db"]
                  for i, name in enumerate(styles)}
     stream = Stream(model, "ink wash painting", steps)
-    step = stepper(stream)
+    step = stepper(stream, pool)
     ms = time_ms(step, time_frames, warmup=max(10, time_frames // 10))
     return {"model": label, "steps": steps, "mean_psnr_db": round(float(np.mean(list(per_style.values()))), 2),
             "per_style": per_style, "ms_p50": round(float(np.percentile(ms, 50)), 2),
@@ -78,11 +79,13 @@ def bench_steps(teacher: str, student: str, pruned: str | None = None, frames: i
                 out_dir: str | None = "docs", command: str = "lsd bench steps") -> dict:
     styles = styles or style_names("frame")
     t0 = time.time()
-    rows = [_row("teacher", load(teacher), 12, styles, frames, time_frames)]
+    teacher_model = load(teacher)
+    pool = held_out_frames(tuple(teacher_model.config.frame_size))  # rendered once, timed on by every row
+    rows = [_row("teacher", teacher_model, 12, styles, frames, time_frames, pool)]
     student_model = load(student)
-    rows += [_row("student", student_model, s, styles, frames, time_frames) for s in STUDENT_STEPS]
+    rows += [_row("student", student_model, s, styles, frames, time_frames, pool) for s in STUDENT_STEPS]
     if pruned:
-        rows.append(_row("pruned", load(pruned), 3, styles, frames, time_frames))
+        rows.append(_row("pruned", load(pruned), 3, styles, frames, time_frames, pool))
     find = lambda model, steps: next(r for r in rows if r["model"] == model and r["steps"] == steps)
     base, fast = find("teacher", 12), find("student", 3)
     summary = {"student3_minus_teacher12_db": round(fast["mean_psnr_db"] - base["mean_psnr_db"], 2),
