@@ -180,13 +180,14 @@ def cmd_run(args: argparse.Namespace) -> None:
     _emit(run_stream(args.source, args.prompt or "", args.prompt_schedule, args.frames,
                      args.steps, args.out, args.side_by_side, args.checkpoint, args.loop,
                      args.window, args.virtual_camera, args.blend_frames,
-                     progress=not args.json, device=args.device), args.json)
+                     progress=not args.json, device=args.device, compile=args.compile), args.json)
 
 
 def cmd_bench_latency(args: argparse.Namespace) -> None:
     from .bench.latency import bench_latency
 
-    _emit(bench_latency(args.checkpoint, args.steps, args.frames, args.warmup), args.json)
+    _emit(bench_latency(args.checkpoint, args.steps, args.frames, args.warmup,
+                        compile=args.compile, compare=args.compare), args.json)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -268,6 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--window", action="store_true", help="show the output in a window")
     run.add_argument("--virtual-camera", action="store_true", help="send the output to a virtual camera")
     run.add_argument("--device", default="cpu")
+    run.add_argument("--compile", action="store_true",
+                     help="torch.compile fast path (the first frame waits for the compile)")
     run.add_argument("--json", action="store_true")
     run.set_defaults(func=cmd_run)
 
@@ -355,6 +358,10 @@ def build_parser() -> argparse.ArgumentParser:
     blat.add_argument("--steps", type=int, help="default: the checkpoint's")
     blat.add_argument("--frames", type=int, default=500)
     blat.add_argument("--warmup", type=int, default=30)
+    blat.add_argument("--compile", action="store_true",
+                      help="the torch.compile fast path (its compile time is the first frame's)")
+    blat.add_argument("--compare", action="store_true",
+                      help="eager and compiled one after the other, with the speedup")
     blat.add_argument("--json", action="store_true")
     blat.set_defaults(func=cmd_bench_latency)
     bc = bench.add_parser("codec", help="train a codec variant: held-out PSNR and bf16 ms")

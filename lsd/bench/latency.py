@@ -33,23 +33,34 @@ def stepper(stream: Stream, pool: list[np.ndarray] | None = None):
 
 
 def bench_latency(checkpoint: str | None = None, steps: int | None = None, frames: int = 500,
-                  warmup: int = 30, prompt: str = "ink wash painting") -> dict:
+                  warmup: int = 30, prompt: str = "ink wash painting", compile: bool = False,
+                  compare: bool = False) -> dict:
+    """compile: the fast path (lsd.stream.compiled); its compile time is the first frame's,
+    reported apart. compare: eager and compiled one after the other in this run."""
+    if compare:
+        eager, fast = (bench_latency(checkpoint, steps, frames, warmup, prompt, c) for c in (False, True))
+        ratio = lambda key: round(eager[key] / fast[key], 3)
+        return {"eager": eager, "compiled": fast, "speedup_p50": ratio("ms_p50"),
+                "speedup_p95": ratio("ms_p95")}
     ckpt = checkpoint or default_checkpoint()
-    stream = Stream.from_pretrained(ckpt, prompt=prompt, steps=steps)
+    stream = Stream.from_pretrained(ckpt, prompt=prompt, steps=steps, compile=compile)
     step = stepper(stream)
+    first_frame_ms = float(time_ms(step, 1, 0)[0])
     for _ in range(warmup):
         step()
     rss_start = rss_mb()
     ms = time_ms(step, frames, 0)
     rss_end = rss_mb()
-    flops = count_flops(step)
+    # counted on an eager twin: a compiled graph runs no countable ops one by one
+    flops = count_flops(stepper(Stream.from_pretrained(ckpt, prompt=prompt, steps=steps)))
     peak = matmul_peak_gflops()
     p50 = float(np.percentile(ms, 50))
     achieved = flops / p50 / 1e6
     pct = lambda q: round(float(np.percentile(ms, q)), 2)
     return {
-        "checkpoint": str(ckpt), "steps": stream.steps, "frames": frames, "warmup": warmup,
-        "frame_size": list(stream.size), "ms_p50": pct(50), "ms_p95": pct(95), "ms_p99": pct(99),
+        "checkpoint": str(ckpt), "steps": stream.steps, "compiled": compile, "frames": frames,
+        "warmup": warmup, "frame_size": list(stream.size), "first_frame_ms": round(first_frame_ms, 1),
+        "ms_p50": pct(50), "ms_p95": pct(95), "ms_p99": pct(99),
         "fps": round(1000 / float(np.mean(ms)), 1),
         "rss_mb_start": round(rss_start, 1), "rss_mb_end": round(rss_end, 1),
         "gflops_per_frame": round(flops / 1e9, 3), "achieved_gflops_per_s": round(achieved, 1),

@@ -6,6 +6,10 @@ same at frame 10 and at frame 10,000,000, and memory never grows.
 Slots carry an *age* instead of a frame number: age a means "written a frames before the
 frame being generated now", 0 means empty. Ages stay in 0..k forever, so nothing in the
 cache grows with the length of the stream.
+
+The slot being written is a tensor, not a Python int, and writes are index copies: a
+compiled streaming pass (`lsd.stream.compiled`) then sees the same graph at every frame
+instead of one per slot.
 """
 
 from __future__ import annotations
@@ -21,13 +25,13 @@ class HistoryCache:
         self.keys: torch.Tensor | None = None  # (layers, B, heads, frames * tokens, head_dim)
         self.values: torch.Tensor | None = None
         self.age = torch.zeros(frames, dtype=torch.long)
-        self.slot = 0  # the slot the next committed frame goes to (the oldest one)
+        self.slot = torch.zeros((), dtype=torch.long)  # where the next frame goes (the oldest)
 
     def reset(self) -> None:
         """Forget the history. The buffers stay allocated but are zeroed too: a masked key
         gets zero attention weight, yet 0 * NaN is NaN, so a poisoned value must not stay."""
         self.age.zero_()
-        self.slot = 0
+        self.slot.zero_()
         if self.keys is not None:
             self.keys.zero_()
             self.values.zero_()
@@ -36,16 +40,22 @@ class HistoryCache:
     def filled(self) -> int:
         return int((self.age > 0).sum())
 
+    def allocate(self, batch: int, head_dim: int, dtype: torch.dtype, device: torch.device | str,
+                 heads: int = 0) -> None:
+        """Allocate the buffers now (else the first write does): a compiled pass then never
+        sees an empty cache."""
+        shape = (self.layers, batch, max(heads, self.heads or 0), self.frames * self.tokens, head_dim)
+        self.keys = torch.zeros(shape, dtype=dtype, device=device)
+        self.values = torch.zeros_like(self.keys)
+        self.age, self.slot = self.age.to(device), self.slot.to(device)
+
     def layer(self, index: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Keys and values of one layer, (B, heads, frames * tokens, head_dim) with the heads
         of `like` (a (B, heads, N, head_dim) key); allocated on first use with its dtype,
         device and batch."""
         if self.keys is None:
             b, h, _, hd = like.shape
-            shape = (self.layers, b, max(h, self.heads or 0), self.frames * self.tokens, hd)
-            self.keys = torch.zeros(shape, dtype=like.dtype, device=like.device)
-            self.values = torch.zeros_like(self.keys)
-            self.age = self.age.to(like.device)
+            self.allocate(b, hd, like.dtype, like.device, h)
         elif self.keys.shape[1] != like.shape[0]:
             raise ValueError(f"history cache holds batch {self.keys.shape[1]}, got {like.shape[0]}")
         heads = like.shape[1]
@@ -60,18 +70,18 @@ class HistoryCache:
         if self.frames == 0:
             return
         cached_k, cached_v = self.layer(index, keys)
-        span = slice(self.slot * self.tokens, (self.slot + 1) * self.tokens)
-        cached_k[:, :, span] = keys
-        cached_v[:, :, span] = values
+        span = self.slot * self.tokens + torch.arange(self.tokens, device=keys.device)
+        cached_k.index_copy_(2, span, keys)
+        cached_v.index_copy_(2, span, values)
 
     def advance(self) -> None:
         """The committed frame becomes history: everyone ages by one, it gets age 1."""
         if self.frames == 0:
             return
-        self.age[self.age > 0] += 1
-        self.age[self.slot] = 1
-        self.slot = (self.slot + 1) % self.frames
+        self.age.add_(self.age > 0)
+        self.age.index_fill_(0, self.slot.view(1), 1)
+        self.slot.add_(1).remainder_(self.frames)
 
     def nbytes(self) -> int:
-        tensors = [self.age] + [t for t in (self.keys, self.values) if t is not None]
+        tensors = [self.age, self.slot] + [t for t in (self.keys, self.values) if t is not None]
         return sum(t.numel() * t.element_size() for t in tensors)

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from ..diffusion import commit_frame, generate_frame
 from ..models import LSDModel, load
+from .compiled import compile_streaming
 
 LATENCY_WINDOW = 1000  # frames the latency percentiles are taken over
 PROMPT_CACHE = 32  # prompt embeddings kept (switching back to a recent prompt is free)
@@ -32,7 +33,8 @@ PROMPT_CACHE = 32  # prompt embeddings kept (switching back to a recent prompt i
 class Stream:
     def __init__(self, model: LSDModel, prompt: str = "", steps: int | None = None,
                  device: str | torch.device = "cpu", dtype: torch.dtype = torch.bfloat16,
-                 context_t: float | None = None, shortcut: bool | None = None, seed: int = 0):
+                 context_t: float | None = None, shortcut: bool | None = None, seed: int = 0,
+                 compile: bool = False):
         sample = model.checkpoint_config.get("sample", {})
         self.steps = int(steps if steps is not None else sample.get("steps", 3))
         if self.steps < 1:
@@ -45,6 +47,8 @@ class Stream:
         self.model = model.to(self.device, dtype).eval()
         self.size = tuple(model.config.frame_size)
         self.cache = model.new_cache()
+        if compile:  # the first step then takes the compile time (lsd.stream.compiled)
+            compile_streaming(self.model, self.cache)
         self.seed = seed
         self.g = torch.Generator().manual_seed(seed)
         self._embeddings: OrderedDict[str, torch.Tensor] = OrderedDict()
