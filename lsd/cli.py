@@ -187,7 +187,8 @@ def cmd_bench_latency(args: argparse.Namespace) -> None:
     from .bench.latency import bench_latency
 
     _emit(bench_latency(args.checkpoint, args.steps, args.frames, args.warmup,
-                        compile=args.compile, compare=args.compare), args.json)
+                        compile=args.compile, compare=args.compare, device=args.device,
+                        preset_name=args.preset, overrides=args.set), args.json)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -362,6 +363,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the torch.compile fast path (its compile time is the first frame's)")
     blat.add_argument("--compare", action="store_true",
                       help="eager and compiled one after the other, with the speedup")
+    blat.add_argument("--device", default="cpu", help="cpu or cuda")
+    blat.add_argument("--preset", help="time an untrained model of this preset (tiny, base) "
+                      "instead of a checkpoint")
+    blat.add_argument("--set", action="append", metavar="KEY=VALUE",
+                      help="change the preset, e.g. --set frame_size=[512,512]")
     blat.add_argument("--json", action="store_true")
     blat.set_defaults(func=cmd_bench_latency)
     bc = bench.add_parser("codec", help="train a codec variant: held-out PSNR and bf16 ms")

@@ -45,3 +45,11 @@ def test_bench_latency_compare_times_eager_and_compiled_in_one_run(tmp_path):
     # dynamo still traces), reported apart from the timed frames
     assert fast["first_frame_ms"] > 3 * fast["ms_p95"]
     assert fast["gflops_per_frame"] == eager["gflops_per_frame"] > 0
+
+
+def test_bench_latency_times_an_untrained_preset_as_the_student_samples():
+    from lsd.bench.latency import bench_latency
+
+    r = bench_latency(preset_name="tiny", overrides=["frame_size=[64,64]"], frames=4, warmup=1)
+    assert r["checkpoint"] == "preset:tiny frame_size=[64,64]" and r["frame_size"] == [64, 64]
+    assert r["steps"] == 3 and r["device"] == "cpu" and r["gflops_per_frame"] > 0

@@ -10,12 +10,16 @@ import itertools
 import numpy as np
 import torch
 
+from ..config import preset, with_overrides
 from ..data import VAL_SEED_START, paired_stream
+from ..models import LSDModel
 from ..stream.engine import Stream
 from ..stream.runner import default_checkpoint, rss_mb
 from .machine import machine_name
 from .model_cost import count_flops, matmul_peak_gflops, time_ms
 
+# how the shipped student samples (configs/distill-tiny.yaml), for an untrained preset
+STUDENT_SAMPLING = {"steps": 3, "shortcut": True, "commit": "last_step"}
 DISTINCT_FRAMES = 64  # world frames rendered up front and cycled (rendering is not timed)
 
 
@@ -32,19 +36,33 @@ def stepper(stream: Stream, pool: list[np.ndarray] | None = None):
     return lambda: stream.step(pool[next(counter) % len(pool)])
 
 
+def _stream(checkpoint: str | None, preset_name: str | None, steps: int | None, prompt: str,
+            device: str, compile: bool, overrides: list[str] | None = None) -> tuple[Stream, str]:
+    if preset_name:  # untrained: the time a frame takes does not depend on the weights
+        model = LSDModel(with_overrides(preset(preset_name), overrides or []))
+        model.checkpoint_config = {"sample": STUDENT_SAMPLING}
+        return Stream(model, prompt, steps, device, compile=compile), " ".join(
+            [f"preset:{preset_name}", *(overrides or [])])
+    ckpt = checkpoint or default_checkpoint()
+    return Stream.from_pretrained(ckpt, prompt, steps, device, compile=compile), str(ckpt)
+
+
 def bench_latency(checkpoint: str | None = None, steps: int | None = None, frames: int = 500,
                   warmup: int = 30, prompt: str = "ink wash painting", compile: bool = False,
-                  compare: bool = False) -> dict:
+                  compare: bool = False, device: str = "cpu", preset_name: str | None = None,
+                  overrides: list[str] | None = None) -> dict:
     """compile: the fast path (lsd.stream.compiled); its compile time is the first frame's,
-    reported apart. compare: eager and compiled one after the other in this run."""
+    reported apart. compare: eager and compiled one after the other in this run. preset_name:
+    an untrained model of that preset instead of a checkpoint (e.g. `base` on a GPU), changed by
+    `overrides` ("frame_size=[512,512]")."""
     if compare:
-        eager, fast = (bench_latency(checkpoint, steps, frames, warmup, prompt, c) for c in (False, True))
+        eager, fast = (bench_latency(checkpoint, steps, frames, warmup, prompt, c, False, device,
+                                     preset_name, overrides) for c in (False, True))
         ratio = lambda key: round(eager[key] / fast[key], 3)
         return {"eager": eager, "compiled": fast, "speedup_p50": ratio("ms_p50"),
                 "speedup_p95": ratio("ms_p95")}
-    ckpt = checkpoint or default_checkpoint()
-    stream = Stream.from_pretrained(ckpt, prompt=prompt, steps=steps, compile=compile)
-    step = stepper(stream)
+    stream, name = _stream(checkpoint, preset_name, steps, prompt, device, compile, overrides)
+    step = stepper(stream)  # step() returns the frame on the CPU: every timing includes the sync
     first_frame_ms = float(time_ms(step, 1, 0)[0])
     for _ in range(warmup):
         step()
@@ -52,14 +70,16 @@ def bench_latency(checkpoint: str | None = None, steps: int | None = None, frame
     ms = time_ms(step, frames, 0)
     rss_end = rss_mb()
     # counted on an eager twin: a compiled graph runs no countable ops one by one
-    flops = count_flops(stepper(Stream.from_pretrained(ckpt, prompt=prompt, steps=steps)))
-    peak = matmul_peak_gflops()
+    eager = _stream(checkpoint, preset_name, steps, prompt, device, False, overrides)[0]
+    flops = count_flops(stepper(eager))
+    peak = matmul_peak_gflops(device=device)
     p50 = float(np.percentile(ms, 50))
     achieved = flops / p50 / 1e6
     pct = lambda q: round(float(np.percentile(ms, q)), 2)
     return {
-        "checkpoint": str(ckpt), "steps": stream.steps, "compiled": compile, "frames": frames,
-        "warmup": warmup, "frame_size": list(stream.size), "first_frame_ms": round(first_frame_ms, 1),
+        "checkpoint": name, "steps": stream.steps, "compiled": compile, "device": str(device),
+        "frames": frames, "warmup": warmup, "frame_size": list(stream.size),
+        "first_frame_ms": round(first_frame_ms, 1),
         "ms_p50": pct(50), "ms_p95": pct(95), "ms_p99": pct(99),
         "fps": round(1000 / float(np.mean(ms)), 1),
         "rss_mb_start": round(rss_start, 1), "rss_mb_end": round(rss_end, 1),

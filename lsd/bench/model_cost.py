@@ -48,10 +48,19 @@ def time_ms(fn, iters: int, warmup: int) -> np.ndarray:
     return out
 
 
-def matmul_peak_gflops(size: int = 1024, iters: int = 20) -> float:
-    """This machine's bf16 matmul rate right now, the yardstick for the model's FLOP/s."""
-    a = torch.randn(size, size, dtype=torch.bfloat16)
-    ms = np.median(time_ms(lambda: a @ a, iters, 5))
+def matmul_peak_gflops(size: int | None = None, iters: int = 20, device: str = "cpu") -> float:
+    """This machine's bf16 matmul rate right now, the yardstick for the model's FLOP/s (on a
+    GPU a larger matrix, synchronised after each product)."""
+    dev = torch.device(device)
+    size = size or (8192 if dev.type == "cuda" else 1024)
+    a = torch.randn(size, size, dtype=torch.bfloat16, device=dev)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+
+    def product():
+        a @ a
+        sync()
+
+    ms = np.median(time_ms(product, iters, 5))
     return 2 * size ** 3 / ms / 1e6
 
 
