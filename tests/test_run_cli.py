@@ -14,6 +14,7 @@ from lsd.models import LSDModel
 from lsd.stream import runner
 from lsd.stream.runner import parse_schedule, run_stream
 from lsd.stream.sources import Source
+from lsd.styles import get_style
 from test_models import randomized, small_config
 
 
@@ -59,9 +60,15 @@ def test_run_bad_video_file_is_one_clear_error(ckpt, tmp_path, capsys, content):
     assert rc == 2 and err.startswith("lsd: error:") and "clip.mp4" in err
 
 
-def test_run_needs_a_prompt(ckpt, capsys):
-    rc = main(["run", "--source", "synthetic", "--checkpoint", str(ckpt)])
+def test_run_needs_a_prompt_except_on_the_synthetic_world(ckpt, tmp_path, capsys):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    rc = main(["run", "--source", str(folder), "--checkpoint", str(ckpt)])
     assert rc == 2 and "--prompt" in capsys.readouterr().err
+    # the synthetic world's frames have a style: its canonical prompt is the default
+    rc = main(["run", "--source", "synthetic:0:thermal", "--frames", "3", "--checkpoint", str(ckpt),
+               "--json"])
+    assert rc == 0 and last_json(capsys)["prompt"] == get_style("thermal").prompts[0]
 
 
 class FastCamera(Source):

@@ -63,8 +63,9 @@ def run_stream(source: str, prompt: str = "", schedule: str | None = None,
                window: bool = False, virtual_camera: bool = False, blend_frames: int = 12,
                progress: bool = True, device: str = "cpu", compile: bool = False) -> dict:
     plan = parse_schedule(schedule)
-    if not prompt and not plan:
-        raise ValueError("give --prompt or --prompt-schedule")
+    if not prompt and not plan and not source.startswith("synthetic"):
+        raise ValueError("give --prompt or --prompt-schedule (only the synthetic world has a "
+                         "prompt of its own: its style's)")
     first = plan[0][1] if plan and plan[0][0] == 0 else prompt
     ckpt = Path(checkpoint) if checkpoint else default_checkpoint()
     stream = Stream.from_pretrained(ckpt, prompt=first, steps=steps, device=device, compile=compile)
@@ -76,6 +77,9 @@ def run_stream(source: str, prompt: str = "", schedule: str | None = None,
     with ExitStack() as stack:
         src = stack.enter_context(open_source(source, loop=loop, max_frames=frames,
                                               size=stream.size[0]))
+        if not prompt and not plan:
+            first = src.prompt
+            stream.set_prompt(first, blend_frames=0)
         pacer = stack.enter_context(LatestFrame(src)) if src.live else None
         sinks = open_sink(out, side_by_side=side_by_side, fps=src.fps or 30, window=window,
                           virtual_camera=virtual_camera)
@@ -108,5 +112,6 @@ def run_stream(source: str, prompt: str = "", schedule: str | None = None,
             "latency_window": LATENCY_WINDOW, "fps": round(st["frames"] / seconds, 2) if seconds else None,
             "dropped": st["dropped"], "recoveries": st["recoveries"],
             "rss_mb_start": round(rss_start or rss_mb(), 1), "rss_mb_end": round(rss_mb(), 1),
-            "steps": stream.steps, "compiled": compile, "checkpoint": str(ckpt), "source": source, "out": out,
+            "prompt": first, "steps": stream.steps, "compiled": compile, "checkpoint": str(ckpt),
+            "source": source, "out": out,
             "machine": machine_name()}

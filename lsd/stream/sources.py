@@ -37,6 +37,7 @@ class Source:
     live = False
     fps: float | None = None
     name = "source"
+    prompt: str | None = None  # what the source's frames are meant to become, if it knows
 
     def read(self) -> np.ndarray | None:
         """The next frame, or None when the source has ended."""
@@ -179,11 +180,12 @@ class SyntheticSource(Source):
     def __init__(self, seed: int = 0, style: str = DEFAULT_STYLE, size: int = 128,
                  frames: int | None = None):
         from lsd.data import paired_stream  # lazy: the world is not needed for camera use
-        from lsd.styles import style_names
+        from lsd.styles import get_style, style_names
 
         if style not in style_names():
             raise ValueError(f"unknown style {style!r}; known styles: {', '.join(style_names())}")
         self.name = f"synthetic:{seed}:{style}"
+        self.prompt = get_style(style).prompts[0]  # the style its targets are rendered in
         self.seed, self.style, self.size = seed, style, size
         self.last_sample = None
         self._samples = paired_stream(seed, style, size=size, frames=frames)
