@@ -127,6 +127,22 @@ def test_synthetic_source_matches_paired_stream():
     assert source.read() is None
 
 
+def test_synthetic_source_loads_its_split_up_front():
+    """An endless synthetic stream holds the same memory at frame 10,000 as at frame 1: every
+    image its scenes can draw is cached before the first frame, so nothing loads later."""
+    from lsd.data.sources import image_names, load_image
+    from lsd.styles import get_style
+
+    load_image.cache_clear()
+    source = SyntheticSource(seed=3, style="sepia", size=32, frames=4)
+    assert source.prompt == get_style("sepia").prompts[0]
+    assert load_image.cache_info().currsize == len(image_names("train"))
+    misses = load_image.cache_info().misses
+    for _ in source:
+        pass
+    assert load_image.cache_info().misses == misses
+
+
 def test_synthetic_source_rejects_unknown_style():
     with pytest.raises(ValueError, match="unknown style"):
         SyntheticSource(style="no_such_style")

@@ -113,6 +113,13 @@ def load_image(name: str) -> np.ndarray:
     return out
 
 
+def preload_images(split: str) -> None:
+    """Load every image of a split into the cache now: an endless stream then holds the same
+    memory from its first frame to its last, instead of growing as scenes reach new images."""
+    for name in image_names(split):
+        load_image(name)
+
+
 def is_grey(img: np.ndarray) -> bool:
     return bool(np.allclose(img[..., 0], img[..., 1]) and np.allclose(img[..., 1], img[..., 2]))
 

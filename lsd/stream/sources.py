@@ -180,6 +180,7 @@ class SyntheticSource(Source):
     def __init__(self, seed: int = 0, style: str = DEFAULT_STYLE, size: int = 128,
                  frames: int | None = None):
         from lsd.data import paired_stream  # lazy: the world is not needed for camera use
+        from lsd.data.sources import preload_images, split_of
         from lsd.styles import get_style, style_names
 
         if style not in style_names():
@@ -188,6 +189,7 @@ class SyntheticSource(Source):
         self.prompt = get_style(style).prompts[0]  # the style its targets are rendered in
         self.seed, self.style, self.size = seed, style, size
         self.last_sample = None
+        preload_images(split_of(seed))  # ~1 s; memory is then flat from the first frame
         self._samples = paired_stream(seed, style, size=size, frames=frames)
 
     def read(self) -> np.ndarray | None:
