@@ -89,6 +89,10 @@ def camera_file(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
+    """LSD_SERVE_CHECKPOINT=DIR runs the session on that model instead (e.g. the shipped
+    checkpoints/lsd-tiny, to measure its capture-to-display latency)."""
+    if os.environ.get("LSD_SERVE_CHECKPOINT"):
+        return Path(os.environ["LSD_SERVE_CHECKPOINT"]).resolve()
     torch.manual_seed(0)
     model = randomized(LSDModel(small_config()))
     with torch.no_grad():  # a random model barely listens to its prompt: make it
@@ -232,9 +236,12 @@ def test_generated_frames_arrive_restyled_and_latency_is_measured(session, serve
         predicted = model_output(checkpoint, PROMPT_A, frame_in)
         print(f"restyled: |out-in| {mad(frame_out, frame_in):.1f}, "
               f"|out-model(in)| {mad(frame_out, predicted):.1f}")
-        # restyled, and by this model: nearer to its output than to the camera frame
+        # restyled, and by this model: nearer to its output than to the camera frame (for
+        # the test's own model only: a trained one leans on its history, which one
+        # history-free frame does not have)
         assert mad(frame_out, frame_in) > 20
-        assert mad(frame_out, predicted) < 0.6 * mad(frame_out, frame_in)
+        if not os.environ.get("LSD_SERVE_CHECKPOINT"):
+            assert mad(frame_out, predicted) < 0.6 * mad(frame_out, frame_in)
 
     stats = wait_for(d, "window.lsd.stats && window.lsd.stats.frames > 60 && window.lsd.stats", 30)
     lat = d.execute_script("return window.lsd.latency")
