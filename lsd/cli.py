@@ -188,7 +188,8 @@ def cmd_bench_latency(args: argparse.Namespace) -> None:
 
     _emit(bench_latency(args.checkpoint, args.steps, args.frames, args.warmup,
                         compile=args.compile, compare=args.compare, device=args.device,
-                        preset_name=args.preset, overrides=args.set), args.json)
+                        preset_name=args.preset, overrides=args.set, profile=args.profile),
+          args.json)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -368,6 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
                       "instead of a checkpoint")
     blat.add_argument("--set", action="append", metavar="KEY=VALUE",
                       help="change the preset, e.g. --set frame_size=[512,512]")
+    blat.add_argument("--profile", action="store_true", help="add the ops that take the most time")
     blat.add_argument("--json", action="store_true")
     blat.set_defaults(func=cmd_bench_latency)
     bc = bench.add_parser("codec", help="train a codec variant: held-out PSNR and bf16 ms")

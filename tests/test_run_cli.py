@@ -147,3 +147,14 @@ def test_bench_codec_trains_and_times_a_variant(capsys):
     r = last_json(capsys)
     assert r["channels"] == [64, 64] and r["latent_channels"] == 4 and r["steps"] == 2
     assert 0 < r["val_psnr_db"] < 60 and r["encode_ms_p50"] > 0 and r["decode_ms_p50"] > 0
+
+
+def test_bench_latency_profile_names_where_the_time_goes(ckpt):
+    from lsd.bench.latency import bench_latency
+
+    r = bench_latency(str(ckpt), frames=5, warmup=1, profile=True)
+    ops = r["profile"]
+    assert ops and all(a["ms_per_frame"] >= b["ms_per_frame"] for a, b in zip(ops, ops[1:]))
+    assert 0 < sum(o["share"] for o in ops) <= 1.001
+    # a transformer step: its linear layers are among the costliest ops
+    assert any(o["op"] in ("aten::addmm", "aten::mm", "aten::linear") for o in ops)

@@ -36,6 +36,21 @@ def stepper(stream: Stream, pool: list[np.ndarray] | None = None):
     return lambda: stream.step(pool[next(counter) % len(pool)])
 
 
+def profile_ops(step, frames: int = 50, top: int = 12) -> list[dict]:
+    """Where a frame's time goes: torch's profiler over `frames` steps, the ops with the most
+    self time (ms per frame and share of the profiled total)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(frames):
+            step()
+    ops = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in ops)
+    return [{"op": e.key, "ms_per_frame": round(e.self_cpu_time_total / 1000 / frames, 3),
+             "share": round(e.self_cpu_time_total / total, 3), "calls_per_frame": e.count // frames}
+            for e in ops[:top]]
+
+
 def _stream(checkpoint: str | None, preset_name: str | None, steps: int | None, prompt: str,
             device: str, compile: bool, overrides: list[str] | None = None) -> tuple[Stream, str]:
     if preset_name:  # untrained: the time a frame takes does not depend on the weights
@@ -50,11 +65,12 @@ def _stream(checkpoint: str | None, preset_name: str | None, steps: int | None, 
 def bench_latency(checkpoint: str | None = None, steps: int | None = None, frames: int = 500,
                   warmup: int = 30, prompt: str = "ink wash painting", compile: bool = False,
                   compare: bool = False, device: str = "cpu", preset_name: str | None = None,
-                  overrides: list[str] | None = None) -> dict:
+                  overrides: list[str] | None = None, profile: bool = False) -> dict:
     """compile: the fast path (lsd.stream.compiled); its compile time is the first frame's,
     reported apart. compare: eager and compiled one after the other in this run. preset_name:
     an untrained model of that preset instead of a checkpoint (e.g. `base` on a GPU), changed by
-    `overrides` ("frame_size=[512,512]")."""
+    `overrides` ("frame_size=[512,512]"). profile: add the ops with the most time (eager only:
+    a compiled graph shows as a few fused kernels)."""
     if compare:
         eager, fast = (bench_latency(checkpoint, steps, frames, warmup, prompt, c, False, device,
                                      preset_name, overrides) for c in (False, True))
@@ -76,7 +92,7 @@ def bench_latency(checkpoint: str | None = None, steps: int | None = None, frame
     p50 = float(np.percentile(ms, 50))
     achieved = flops / p50 / 1e6
     pct = lambda q: round(float(np.percentile(ms, q)), 2)
-    return {
+    result = {
         "checkpoint": name, "steps": stream.steps, "compiled": compile, "device": str(device),
         "frames": frames, "warmup": warmup, "frame_size": list(stream.size),
         "first_frame_ms": round(first_frame_ms, 1),
@@ -89,3 +105,4 @@ def bench_latency(checkpoint: str | None = None, steps: int | None = None, frame
         "includes": "resize, encode, all denoising steps, cache commit, decode, resize back",
         "threads": torch.get_num_threads(), "machine": machine_name(torch.get_num_threads()),
     }
+    return result | ({"profile": profile_ops(step)} if profile else {})
