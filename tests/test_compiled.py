@@ -30,6 +30,13 @@ def test_compiled_stream_matches_eager_and_compiles_once(tmp_path):
     assert counters["stats"]["unique_graphs"] == 4
     assert fast.cache.filled == eager.cache.filled
     assert torch.equal(fast.cache.age, eager.cache.age)
+    # a second stream on the same model shares its graphs (not a compile of a compile)
+    forward = fast.model.denoiser.forward
+    second = Stream(fast.model, "ink wash", compile=True)
+    assert second.model.denoiser.forward is forward
+    first = np.abs(second.step(inputs[0]).astype(int) - want[0].astype(int))
+    assert first.mean() < 1.0 and first.max() <= 16  # its own fresh history: frame 1 again
+    assert counters["stats"]["unique_graphs"] == 4
 
 
 def test_bench_latency_compare_times_eager_and_compiled_in_one_run(tmp_path):

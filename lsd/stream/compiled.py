@@ -24,10 +24,14 @@ CPU_OPTIONS = {"freezing": True}
 
 def compile_streaming(model: LSDModel, cache: HistoryCache, batch: int = 1) -> None:
     """Replace `model`'s encoder, decoder and denoiser forward with compiled versions (in
-    place: anything else using this model object gets them too) and allocate `cache`."""
+    place: anything else using this model object gets them too; a model already compiled is
+    left as it is, so streams can share one) and allocate `cache`."""
     den = model.denoiser
     dtype, device = den.embed.weight.dtype, den.embed.weight.device
     cache.allocate(batch, den.cfg.head_dim, dtype, device)
+    if getattr(model, "compiled_for_streaming", False):
+        return
+    model.compiled_for_streaming = True
     options = CPU_OPTIONS if device.type == "cpu" else None
     wrap = lambda fn: torch.compile(fn, dynamic=False, options=options)
     den.forward = wrap(den.forward)
