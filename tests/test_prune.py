@@ -13,7 +13,7 @@ from lsd.config import AutoencoderConfig, DenoiserConfig, ModelConfig, TextConfi
 from lsd.models import LSDModel
 from lsd.models.pruning import prune_block
 from lsd.stream.engine import Stream
-from lsd.train.prune import plan_pruning, prune_model, step_flops
+from lsd.train.prune import calibration_batch, plan_pruning, prune_model, step_flops, unit_importance
 from test_models import clip_inputs, randomized, small_config
 
 
@@ -106,3 +106,25 @@ def test_prune_command_prunes_then_finetunes_a_student(tmp_path, capsys):
     assert cfg_out["model"]["denoiser"]["block_mlp"] == read_config(tmp_path / "pruned" / "pruned")["prune"]["block_mlp"]
     assert cfg_out["sample"]["shortcut"] is True and cfg_out["step"] == 2
     assert LSDModel.load(tmp_path / "pruned" / "model").config.denoiser.block_heads
+
+
+def test_a_student_is_scored_on_its_whole_step_grid_and_its_streaming_history(monkeypatch):
+    """The fine-tune trains every grid step, and streaming's history is at level 1/steps
+    for a last-step student: importance is measured on exactly those inputs."""
+    model = randomized(LSDModel(small_config()))
+    model.checkpoint_config = {"sample": {"steps": 3, "shortcut": True, "commit": "last_step"},
+                               "train": {"distill": {"d_grid": [1, 2, 4]}}}
+    seen = {}
+    forward = model.denoiser.forward
+
+    def spy(z_t, z_in, t, d, prompt, history=None, **kw):
+        seen.update(d=set((d * 12).round().long().flatten().tolist()), t=t, d_raw=d, history=history)
+        return forward(z_t, z_in, t, d, prompt, history=history, **kw)
+
+    monkeypatch.setattr(model.denoiser, "forward", spy)
+    unit_importance(model, calibration_batch(model, clips=6, frames=6))
+    assert seen["d"] == {1, 2, 4}
+    assert torch.all(seen["t"] >= seen["d_raw"] - 1e-6) and torch.all(seen["t"] <= 1)
+    _, levels, steps = seen["history"]
+    assert torch.allclose(levels, torch.full_like(levels, 1 / 3))
+    assert torch.allclose(steps, torch.full_like(steps, 1 / 3))

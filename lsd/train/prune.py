@@ -27,6 +27,7 @@ from ..models import LSDModel, load
 from ..models.pruning import prune_block
 from ..styles import get_style, style_names
 from .config import TrainConfig
+from .shortcut import LATTICE, sample_levels
 from .trainer import train
 
 CALIBRATION_CLIPS = 8
@@ -57,10 +58,19 @@ def unit_importance(model: LSDModel, batch: dict, seed: int = 0) -> tuple[list, 
     g = torch.Generator().manual_seed(seed)
     z0, z_in = batch["z0"], batch["z_in"]
     b, f = z0.shape[:2]
-    # the levels the sampler visits: t = 1, 1 - 1/steps, ...; d = 1/steps for a student
-    t = (torch.randint(1, steps + 1, (b, f), generator=g) / steps).to(z0.dtype)
-    d = torch.full((b, f), 1 / steps if shortcut else 0.0)
+    if shortcut:  # a student is fine-tuned on its whole step grid: score units on all of it
+        grid = model.checkpoint_config.get("train", {}).get("distill", {}).get("d_grid")
+        grid = tuple(grid or [LATTICE // steps])
+        t_steps, d_steps = sample_levels((b, f), grid, 1 / len(grid), g)  # d uniform on the grid
+        t, d = t_steps.to(z0.dtype) / LATTICE, d_steps.float() / LATTICE
+    else:  # the levels the teacher's sampler visits: t = 1, 1 - 1/steps, ...
+        t = (torch.randint(1, steps + 1, (b, f), generator=g) / steps).to(z0.dtype)
+        d = torch.zeros(b, f)
     z_t = add_noise(z0, torch.randn(z0.shape, generator=g).to(z0.dtype), t)
+    # the history as streaming writes it: clean, or (last-step commits) at level 1/steps
+    level = 1 / steps if sample.get("commit") == "last_step" else 0.0
+    hist_level = torch.full((b, f), level)
+    history = add_noise(z0, torch.randn(z0.shape, generator=g).to(z0.dtype), hist_level.to(z0.dtype))
     heads = [torch.zeros(blk.attn.heads) for blk in den.blocks]
     channels = [torch.zeros(blk.mlp[0].out_features) for blk in den.blocks]
     gates: dict[int, tuple[float, float]] = {}
@@ -84,7 +94,7 @@ def unit_importance(model: LSDModel, batch: dict, seed: int = 0) -> tuple[list, 
                   blk.mlp[1].register_forward_hook(on_act)]
     try:
         den(z_t, z_in, t, d, model.encode_prompts(batch["prompts"]),
-            history=(z0, torch.zeros(b, f)))
+            history=(history, hist_level, hist_level if shortcut else torch.zeros(b, f)))
     finally:
         for hk in hooks:
             hk.remove()

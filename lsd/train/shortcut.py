@@ -44,7 +44,7 @@ def sample_levels(shape, grid: tuple[int, ...], base_share: float, g: torch.Gene
                   forced: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(t, d) in 1/12 units per frame: d = the base step with probability base_share, else
     uniform over the larger grid steps (or `forced`); t uniform on the lattice in [d, 12]."""
-    larger = torch.tensor(sorted(grid)[1:])
+    larger = torch.tensor(sorted(grid)[1:] or list(grid))  # a one-step grid has only the base
     pick = larger[torch.randint(len(larger), shape, generator=g)]
     d = torch.where(torch.rand(shape, generator=g) < base_share, min(grid), pick)
     if forced is not None:
