@@ -72,22 +72,25 @@ def bench_latency(checkpoint: str | None = None, steps: int | None = None, frame
     `overrides` ("frame_size=[512,512]"). profile: add the ops with the most time (eager only:
     a compiled graph shows as a few fused kernels)."""
     if compare:
-        eager, fast = (bench_latency(checkpoint, steps, frames, warmup, prompt, c, False, device,
-                                     preset_name, overrides) for c in (False, True))
+        eager, fast = (bench_latency(checkpoint, steps, frames, warmup, prompt, compile=c,
+                                     device=device, preset_name=preset_name, overrides=overrides)
+                       for c in (False, True))
         ratio = lambda key: round(eager[key] / fast[key], 3)
         return {"eager": eager, "compiled": fast, "speedup_p50": ratio("ms_p50"),
                 "speedup_p95": ratio("ms_p95")}
     stream, name = _stream(checkpoint, preset_name, steps, prompt, device, compile, overrides)
-    step = stepper(stream)  # step() returns the frame on the CPU: every timing includes the sync
+    pool = held_out_frames(stream.size)
+    step = stepper(stream, pool)  # step() returns the frame on the CPU: every timing includes the sync
     first_frame_ms = float(time_ms(step, 1, 0)[0])
     for _ in range(warmup):
         step()
     rss_start = rss_mb()
     ms = time_ms(step, frames, 0)
     rss_end = rss_mb()
-    # counted on an eager twin: a compiled graph runs no countable ops one by one
-    eager = _stream(checkpoint, preset_name, steps, prompt, device, False, overrides)[0]
-    flops = count_flops(stepper(eager))
+    # a compiled graph runs no countable ops one by one: count those on an eager twin
+    counted = (stepper(_stream(checkpoint, preset_name, steps, prompt, device, False, overrides)[0], pool)
+               if compile else step)
+    flops = count_flops(counted)
     peak = matmul_peak_gflops(device=device)
     p50 = float(np.percentile(ms, 50))
     achieved = flops / p50 / 1e6

@@ -26,6 +26,7 @@ class HistoryCache:
         self.values: torch.Tensor | None = None
         self.age = torch.zeros(frames, dtype=torch.long)
         self.slot = torch.zeros((), dtype=torch.long)  # where the next frame goes (the oldest)
+        self.offsets = torch.arange(tokens)  # a slot's token positions, relative to its start
 
     def reset(self) -> None:
         """Forget the history. The buffers stay allocated but are zeroed too: a masked key
@@ -47,7 +48,7 @@ class HistoryCache:
         shape = (self.layers, batch, max(heads, self.heads or 0), self.frames * self.tokens, head_dim)
         self.keys = torch.zeros(shape, dtype=dtype, device=device)
         self.values = torch.zeros_like(self.keys)
-        self.age, self.slot = self.age.to(device), self.slot.to(device)
+        self.age, self.slot, self.offsets = (t.to(device) for t in (self.age, self.slot, self.offsets))
 
     def layer(self, index: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Keys and values of one layer, (B, heads, frames * tokens, head_dim) with the heads
@@ -70,7 +71,7 @@ class HistoryCache:
         if self.frames == 0:
             return
         cached_k, cached_v = self.layer(index, keys)
-        span = self.slot * self.tokens + torch.arange(self.tokens, device=keys.device)
+        span = self.slot * self.tokens + self.offsets
         cached_k.index_copy_(2, span, keys)
         cached_v.index_copy_(2, span, values)
 
