@@ -6,32 +6,38 @@ BIN := $(VENV)/bin
 #   make test TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cu124"
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: setup demo test test-slow test-browser test-all clean
+.PHONY: setup setup-test demo test test-slow test-browser test-all clean
 
 setup: $(VENV)/.installed
+setup-test: $(VENV)/.installed-test
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet $(TORCH_SPEC)
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+# the test extras (pytest, selenium, Triton for its interpreter, ...): not needed to run
+$(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $@
 
 demo: setup
 	$(BIN)/lsd demo
 
-test: setup
+test: setup-test
 	$(BIN)/pytest -q
 
-test-slow: setup
+test-slow: setup-test
 	$(BIN)/pytest -q -m slow
 
 # The browser tests run in a loopback-only network namespace (server and Chromium both
 # inside): nothing can leave the machine and WebRTC has only 127.0.0.1. Not root: -rn.
 NETNS := unshare $(if $(filter 0,$(shell id -u)),-n,-rn)
-test-browser: setup
+test-browser: setup-test
 	$(NETNS) sh -c 'ip link set lo up && exec $(BIN)/pytest -q -s -m browser'
 
-test-all: setup
+test-all: setup-test
 	$(BIN)/pytest -q -m ""
 
 clean:

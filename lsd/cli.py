@@ -188,7 +188,8 @@ def cmd_bench_latency(args: argparse.Namespace) -> None:
 
     _emit(bench_latency(args.checkpoint, args.steps, args.frames, args.warmup,
                         compile=args.compile, compare=args.compare, device=args.device,
-                        preset_name=args.preset, overrides=args.set, profile=args.profile),
+                        preset_name=args.preset, overrides=args.set, profile=args.profile,
+                        cuda_graph=False if args.no_cuda_graph else None),
           args.json)
 
 
@@ -370,6 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
     blat.add_argument("--set", action="append", metavar="KEY=VALUE",
                       help="change the preset, e.g. --set frame_size=[512,512]")
     blat.add_argument("--profile", action="store_true", help="add the ops that take the most time")
+    blat.add_argument("--no-cuda-graph", action="store_true",
+                      help="on CUDA, launch each frame's kernels one by one instead of as one graph")
     blat.add_argument("--json", action="store_true")
     blat.set_defaults(func=cmd_bench_latency)
     bc = bench.add_parser("codec", help="train a codec variant: held-out PSNR and bf16 ms")

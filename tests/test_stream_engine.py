@@ -87,8 +87,9 @@ def test_prompt_blend_moves_monotonically_to_the_new_prompt(ckpt):
     assert to_new[0] == pytest.approx(float((old - new).norm()) * 11 / 12, rel=1e-2)  # bf16
 
 
-def test_nan_step_resets_the_history_and_carries_on(ckpt):
-    s = Stream.from_pretrained(ckpt, prompt="ink wash")
+@pytest.mark.parametrize("cuda_graph", [False, True])  # True: the graph path's CPU form
+def test_nan_step_resets_the_history_and_carries_on(ckpt, cuda_graph):
+    s = Stream.from_pretrained(ckpt, prompt="ink wash", cuda_graph=cuda_graph)
     for f in frames(4):
         s.step(f)
     assert s.cache.filled == 2  # k = 2 frames of history

@@ -52,33 +52,38 @@ def profile_ops(step, frames: int = 50, top: int = 12) -> list[dict]:
 
 
 def _stream(checkpoint: str | None, preset_name: str | None, steps: int | None, prompt: str,
-            device: str, compile: bool, overrides: list[str] | None = None) -> tuple[Stream, str]:
+            device: str, overrides: list[str] | None = None, **fast) -> tuple[Stream, str]:
+    """The stream to time and its name; `fast`: Stream's compile and cuda_graph."""
     if preset_name:  # untrained: the time a frame takes does not depend on the weights
         model = LSDModel(with_overrides(preset(preset_name), overrides or []))
         model.checkpoint_config = {"sample": STUDENT_SAMPLING}
-        return Stream(model, prompt, steps, device, compile=compile), " ".join(
+        return Stream(model, prompt, steps, device, **fast), " ".join(
             [f"preset:{preset_name}", *(overrides or [])])
     ckpt = checkpoint or default_checkpoint()
-    return Stream.from_pretrained(ckpt, prompt, steps, device, compile=compile), str(ckpt)
+    return Stream.from_pretrained(ckpt, prompt, steps, device, **fast), str(ckpt)
 
 
 def bench_latency(checkpoint: str | None = None, steps: int | None = None, frames: int = 500,
                   warmup: int = 30, prompt: str = "ink wash painting", compile: bool = False,
                   compare: bool = False, device: str = "cpu", preset_name: str | None = None,
-                  overrides: list[str] | None = None, profile: bool = False) -> dict:
+                  overrides: list[str] | None = None, profile: bool = False,
+                  cuda_graph: bool | None = None) -> dict:
     """compile: the fast path (lsd.stream.compiled); its compile time is the first frame's,
     reported apart. compare: eager and compiled one after the other in this run. preset_name:
     an untrained model of that preset instead of a checkpoint (e.g. `base` on a GPU), changed by
     `overrides` ("frame_size=[512,512]"). profile: add the ops with the most time (eager only:
-    a compiled graph shows as a few fused kernels)."""
+    a compiled graph shows as a few fused kernels). cuda_graph: replay each frame as one CUDA
+    graph (lsd.stream.cuda_graph; default: on for a CUDA device)."""
     if compare:
         eager, fast = (bench_latency(checkpoint, steps, frames, warmup, prompt, compile=c,
-                                     device=device, preset_name=preset_name, overrides=overrides)
+                                     device=device, preset_name=preset_name, overrides=overrides,
+                                     cuda_graph=cuda_graph)
                        for c in (False, True))
         ratio = lambda key: round(eager[key] / fast[key], 3)
         return {"eager": eager, "compiled": fast, "speedup_p50": ratio("ms_p50"),
                 "speedup_p95": ratio("ms_p95")}
-    stream, name = _stream(checkpoint, preset_name, steps, prompt, device, compile, overrides)
+    stream, name = _stream(checkpoint, preset_name, steps, prompt, device, overrides,
+                           compile=compile, cuda_graph=cuda_graph)
     pool = held_out_frames(stream.size)
     step = stepper(stream, pool)  # step() returns the frame on the CPU: every timing includes the sync
     first_frame_ms = float(time_ms(step, 1, 0)[0])
@@ -87,9 +92,10 @@ def bench_latency(checkpoint: str | None = None, steps: int | None = None, frame
     rss_start = rss_mb()
     ms = time_ms(step, frames, 0)
     rss_end = rss_mb()
-    # a compiled graph runs no countable ops one by one: count those on an eager twin
-    counted = (stepper(_stream(checkpoint, preset_name, steps, prompt, device, False, overrides)[0], pool)
-               if compile else step)
+    # compiled code and CUDA graphs run no countable ops one by one: count an eager twin's
+    eager = lambda: _stream(checkpoint, preset_name, steps, prompt, device, overrides,
+                            compile=False, cuda_graph=False)[0]
+    counted = stepper(eager(), pool) if compile or stream.cuda_graph else step
     flops = count_flops(counted)
     peak = matmul_peak_gflops(device=device)
     p50 = float(np.percentile(ms, 50))
@@ -97,6 +103,7 @@ def bench_latency(checkpoint: str | None = None, steps: int | None = None, frame
     pct = lambda q: round(float(np.percentile(ms, q)), 2)
     result = {
         "checkpoint": name, "steps": stream.steps, "compiled": compile, "device": str(device),
+        "cuda_graph": stream.cuda_graph,
         "frames": frames, "warmup": warmup, "frame_size": list(stream.size),
         "first_frame_ms": round(first_frame_ms, 1),
         "ms_p50": pct(50), "ms_p95": pct(95), "ms_p99": pct(99),
@@ -106,6 +113,7 @@ def bench_latency(checkpoint: str | None = None, steps: int | None = None, frame
         "matmul_peak_gflops_per_s": round(peak, 1),
         "share_of_matmul_peak": round(achieved / peak, 3),
         "includes": "resize, encode, all denoising steps, cache commit, decode, resize back",
-        "threads": torch.get_num_threads(), "machine": machine_name(torch.get_num_threads()),
+        "threads": torch.get_num_threads(),
+        "machine": machine_name(torch.get_num_threads(), device=device),
     }
     return result | ({"profile": profile_ops(step)} if profile else {})

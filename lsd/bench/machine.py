@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import platform
 
+import torch
+
 
 def cpu_model() -> str:
     try:
@@ -17,6 +19,9 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def machine_name(threads: int | None = None) -> str:
+def machine_name(threads: int | None = None, device: str = "cpu") -> str:
     used = f", {threads} thread{'s' if threads != 1 else ''} used" if threads else ""
-    return f"{cpu_model()} ({os.cpu_count()} cores{used})"
+    host = f"{cpu_model()} ({os.cpu_count()} cores{used})"
+    if torch.device(device).type == "cuda":
+        return f"{torch.cuda.get_device_name(torch.device(device))} on {host}"
+    return host

@@ -37,7 +37,7 @@ def commit_frame(denoiser, cache, latent: torch.Tensor, z_in: torch.Tensor, prom
     if context_t > 0:
         if context_noise is None:
             raise ValueError("context_t > 0 needs context_noise")
-        latent = add_noise(latent, context_noise, torch.full((b,), float(context_t)))
+        latent = add_noise(latent, context_noise, torch.full((b,), float(context_t), device=latent.device))
     denoiser(latent[:, None], z_in[:, None], _full(b, context_t, latent), _full(b, d, latent),
              prompt, cache=cache, write=True)
     cache.advance()

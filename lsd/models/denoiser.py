@@ -25,7 +25,8 @@ import torch.nn.functional as F
 
 from ..config import DenoiserConfig
 from .history_cache import HistoryCache
-from .layers import MLP, Attention, LevelEmbedder, modulate, sincos_2d
+from .fused_norm import norm_modulate
+from .layers import MLP, Attention, LevelEmbedder, sincos_2d
 
 
 class DenoiserBlock(nn.Module):
@@ -42,11 +43,11 @@ class DenoiserBlock(nn.Module):
         attend(q, k, v) maps (B, heads, F, N, head_dim) queries/keys/values to outputs."""
         b, f, n, dim = x.shape
         shift1, scale1, gate1, shift2, scale2, gate2 = self.ada(c)[:, :, None].chunk(6, dim=-1)
-        h = modulate(self.norm1(x), shift1, scale1).reshape(b, f * n, dim)
+        h = norm_modulate(self.norm1, x, shift1, scale1).reshape(b, f * n, dim)
         q, k, v = (t.unflatten(2, (f, n)) for t in self.attn.split(h))
         o = attend(q, k, v).flatten(2, 3)
         x = x + gate1 * self.attn.project(o).view(b, f, n, dim)
-        return x + gate2 * self.mlp(modulate(self.norm2(x), shift2, scale2))
+        return x + gate2 * self.mlp(norm_modulate(self.norm2, x, shift2, scale2))
 
 
 class CausalDenoiser(nn.Module):
@@ -199,7 +200,7 @@ class CausalDenoiser(nn.Module):
                       else self._cached_attention(i, cache, write, key_ages))
             x = block(x, c, attend)
         shift, scale = self.final_ada(c)[:, :, None].chunk(2, dim=-1)
-        v = self._unpatchify(self.out(modulate(self.final_norm(x), shift, scale)))
+        v = self._unpatchify(self.out(norm_modulate(self.final_norm, x, shift, scale)))
         return v[b:] if history is not None else v
 
 

@@ -37,6 +37,17 @@ class HistoryCache:
             self.keys.zero_()
             self.values.zero_()
 
+    def state(self) -> list[torch.Tensor]:
+        """A copy of everything the cache holds (for `load_state`)."""
+        return [t.clone() for t in (self.age, self.slot, self.keys, self.values) if t is not None]
+
+    def load_state(self, state: list[torch.Tensor]) -> None:
+        """Put back a `state()`, in place: the buffers keep their addresses (a captured CUDA
+        graph reads and writes them there)."""
+        for mine, saved in zip([t for t in (self.age, self.slot, self.keys, self.values)
+                                if t is not None], state, strict=True):
+            mine.copy_(saved)
+
     @property
     def filled(self) -> int:
         return int((self.age > 0).sum())

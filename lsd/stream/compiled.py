@@ -8,6 +8,8 @@ its slot is a tensor, so the denoiser compiles to two graphs (a plain step and t
 that writes the cache) on the first frame and every later frame replays them; shapes never
 change, so nothing recompiles. Inductor keeps compiled code in its on-disk cache, so a
 second process starts faster. Frame 1 pays for the compile: benches report it apart.
+On a GPU the compiled kernels are then captured, with everything else a frame does, in one
+CUDA graph (lsd.stream.cuda_graph), so inductor's own CUDA graphs are not asked for.
 """
 
 from __future__ import annotations

@@ -25,16 +25,26 @@ import torch.nn.functional as F
 from ..diffusion import commit_frame, generate_frame
 from ..models import LSDModel, load
 from .compiled import compile_streaming
+from .cuda_graph import GraphedStep
 
 LATENCY_WINDOW = 1000  # frames the latency percentiles are taken over
 PROMPT_CACHE = 32  # prompt embeddings kept (switching back to a recent prompt is free)
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """The device, or a clear error when this torch cannot run on it."""
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r} asked for, but this torch sees no CUDA device "
+                         f"(torch {torch.__version__}); use --device cpu")
+    return device
 
 
 class Stream:
     def __init__(self, model: LSDModel, prompt: str = "", steps: int | None = None,
                  device: str | torch.device = "cpu", dtype: torch.dtype = torch.bfloat16,
                  context_t: float | None = None, shortcut: bool | None = None, seed: int = 0,
-                 compile: bool = False):
+                 compile: bool = False, cuda_graph: bool | None = None):
         sample = model.checkpoint_config.get("sample", {})
         self.steps = int(steps if steps is not None else sample.get("steps", 3))
         if self.steps < 1:
@@ -43,12 +53,16 @@ class Stream:
         # a distilled (shortcut) model is told the step size; a teacher is not
         self.shortcut = bool(shortcut if shortcut is not None else sample.get("shortcut", False))
         self.commit = sample.get("commit", "clean")  # how the model was trained to see history
-        self.device, self.dtype = torch.device(device), dtype
+        self.device, self.dtype = check_device(device), dtype
         self.model = model.to(self.device, dtype).eval()
         self.size = tuple(model.config.frame_size)
         self.cache = model.new_cache()
         if compile:  # the first step then takes the compile time (lsd.stream.compiled)
             compile_streaming(self.model, self.cache)
+        # on by default on a GPU; on the CPU the flag runs the same static-buffer code
+        # without a graph (lsd.stream.cuda_graph), for tests
+        self.cuda_graph = self.device.type == "cuda" if cuda_graph is None else bool(cuda_graph)
+        self._graphed: GraphedStep | None = None  # captured on the first frame
         self.seed = seed
         self.g = torch.Generator().manual_seed(seed)
         self._embeddings: OrderedDict[str, torch.Tensor] = OrderedDict()
@@ -63,7 +77,7 @@ class Stream:
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, prompt: str = "", steps: int | None = None,
                         device: str | torch.device = "cpu", **kwargs) -> "Stream":
-        return cls(load(path, device), prompt, steps, device, **kwargs)
+        return cls(load(path, check_device(device)), prompt, steps, device, **kwargs)
 
     # -- prompts -----------------------------------------------------------------------------
 
@@ -139,30 +153,47 @@ class Stream:
         x = (x[0].clamp(0, 1) * 255).round().to(torch.uint8)
         return x.permute(1, 2, 0).cpu().numpy()
 
-    @torch.no_grad()
-    def _generate(self, z_in: torch.Tensor, prompt: torch.Tensor) -> torch.Tensor:
-        noise = torch.randn(z_in.shape, generator=self.g).to(self.device, self.dtype)
-        ctx = (torch.randn(z_in.shape, generator=self.g).to(self.device, self.dtype)
-               if self.context_t > 0 else None)
-        return generate_frame(self.model.denoiser, self.cache, z_in, prompt, noise, self.steps,
-                              self.shortcut, self.context_t, ctx, self.commit)
+    def _work(self, x: torch.Tensor, prompt: torch.Tensor, noise: torch.Tensor,
+              ctx: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A frame's device work: encode, sample against the cache and commit, decode.
+        Returns (input latent, output image, output latent)."""
+        z_in = self.model.codec.encode(x)
+        z = generate_frame(self.model.denoiser, self.cache, z_in, prompt, noise, self.steps,
+                           self.shortcut, self.context_t, ctx, self.commit)
+        return z_in, self.model.codec.decode(z), z
+
+    def _run(self, x: torch.Tensor, prompt: torch.Tensor):
+        """_work on fresh noise from the stream's CPU generator, through the graph if on."""
+        cfg = self.model.config
+        shape = (x.shape[0], cfg.latent_channels, *cfg.latent_size)
+        draw = lambda: torch.randn(shape, generator=self.g).to(self.device, self.dtype)
+        inputs = {"x": x, "prompt": prompt, "noise": draw()}
+        if self.context_t > 0:
+            inputs["ctx"] = draw()
+        if not self.cuda_graph:
+            return self._work(**inputs)
+        if self._graphed is None:
+            if self.cache.keys is None:  # the graph needs the buffers' final addresses
+                self.cache.allocate(x.shape[0], self.model.denoiser.cfg.head_dim, self.dtype, self.device)
+            self._graphed = GraphedStep(self._work, inputs, self.cache)
+        return self._graphed(**inputs)
 
     @torch.no_grad()
     def step(self, frame: np.ndarray) -> np.ndarray:
         """The output frame for this input frame (same size), generated now: no lag."""
         t0 = time.perf_counter()
-        z_in = self.model.codec.encode(self._to_model(frame))
-        prompt = self._next_embedding()
-        z = self._generate(z_in, prompt)
+        x, prompt = self._to_model(frame), self._next_embedding()
+        z_in, image, z = self._run(x, prompt)
         if not torch.isfinite(z).all():
             # a poisoned history would poison every later frame: drop it and redo this one
             self.recoveries += 1
             self.cache.reset()
-            z = self._generate(z_in, prompt)
+            z_in, image, z = self._run(x, prompt)
             if not torch.isfinite(z).all():
                 self.cache.reset()
-                z = z_in  # nothing sane came out: show the input's latent, try again next frame
-        out = self._to_frame(self.model.codec.decode(z), frame.shape[:2])
+                # nothing sane came out: show the input's latent, try again next frame
+                image = self.model.codec.decode(z_in)
+        out = self._to_frame(image, frame.shape[:2])
         self._latency_ms.append((time.perf_counter() - t0) * 1000)
         self.frames += 1
         return out
