@@ -230,7 +230,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     try:
         serve(args.checkpoint, args.host, args.port, args.max_sessions, args.token, args.steps,
-              args.certfile, args.keyfile)
+              args.certfile, args.keyfile, compile=args.compile)
     except FileNotFoundError:
         raise  # no checkpoint: main() says so
     except OSError as e:  # port taken, address not on this machine, unreadable certificate
@@ -289,6 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--steps", type=int, help="denoising steps (default: the checkpoint's)")
     srv.add_argument("--certfile", help="serve HTTPS (phones give the camera only to HTTPS pages)")
     srv.add_argument("--keyfile", help="the certificate's key, if not in --certfile")
+    srv.add_argument("--compile", action="store_true",
+                     help="the torch.compile fast path, compiled before the server listens")
     srv.set_defaults(func=cmd_serve)
 
     tr = sub.add_parser("train", help="train the codec, then the denoiser and prompt encoder "

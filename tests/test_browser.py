@@ -132,7 +132,9 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(checkpoint):
-    s = Server(make_app(checkpoint, max_sessions=1, ice_addresses=["127.0.0.1"]))
+    # LSD_SERVE_COMPILE=1: the compiled fast path (to measure its latency)
+    s = Server(make_app(checkpoint, max_sessions=1, ice_addresses=["127.0.0.1"],
+                        compile=os.environ.get("LSD_SERVE_COMPILE") == "1"))
     yield s
     s.close()
 

@@ -15,6 +15,7 @@ import time
 
 import av
 import numpy as np
+import torch
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from aiortc import (MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription,
@@ -25,6 +26,7 @@ from lsd.cli import main
 from lsd.models import LSDModel, load
 from lsd.serve import app as serve_app
 from lsd.serve import make_app
+from lsd.serve.app import MODEL
 from lsd.serve.ice import use_host_addresses
 from lsd.serve.protocol import MAX_BODY, MAX_PROMPT
 from lsd.serve.session import Session
@@ -331,3 +333,18 @@ def test_cli_serve_checks_its_options(ckpt, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(serve_app.web, "run_app", busy)
     assert main(["serve", "--checkpoint", str(ckpt)]) == 2
     assert "Address already in use" in capsys.readouterr().err
+
+
+def test_compile_happens_before_the_server_listens_and_sessions_reuse_it(ckpt):
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    app = make_app(ckpt, ice_addresses=LOOPBACK, compile=True)  # its own model: compiled in place
+    model = app[MODEL]
+    assert model.compiled_for_streaming
+    # encoder, decoder and the denoiser's two graphs, compiled by the warm-up frame
+    assert counters["stats"]["unique_graphs"] == 4
+    session_stream = Stream(model, "thermal camera", compile=True)  # as an offer makes one
+    session_stream.step(np.zeros((48, 64, 3), np.uint8))
+    assert counters["stats"]["unique_graphs"] == 4  # no compile while a client waits

@@ -9,7 +9,8 @@
                     "session"}; 400/413 for a bad offer, 401 without the token, 503 when full
 
 The model is loaded once and shared; each session gets its own Stream (history, prompt,
-stats) and its own thread. Every error a client can cause is a JSON {"error": ...} with a
+stats) and its own thread. With `compile` the shared model is compiled (lsd.stream.compiled)
+and warmed up before the server listens, so no client waits for the compile. Every error a client can cause is a JSON {"error": ...} with a
 4xx status, logged, and the server carries on.
 """
 
@@ -23,6 +24,7 @@ import ssl
 import sys
 from pathlib import Path
 
+import numpy as np
 from aiohttp import web
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
@@ -122,7 +124,7 @@ async def offer(request: web.Request) -> web.Response:
     # the session is in the table before the first await, so racing offers cannot overfill it
     sid = f"{next(config['ids']):04d}"
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # no STUN: nothing leaves the host
-    stream = Stream(app[MODEL], prompt=o.prompt, steps=config["steps"])
+    stream = Stream(app[MODEL], prompt=o.prompt, steps=config["steps"], compile=config["compile"])
     session = Session(sid, pc, stream, tag=o.tag, blend_frames=config["blend_frames"],
                       connect_timeout=config["connect_timeout"],
                       stats_interval=config["stats_interval"],
@@ -151,7 +153,8 @@ async def _close_sessions(app: web.Application) -> None:
 def make_app(checkpoint=None, *, model=None, max_sessions: int = 2, token: str | None = None,
              steps: int | None = None, prompt: str = DEFAULT_PROMPT,
              ice_addresses: list[str] | None = None, connect_timeout: float = 20.0,
-             stats_interval: float = 1.0, blend_frames: int = 12) -> web.Application:
+             stats_interval: float = 1.0, blend_frames: int = 12,
+             compile: bool = False) -> web.Application:
     """The server as an aiohttp app. Give a checkpoint directory or an already loaded model.
     `ice_addresses`: the host candidates offered (default: 127.0.0.1 + the machine's)."""
     if max_sessions < 1:
@@ -162,9 +165,12 @@ def make_app(checkpoint=None, *, model=None, max_sessions: int = 2, token: str |
     app[CONFIG] = {"max_sessions": max_sessions, "token": token or None, "steps": steps,
                    "prompt": prompt, "connect_timeout": connect_timeout,
                    "stats_interval": stats_interval, "blend_frames": blend_frames,
-                   "ids": itertools.count(1)}
+                   "compile": compile, "ids": itertools.count(1)}
     app[SESSIONS] = {}
-    Stream(app[MODEL], prompt, steps)  # a bad --steps fails now, not in the first session
+    # a bad --steps fails now, not in the first session; a compile happens now too
+    first = Stream(app[MODEL], prompt, steps, compile=compile)
+    if compile:
+        first.step(np.zeros((*first.size, 3), np.uint8))
     app.router.add_get("/", index)
     app.router.add_static("/static", STATIC)
     app.router.add_get("/styles", styles)
@@ -176,7 +182,7 @@ def make_app(checkpoint=None, *, model=None, max_sessions: int = 2, token: str |
 
 def serve(checkpoint: str | None = None, host: str = "127.0.0.1", port: int = 8000,
           max_sessions: int = 2, token: str | None = None, steps: int | None = None,
-          certfile: str | None = None, keyfile: str | None = None) -> None:
+          certfile: str | None = None, keyfile: str | None = None, compile: bool = False) -> None:
     """Run the server until Ctrl-C."""
     from ..stream.runner import default_checkpoint
 
@@ -197,7 +203,9 @@ def serve(checkpoint: str | None = None, host: str = "127.0.0.1", port: int = 80
     if certfile:
         ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ssl_context.load_cert_chain(certfile, keyfile)
-    app = make_app(ckpt, max_sessions=max_sessions, token=token, steps=steps)
+    if compile:
+        print("lsd serve: compiling the model (once; up to a minute)", file=sys.stderr, flush=True)
+    app = make_app(ckpt, max_sessions=max_sessions, token=token, steps=steps, compile=compile)
     scheme = "https" if ssl_context else "http"
     shown = "127.0.0.1" if host in ("", "0.0.0.0") else host
     query = f"?token={token}" if token else ""

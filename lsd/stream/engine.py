@@ -144,7 +144,8 @@ class Stream:
         x = x.permute(2, 0, 1)[None].float() / 255.0
         if tuple(x.shape[-2:]) != self.size:
             x = F.interpolate(x, size=self.size, mode="bilinear", antialias=True, align_corners=False)
-        return x.to(self.dtype)
+        # one memory layout whether resized or not: a compiled encoder would recompile on it
+        return x.to(self.dtype).contiguous()
 
     def _to_frame(self, x: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
         x = x.float()
