@@ -230,7 +230,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     try:
         serve(args.checkpoint, args.host, args.port, args.max_sessions, args.token, args.steps,
-              args.certfile, args.keyfile, compile=args.compile)
+              args.certfile, args.keyfile, compile=args.compile, threads=args.threads)
     except FileNotFoundError:
         raise  # no checkpoint: main() says so
     except OSError as e:  # port taken, address not on this machine, unreadable certificate
@@ -291,6 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--keyfile", help="the certificate's key, if not in --certfile")
     srv.add_argument("--compile", action="store_true",
                      help="the torch.compile fast path, compiled before the server listens")
+    srv.add_argument("--threads", type=int,
+                     help="torch threads for the model (default: all cores but one, left to "
+                     "the video codecs)")
     srv.set_defaults(func=cmd_serve)
 
     tr = sub.add_parser("train", help="train the codec, then the denoiser and prompt encoder "

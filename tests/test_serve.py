@@ -10,6 +10,7 @@ packet goes anywhere but loopback.
 
 import asyncio
 import json
+import os
 import re
 import time
 
@@ -312,14 +313,18 @@ def test_a_model_error_closes_only_its_session(model):
 # -- the command line ---------------------------------------------------------------------
 
 def test_cli_serve_checks_its_options(ckpt, tmp_path, monkeypatch, capsys):
+    ran = {}
+    monkeypatch.setattr(serve_app.torch, "set_num_threads", lambda n: ran.update(threads=n))
     assert main(["serve", "--host", "0.0.0.0", "--checkpoint", str(ckpt)]) == 2
     assert "needs --token" in capsys.readouterr().err
     assert main(["serve", "--checkpoint", str(tmp_path / "none")]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
     assert main(["serve", "--checkpoint", str(ckpt), "--max-sessions", "0"]) == 2
     assert "--max-sessions" in capsys.readouterr().err
+    assert main(["serve", "--checkpoint", str(ckpt), "--threads", "0"]) == 2
+    assert "--threads" in capsys.readouterr().err
+    assert not ran  # nothing was changed for a command that failed
 
-    ran = {}
     monkeypatch.setattr(serve_app.web, "run_app", lambda app, **kw: ran.update(kw))
     monkeypatch.setattr(serve_app, "use_host_addresses", lambda addresses: None)
     assert main(["serve", "--host", "0.0.0.0", "--port", "8123", "--token", "t",
@@ -327,6 +332,9 @@ def test_cli_serve_checks_its_options(ckpt, tmp_path, monkeypatch, capsys):
     out, err = capsys.readouterr()
     assert "warning" in err and "0.0.0.0" in err and "?token=t" in out
     assert ran["host"] == "0.0.0.0" and ran["port"] == 8123
+    assert ran["threads"] == max(1, os.cpu_count() - 1)  # a core left for the video codecs
+    assert main(["serve", "--checkpoint", str(ckpt), "--threads", "3"]) == 0
+    assert ran["threads"] == 3
 
     def busy(app, **kw):
         raise OSError(98, "Address already in use")

@@ -20,11 +20,13 @@ import hmac
 import ipaddress
 import itertools
 import logging
+import os
 import ssl
 import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 from aiohttp import web
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
@@ -32,6 +34,7 @@ from ..models import load
 from ..stream.engine import Stream
 from ..styles import STYLES
 from .ice import use_host_addresses
+from .jitter import release_frames_on_marker
 from .protocol import MAX_BODY, MAX_PROMPT, BadRequest, parse_offer
 from .session import Session
 
@@ -160,6 +163,7 @@ def make_app(checkpoint=None, *, model=None, max_sessions: int = 2, token: str |
     if max_sessions < 1:
         raise ValueError(f"--max-sessions must be >= 1, not {max_sessions}")
     use_host_addresses(ice_addresses)
+    release_frames_on_marker()  # camera frames reach the model one frame interval sooner
     app = web.Application(client_max_size=MAX_BODY, middlewares=[json_errors, check_token])
     app[MODEL] = model if model is not None else load(checkpoint)
     app[CONFIG] = {"max_sessions": max_sessions, "token": token or None, "steps": steps,
@@ -180,12 +184,22 @@ def make_app(checkpoint=None, *, model=None, max_sessions: int = 2, token: str |
     return app
 
 
+def model_threads() -> int:
+    """Torch threads for the model when serving: all cores but one, which the WebRTC video
+    codecs and the event loop need (on 2 cores, 2 model threads fighting them for the CPU
+    made a frame 63 ms instead of 43 in the browser test)."""
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
 def serve(checkpoint: str | None = None, host: str = "127.0.0.1", port: int = 8000,
           max_sessions: int = 2, token: str | None = None, steps: int | None = None,
-          certfile: str | None = None, keyfile: str | None = None, compile: bool = False) -> None:
+          certfile: str | None = None, keyfile: str | None = None, compile: bool = False,
+          threads: int | None = None) -> None:
     """Run the server until Ctrl-C."""
     from ..stream.runner import default_checkpoint
 
+    if threads is not None and threads < 1:
+        raise ValueError(f"--threads must be >= 1, not {threads}")
     if not is_loopback(host) and not token:
         raise ValueError(f"listening on {host!r} (not loopback) needs --token: anyone who "
                          "can reach the port could use the model")
@@ -206,6 +220,7 @@ def serve(checkpoint: str | None = None, host: str = "127.0.0.1", port: int = 80
     if compile:
         print("lsd serve: compiling the model (once; up to a minute)", file=sys.stderr, flush=True)
     app = make_app(ckpt, max_sessions=max_sessions, token=token, steps=steps, compile=compile)
+    torch.set_num_threads(threads or model_threads())
     scheme = "https" if ssl_context else "http"
     shown = "127.0.0.1" if host in ("", "0.0.0.0") else host
     query = f"?token={token}" if token else ""

@@ -237,6 +237,9 @@ async function start() {
     channel = pc.createDataChannel("control");
     channel.onmessage = onMessage;
     pc.ontrack = (event) => {
+      // a live restyle, not a film: ask the receiver to buffer as little as it can
+      if ("jitterBufferTarget" in event.receiver) event.receiver.jitterBufferTarget = 0;
+      else if ("playoutDelayHint" in event.receiver) event.receiver.playoutDelayHint = 0;
       output.srcObject = event.streams[0] || new MediaStream([event.track]);
       output.requestVideoFrameCallback(onOutputFrame);
     };
