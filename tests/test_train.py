@@ -246,6 +246,26 @@ def test_shortcut_target_is_the_mean_of_two_half_steps():
     assert (weight == 1).all() and target.abs().mean() > 0.01
 
 
+def test_with_a_reference_the_target_is_its_velocity_at_every_step_size():
+    """Pruning's fine-tune: the pruned model copies the unpruned student at (t, d)."""
+    from lsd.train.shortcut import shortcut_distillation
+    from test_models import randomized
+
+    cfg = small_config()
+    cfg.objective = "shortcut"
+    student = randomized(LSDModel(cfg.model), seed=1)
+    pruned = randomized(LSDModel(cfg.model), seed=2)
+    clips = clips_batch()
+    with torch.no_grad():
+        inputs, target, weight = shortcut_distillation(
+            pruned, clips, cfg, torch.Generator().manual_seed(3), ema=pruned, reference=student)
+        want = student.denoiser(inputs["z_t"], inputs["z_in"], inputs["t"], inputs["d"],
+                                student.encode_prompts(clips["prompts"]), history=inputs["history"])
+    assert len(inputs["d"].unique()) > 1  # several step sizes in one batch, each copied
+    torch.testing.assert_close(target, want)
+    assert (weight == 1).all() and target.abs().mean() > 0.01
+
+
 @pytest.mark.parametrize("commit", ["clean", "last_step"])
 def test_student_history_is_noised_to_the_level_it_is_told(commit):
     """The history rows are noised to the level the student is told: a random context level

@@ -82,6 +82,9 @@ class DistillConfig:
     init: str = ""  # the student's starting weights (a pruned student); empty: the teacher's
     d_grid: tuple[int, ...] = (1, 2, 4, 6, 8, 12)  # 1/12 1/6 1/3 1/2 2/3 1
     base_share: float = 0.25  # frames trained on the teacher's own step (d = 1/12)
+    # a finished student to copy at every (t, d) (pruning's fine-tune: the unpruned student);
+    # empty: the shortcut targets above
+    reference: str = ""
 
 
 @dataclass

@@ -1,8 +1,9 @@
 """`lsd prune`: cut a checkpoint's FLOPs by a share, keeping every matrix aligned, then
-fine-tune the pruned student with the distillation objective.
+fine-tune the pruned student to do what the unpruned one does at every step size.
 
 Importance is measured, not guessed: a few training clips run through the denoiser the way
-streaming does (clean history, the sampler's own t and d), and each unit is scored by what
+streaming does (the history as streaming writes it; t and d over the student's step grid),
+and each unit is scored by what
 it adds to the residual stream, E||gate * (its output)||^2: a head through its slice of the
 output projection, an MLP channel as its activation times its column of the second layer.
 Units then go greedily, least importance per FLOP first, until the FLOP cut is reached, a
@@ -197,11 +198,10 @@ def prune(checkpoint: str | Path, out: str | Path, flops_cut: float = 0.35, alig
         else:
             raise ValueError(f"{checkpoint} is not a distilled student (lsd distill); pass "
                              f"--config with a shortcut config to fine-tune it")
-        if not cfg.distill.teacher:
-            raise ValueError("the fine-tune needs distill.teacher (the 12-step teacher)")
         cfg.objective, cfg.sample.shortcut = "shortcut", True
         cfg.model = LSDModel.load(pruned_dir).config
-        cfg.distill.init = str(pruned_dir)
+        # start from the pruned weights, learn to do what the unpruned student does
+        cfg.distill.init, cfg.distill.reference = str(pruned_dir), str(checkpoint)
         cfg.optim = dataclasses.replace(cfg.optim, steps=finetune_steps,
                                         warmup=min(cfg.optim.warmup, finetune_steps // 10))
         summary = train(cfg, out, resume and is_checkpoint(out / "state"), progress, device)

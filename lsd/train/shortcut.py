@@ -15,6 +15,11 @@ through the denoiser's history mode: exactly what streaming does, so the student
 steps it will take. Levels t lie on the 1/12 lattice in [d, 1], where the samplers step.
 With `sample.commit: last_step` the history is what streaming then writes: each frame at
 the last step's level 1/steps, told that step size.
+
+With a `reference` (a finished student, for the fine-tune of its pruned copy) the target at
+every (t, d) is the reference's own velocity: plain distillation. Shortcut targets would
+build each step size from the pruned model's own smaller steps, so an error at d = 1/12
+would pass up the whole grid unseen (each level only has to agree with the one below).
 """
 
 from __future__ import annotations
@@ -55,7 +60,8 @@ def sample_levels(shape, grid: tuple[int, ...], base_share: float, g: torch.Gene
 
 def shortcut_distillation(model: LSDModel, clips: dict, cfg: TrainConfig, g: torch.Generator,
                           rollout_now: bool = False, ema: LSDModel | None = None,
-                          teacher: LSDModel | None = None, forced_d: int | None = None):
+                          teacher: LSDModel | None = None, forced_d: int | None = None,
+                          reference: LSDModel | None = None):
     """Returns (inputs, target, weight) for the student; inputs carry `history`."""
     dc, dev = cfg.distill, model.codec.latent_mean.device
     grid = tuple(dc.d_grid)
@@ -82,8 +88,14 @@ def shortcut_distillation(model: LSDModel, clips: dict, cfg: TrainConfig, g: tor
     noise = torch.randn(z0.shape, generator=g).to(dev, z0.dtype)
     z_t = add_noise(z0, noise, t)
     hist = (history, t_hist.to(dev), d_hist.to(dev))
+    prompts = clips["prompts"]
+    inputs = {"z_t": z_t, "z_in": z_in, "t": t, "d": d, "prompts": prompts, "history": hist}
+    if reference is not None:
+        with torch.no_grad():
+            target = reference.denoiser(z_t, z_in, t, d, reference.encode_prompts(prompts),
+                                        history=hist).float()
+        return inputs, target, torch.ones(b, frames, device=dev)
     with torch.no_grad():
-        prompts = clips["prompts"]
         zero = torch.zeros_like(d)
         v_teacher = teacher.denoiser(z_t, z_in, t, zero, teacher.encode_prompts(prompts), history=hist)
         p = ema.encode_prompts(prompts)
@@ -93,5 +105,4 @@ def shortcut_distillation(model: LSDModel, clips: dict, cfg: TrainConfig, g: tor
         two_steps = (d_a[..., None, None, None] * v_a + d_b[..., None, None, None] * v_b) / d[..., None, None, None]
         base = (d_steps == min(grid)).to(dev)[..., None, None, None]
         target = torch.where(base, v_teacher.float(), two_steps.float())
-    inputs = {"z_t": z_t, "z_in": z_in, "t": t, "d": d, "prompts": prompts, "history": hist}
     return inputs, target, torch.ones(b, frames, device=dev)

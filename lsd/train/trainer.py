@@ -104,9 +104,12 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(cfg.run.seed)  # same initial weights in every process
         self.model = LSDModel(cfg.model).to(self.dev)
-        self.teacher = None
+        self.teacher = self.reference = None
         if cfg.objective == "shortcut":  # the student starts as the teacher (or distill.init)
-            self.teacher = load(cfg.distill.teacher, self.dev).requires_grad_(False)
+            frozen = lambda path: load(path, self.dev).requires_grad_(False) if path else None
+            self.teacher, self.reference = frozen(cfg.distill.teacher), frozen(cfg.distill.reference)
+            if not (cfg.distill.init or self.teacher):
+                raise ValueError("shortcut distillation needs distill.teacher (or distill.init)")
             start = load(cfg.distill.init, self.dev) if cfg.distill.init else self.teacher
             if start.config != cfg.model:
                 raise ValueError(f"model config differs from the one in "
@@ -182,7 +185,7 @@ class Trainer:
                   rollout_now: bool = False, **forced):
         if cfg.objective == "shortcut":
             return shortcut_distillation(model, clips, cfg, g, rollout_now, self.ema,
-                                         self.teacher, **forced)
+                                         self.teacher, reference=self.reference, **forced)
         return diffusion_forcing(model, clips, cfg, g, rollout_now)
 
     @torch.no_grad()
