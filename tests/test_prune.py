@@ -106,6 +106,10 @@ def test_prune_command_prunes_then_finetunes_a_student(tmp_path, capsys):
     assert cfg_out["model"]["denoiser"]["block_mlp"] == read_config(tmp_path / "pruned" / "pruned")["prune"]["block_mlp"]
     assert cfg_out["sample"]["shortcut"] is True and cfg_out["step"] == 2
     assert LSDModel.load(tmp_path / "pruned" / "model").config.denoiser.block_heads
+    # it learnt to copy the unpruned student, and what it saved is not the EMA of its start
+    train = cfg_out["train"]
+    assert train["distill"]["reference"] == str(tmp_path / "student" / "model")
+    assert train["optim"]["ema"] == 0.0  # horizon 10 steps at most: 2 steps here
 
 
 def test_a_student_is_scored_on_its_whole_step_grid_and_its_streaming_history(monkeypatch):
