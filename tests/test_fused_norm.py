@@ -32,6 +32,14 @@ CHECK = textwrap.dedent("""
         assert err < tol, (dtype, err)
         print("ok", dtype, err)
 
+    # training needs gradients, which the kernel has not: the plain ops run
+    x = torch.randn(1, 2, 3, 64, requires_grad=True)
+    shift, scale = torch.zeros(1, 2, 1, 64), torch.zeros(1, 2, 1, 64)
+    norm = nn.LayerNorm(64, elementwise_affine=False)
+    norm_modulate(norm, x, shift, scale).sum().backward()
+    assert x.grad is not None
+    print("ok grad")
+
     # wired into the denoiser: a streaming frame with the kernel = the same frame without
     import lsd.models.fused_norm as fused
     from lsd.models import LSDModel
@@ -56,7 +64,7 @@ def test_kernel_matches_the_plain_ops_in_the_interpreter():
     done = subprocess.run([sys.executable, "-c", CHECK], env=env, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.count("ok") == 3
+    assert done.stdout.count("ok") == 4
 
 
 def test_plain_ops_run_where_triton_cannot():

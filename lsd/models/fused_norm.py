@@ -3,8 +3,8 @@
 Eagerly, `modulate(norm(x), shift, scale)` is four kernels that each read and write the
 whole activation (norm, 1 + scale, multiply, add); every block does it twice. The kernel
 reads x once and writes the result once. Under torch.compile inductor already fuses the
-same ops, so the kernel steps aside there, and it only runs where Triton can: CUDA tensors,
-or any tensor in Triton's interpreter (TRITON_INTERPRET=1, set before the first call:
+same ops, so the kernel steps aside there; it has no backward, so training takes the plain
+ops too. It only runs where Triton can: CUDA tensors, or any tensor in Triton's interpreter (TRITON_INTERPRET=1, set before the first call:
 that is how the tests check it on a CPU). Elsewhere the plain ops run.
 """
 
@@ -57,8 +57,10 @@ def _kernel():
 def norm_modulate(norm: nn.LayerNorm, x: torch.Tensor, shift: torch.Tensor,
                   scale: torch.Tensor) -> torch.Tensor:
     """modulate(norm(x), shift, scale) for x (B, F, N, D) and shift, scale (B, F, 1, D);
-    `norm` has no affine weights (adaLN's)."""
-    if not triton_runs_on(x) or norm.elementwise_affine or x.ndim != 4:
+    `norm` has no affine weights (adaLN's). The kernel has no backward: training takes the
+    plain ops."""
+    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (x, shift, scale))
+    if needs_grad or not triton_runs_on(x) or norm.elementwise_affine or x.ndim != 4:
         return modulate(norm(x), shift, scale)
     kernel, next_power_of_2 = _kernel()
     b, f, n, dim = x.shape

@@ -10,8 +10,9 @@
 
 The model is loaded once and shared; each session gets its own Stream (history, prompt,
 stats) and its own thread. With `compile` the shared model is compiled (lsd.stream.compiled)
-and warmed up before the server listens, so no client waits for the compile. Every error a client can cause is a JSON {"error": ...} with a
-4xx status, logged, and the server carries on.
+and warmed up before the server listens, so no client waits for the compile. Every error a
+client can cause is a JSON {"error": ...} with a 4xx status, logged, and the server carries
+on.
 """
 
 from __future__ import annotations
@@ -186,8 +187,8 @@ def make_app(checkpoint=None, *, model=None, max_sessions: int = 2, token: str |
 
 def model_threads() -> int:
     """Torch threads for the model when serving: all cores but one, which the WebRTC video
-    codecs and the event loop need (on 2 cores, 2 model threads fighting them for the CPU
-    made a frame 63 ms instead of 43 in the browser test)."""
+    codecs and the event loop need (on 2 cores, two model threads fighting them for the
+    CPU made a frame slower, not faster: README, the browser numbers)."""
     return max(1, (os.cpu_count() or 1) - 1)
 
 

@@ -3,9 +3,9 @@ fine-tune the pruned student to do what the unpruned one does at every step size
 
 Importance is measured, not guessed: a few training clips run through the denoiser the way
 streaming does (the history as streaming writes it; t and d over the student's step grid),
-and each unit is scored by what
-it adds to the residual stream, E||gate * (its output)||^2: a head through its slice of the
-output projection, an MLP channel as its activation times its column of the second layer.
+and each unit is scored by what it adds to the residual stream, E||gate * (its output)||^2:
+a head through its slice of the output projection, an MLP channel as its activation times
+its column of the second layer.
 Units then go greedily, least importance per FLOP first, until the FLOP cut is reached, a
 head at a time and MLP channels `align` at a time (each block keeps >= 1 head and `align`
 channels). The cut is checked with torch's FLOP counter on the pruned model.

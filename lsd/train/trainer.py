@@ -108,8 +108,9 @@ class Trainer:
         if cfg.objective == "shortcut":  # the student starts as the teacher (or distill.init)
             frozen = lambda path: load(path, self.dev).requires_grad_(False) if path else None
             self.teacher, self.reference = frozen(cfg.distill.teacher), frozen(cfg.distill.reference)
-            if not (cfg.distill.init or self.teacher):
-                raise ValueError("shortcut distillation needs distill.teacher (or distill.init)")
+            if not (self.teacher or self.reference) or not (cfg.distill.init or self.teacher):
+                raise ValueError("shortcut distillation needs distill.teacher (or both "
+                                 "distill.init and distill.reference)")
             start = load(cfg.distill.init, self.dev) if cfg.distill.init else self.teacher
             if start.config != cfg.model:
                 raise ValueError(f"model config differs from the one in "
