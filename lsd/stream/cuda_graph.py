@@ -44,7 +44,8 @@ class GraphedStep:
                 for _ in range(WARMUP_RUNS):
                     work(**self.static)
             torch.cuda.current_stream(device).wait_stream(side)
-            with torch.cuda.graph(self.graph):
+            # thread_local: other streams' threads (serve sessions) may launch work meanwhile
+            with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
                 self.outputs = work(**self.static)
         cache.load_state(saved)
 
