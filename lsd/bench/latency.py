@@ -93,9 +93,10 @@ def bench_latency(checkpoint: str | None = None, steps: int | None = None, frame
     ms = time_ms(step, frames, 0)
     rss_end = rss_mb()
     # compiled code and CUDA graphs run no countable ops one by one: count an eager twin's
-    eager = lambda: _stream(checkpoint, preset_name, steps, prompt, device, overrides,
-                            compile=False, cuda_graph=False)[0]
-    counted = stepper(eager(), pool) if compile or stream.cuda_graph else step
+    counted = step
+    if compile or stream.cuda_graph:
+        counted = stepper(_stream(checkpoint, preset_name, steps, prompt, device, overrides,
+                                  compile=False, cuda_graph=False)[0], pool)
     flops = count_flops(counted)
     peak = matmul_peak_gflops(device=device)
     p50 = float(np.percentile(ms, 50))

@@ -20,14 +20,17 @@ import torch.nn as nn
 from .layers import modulate
 
 
-def _interpreting() -> bool:
-    return os.environ.get("TRITON_INTERPRET") == "1"
+@functools.cache
+def _triton(cuda: bool) -> bool:
+    """Whether Triton can run kernels on such tensors (looked up once: this is per pass)."""
+    interpreting = os.environ.get("TRITON_INTERPRET") == "1"
+    return (cuda or interpreting) and importlib.util.find_spec("triton") is not None
 
 
 def triton_runs_on(x: torch.Tensor) -> bool:
     if torch.compiler.is_compiling():  # inductor fuses these ops itself
         return False
-    return (x.is_cuda or _interpreting()) and importlib.util.find_spec("triton") is not None
+    return _triton(x.is_cuda)
 
 
 @functools.cache

@@ -37,15 +37,17 @@ class HistoryCache:
             self.keys.zero_()
             self.values.zero_()
 
+    def _tensors(self) -> list[torch.Tensor]:
+        return [t for t in (self.age, self.slot, self.keys, self.values) if t is not None]
+
     def state(self) -> list[torch.Tensor]:
         """A copy of everything the cache holds (for `load_state`)."""
-        return [t.clone() for t in (self.age, self.slot, self.keys, self.values) if t is not None]
+        return [t.clone() for t in self._tensors()]
 
     def load_state(self, state: list[torch.Tensor]) -> None:
         """Put back a `state()`, in place: the buffers keep their addresses (a captured CUDA
         graph reads and writes them there)."""
-        for mine, saved in zip([t for t in (self.age, self.slot, self.keys, self.values)
-                                if t is not None], state, strict=True):
+        for mine, saved in zip(self._tensors(), state, strict=True):
             mine.copy_(saved)
 
     @property
@@ -95,5 +97,4 @@ class HistoryCache:
         self.slot.add_(1).remainder_(self.frames)
 
     def nbytes(self) -> int:
-        tensors = [self.age, self.slot] + [t for t in (self.keys, self.values) if t is not None]
-        return sum(t.numel() * t.element_size() for t in tensors)
+        return sum(t.numel() * t.element_size() for t in self._tensors())
