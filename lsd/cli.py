@@ -121,7 +121,8 @@ def cmd_bench_real(args: argparse.Namespace) -> None:
 def cmd_bench_report(args: argparse.Namespace) -> None:
     from .bench.report import bench_report
 
-    _emit(bench_report(args.checkpoint, args.twin, args.out, args.quick), args.json)
+    _emit(bench_report(args.checkpoint, args.twin, args.out, args.quick,
+                       teacher=args.teacher), args.json)
 
 
 def _add_evidence_benches(bench) -> None:
@@ -165,6 +166,8 @@ def _add_evidence_benches(bench) -> None:
     rep = bench.add_parser("report", help="run the benches, write docs/results.md with plots")
     rep.add_argument("--checkpoint", help="default: the shipped checkpoint")
     rep.add_argument("--twin", help="no-augmentation twin (without it the ablation is skipped)")
+    rep.add_argument("--teacher", help="the augmented model the twin is set against in the "
+                     "ablation, each with its own steps (default: --checkpoint, at its steps)")
     rep.add_argument("--out", default="docs/results.md")
     rep.add_argument("--quick", action="store_true", help="shorter runs")
     rep.add_argument("--json", action="store_true")

@@ -383,9 +383,12 @@ TINY = report.Plan("tiny", 4, ("ink_wash", "pop_art"), 16, 4, ("ink_wash",), 10,
 
 def test_report_writes_the_json_numbers(ckpt, tmp_path):
     twin = tmp_path / "twin"
-    randomized(LSDModel(small_config()), seed=1).save(twin)
+    teacher = tmp_path / "teacher"
+    randomized(LSDModel(small_config()), seed=1).save(twin, extra_config={"sample": {"steps": 3}})
+    randomized(LSDModel(small_config()), seed=2).save(teacher, extra_config={"sample": {"steps": 4}})
     out = tmp_path / "docs" / "results.md"
-    r = report.bench_report(str(ckpt), str(twin), str(out), plan=TINY, progress=False)
+    r = report.bench_report(str(ckpt), str(twin), str(out), plan=TINY, progress=False,
+                            teacher=str(teacher))
     md = out.read_text()
     d = r["drift"]["ink_wash"]
     numbers = [d["psnr_db"]["first_window"], d["psnr_db"]["last_window"], d["psnr_db"]["drop"],
@@ -396,6 +399,10 @@ def test_report_writes_the_json_numbers(ckpt, tmp_path):
     for x in numbers:
         assert f" {x} |" in md or f" {x} dB" in md or f"({x} dB" in md, x
     assert r["machine"] in md and "lsd bench report --checkpoint" in md
+    # the twin is set against the teacher, each at its own steps; the rest uses the checkpoint
+    assert r["ablation"]["checkpoint"] == str(teacher) and r["steps"] == 2
+    assert r["ablation"]["steps"] == {"augmented": 4, "no_augmentation": 3}
+    assert f"`{teacher}` (augmented, 4 steps)" in md and f"--teacher {teacher}" in md
     for link in ("results-figures/drift-ink_wash.png", "results-figures/ablation.png"):
         assert f"]({link})" in md and (out.parent / link).is_file()
     r["ablation"] = {"skipped": "no --twin given"}

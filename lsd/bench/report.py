@@ -66,7 +66,7 @@ def _without_paths(result: dict) -> dict:
 
 
 def run_benches(checkpoint: str, twin: str | None, figures: Path, plan: Plan,
-                progress: bool) -> dict:
+                progress: bool, teacher: str | None = None) -> dict:
     steps = Stream(load(checkpoint)).steps  # the checkpoint's own sampling setting
     results: dict = {"steps": steps}
     results["quality"] = bench_quality(checkpoint, steps, plan.quality_frames,
@@ -78,8 +78,11 @@ def run_benches(checkpoint: str, twin: str | None, figures: Path, plan: Plan,
                 str(figures / f"drift-{style}.png"), plan.drift_window, progress=progress))
             for style in plan.drift_styles}
         if twin:
+            # The twin is a teacher (configs/tiny-noaug.yaml): it is set against the augmented
+            # teacher, each sampled with its own steps, when one is given.
             results["ablation"] = _without_paths(bench_ablation(
-                checkpoint, twin, plan.ablation_frames, list(ABLATION_STYLES), steps,
+                teacher or checkpoint, twin, plan.ablation_frames, list(ABLATION_STYLES),
+                None if teacher else steps,
                 min(plan.drift_window, plan.ablation_frames // 2),
                 str(figures / "ablation.png"), tmp, progress))
         else:
@@ -137,9 +140,10 @@ def render_markdown(r: dict, out: Path) -> str:
     if "skipped" in a:
         lines += [f"Skipped: {a['skipped']}.", ""]
     else:
-        lines += [f"`lsd bench ablation`: `{a['checkpoint']}` (augmented) against "
-                  f"`{a['twin']}` (no augmentation), same streams and noise, {a['frames']} "
-                  f"frames, window {a['window']}.", ""]
+        lines += [f"`lsd bench ablation`: `{a['checkpoint']}` (augmented, "
+                  f"{a['steps']['augmented']} steps) against `{a['twin']}` (no augmentation, "
+                  f"{a['steps']['no_augmentation']} steps), same streams and noise, "
+                  f"{a['frames']} frames, window {a['window']}.", ""]
         lines += _table(["style", "run", "PSNR first", "PSNR last", "drop dB", "warp error"],
                         [[s, run, v[run]["first_window"], v[run]["last_window"],
                           v[run]["drop"], v[run]["warp_error"]]
@@ -191,23 +195,25 @@ def render_markdown(r: dict, out: Path) -> str:
 
 def bench_report(checkpoint: str | None = None, twin: str | None = None,
                  out: str = "docs/results.md", quick: bool = False, plan: Plan | None = None,
-                 progress: bool = True) -> dict:
+                 progress: bool = True, teacher: str | None = None) -> dict:
     """Run the benches (QUICK or FULL, or a given `plan`) and write `out`, its figures in a
-    folder beside it (OUTNAME-figures/)."""
+    folder beside it (OUTNAME-figures/). The ablation sets `twin` against `teacher` (default:
+    `checkpoint`)."""
     command = " ".join(["lsd bench report"] + ([f"--checkpoint {checkpoint}"] if checkpoint else [])
+                       + ([f"--teacher {teacher}"] if teacher else [])
                        + ([f"--twin {twin}"] if twin else []) + [f"--out {out}"]
                        + (["--quick"] if quick else []))
     plan = plan or (QUICK if quick else FULL)
     if plan not in (QUICK, FULL):
         command += f"  (custom plan: {dataclasses.asdict(plan)})"
     ckpt = str(checkpoint or default_checkpoint())
-    for given in [ckpt] + ([twin] if twin else []):
+    for given in [ckpt] + [x for x in (teacher, twin) if x]:
         read_config(given)  # a wrong path fails now, not after minutes of benches
     path = Path(out)
     figures = path.parent / f"{path.stem}-figures"
     t0 = time.time()
-    results = run_benches(ckpt, twin, figures, plan, progress)
-    report = {"out": str(path), "command": command, "checkpoint": ckpt, "twin": twin,
+    results = run_benches(ckpt, twin, figures, plan, progress, teacher)
+    report = {"out": str(path), "command": command, "checkpoint": ckpt, "teacher": teacher, "twin": twin,
               "machine": machine_name(threads=torch.get_num_threads()),
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "plan": dataclasses.asdict(plan), "seconds": round(time.time() - t0, 1), **results}
