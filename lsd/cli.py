@@ -95,7 +95,7 @@ def cmd_bench_drift(args: argparse.Namespace) -> None:
     from .bench.drift import bench_drift
 
     _emit(bench_drift(args.checkpoint, args.frames, args.style, args.steps, args.csv, args.plot,
-                      args.window, resume=args.resume), args.json)
+                      args.window, resume=args.resume, compile=args.compile), args.json)
 
 
 def cmd_bench_ablation(args: argparse.Namespace) -> None:
@@ -142,6 +142,8 @@ def _add_evidence_benches(bench) -> None:
     d.add_argument("--plot", help="PNG of per-frame PSNR and its moving average")
     d.add_argument("--resume", action="store_true", help="continue the killed (or, with a "
                    "larger --frames, finished) run whose --csv is there, from its last snapshot")
+    d.add_argument("--compile", action="store_true", help="the compiled step (torch.compile; "
+                   "faster for long runs after a minute of compiling)")
     d.set_defaults(func=cmd_bench_drift)
     a = bench.add_parser("ablation", parents=[common, window], help="the augmented teacher "
                          "vs its no-augmentation twin on the same streams: drift of both")

@@ -60,3 +60,21 @@ def test_bench_latency_times_an_untrained_preset_as_the_student_samples():
     r = bench_latency(preset_name="tiny", overrides=["frame_size=[64,64]"], frames=4, warmup=1)
     assert r["checkpoint"] == "preset:tiny frame_size=[64,64]" and r["frame_size"] == [64, 64]
     assert r["steps"] == 3 and r["device"] == "cpu" and r["gflops_per_frame"] > 0
+
+
+def test_a_drift_run_resumed_with_the_compiled_step_continues_the_eager_one(tmp_path):
+    from lsd.bench.drift import bench_drift, read_column
+
+    randomized(LSDModel(small_config())).save(tmp_path / "m", extra_config={"sample": {"steps": 2}})
+    run = lambda csv, frames, **kw: bench_drift(str(tmp_path / "m"), frames, "ink_wash",
+                                                csv_path=str(tmp_path / csv), window=3,
+                                                progress=False, **kw)
+    whole = run("whole.csv", 12)
+    run("cut.csv", 6)
+    torch._dynamo.reset()
+    resumed = run("cut.csv", 12, resume=True, compile=True)
+    assert resumed["compiled"] and not whole["compiled"] and resumed["resumed_from"] == 6
+    want, got = read_column(tmp_path / "whole.csv", "psnr_db"), read_column(tmp_path / "cut.csv",
+                                                                            "psnr_db")
+    assert len(got) == 12 and np.array_equal(got[:6], want[:6])
+    assert np.abs(got[6:] - want[6:]).max() < 0.5  # bf16 rounding, not another stream
