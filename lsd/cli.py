@@ -206,8 +206,8 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     cfg = TrainConfig.load(args.config)
     out = args.out or str(Path("runs") / Path(args.config).stem)
-    _emit(train(cfg, out, resume=args.resume, progress=not args.no_progress, device=args.device),
-          args.json)
+    _emit(train(cfg, out, resume=args.resume, progress=not args.no_progress, device=args.device,
+                codec_from=args.codec_from), args.json)
 
 
 def cmd_distill(args: argparse.Namespace) -> None:
@@ -305,6 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(Diffusion Forcing + history augmentation); torchrun-ready")
     tr.add_argument("--config", required=True, help="a training YAML, e.g. configs/tiny.yaml")
     tr.add_argument("--out", help="run directory (default: runs/<config name>)")
+    tr.add_argument("--codec-from", help="take the codec from this checkpoint instead of training "
+                    "one (e.g. an ablation twin: checkpoints/lsd-tiny-teacher)")
     _add_run_options(tr)
     tr.set_defaults(func=cmd_train)
 

@@ -313,3 +313,25 @@ def test_distill_trains_a_shortcut_student_from_the_teacher(tmp_path):
     moved = [k for k, v in teacher.items() if k.startswith("denoiser.")
              and not torch.equal(v, student[f"weights.{k}"])]
     assert moved  # the student learned; the codec stayed the teacher's
+
+
+def test_codec_from_gives_the_run_the_donor_codec_and_refuses_another_shape(tmp_path):
+    from test_models import randomized
+
+    cfg = small_config(optim={"steps": 2}, history={"enabled": False},
+                       run={"val_every": 2, "checkpoint_every": 2})
+    torch.manual_seed(99)  # a codec unlike the one the run would initialise
+    randomized(LSDModel(cfg.model), seed=3).save(tmp_path / "donor")
+    train(cfg, tmp_path / "twin", progress=False, codec_from=str(tmp_path / "donor"))
+    donor, _ = load_checkpoint(tmp_path / "donor")
+    twin, _ = run_weights(tmp_path / "twin")
+    codec_keys = [k for k in donor if k.startswith("codec.")]
+    assert codec_keys and all(torch.equal(donor[k], twin[f"weights.{k}"]) for k in codec_keys)
+    log = [yaml.safe_load(line) for line in (tmp_path / "twin" / "log.jsonl").read_text().splitlines()]
+    codec_events = [e for e in log if e.get("stage") == "codec"]
+    assert codec_events == [{"stage": "codec", "codec_from": str(tmp_path / "donor")}]  # none trained
+
+    other = small_config(model={"autoencoder": {"channels": [32, 64]}})
+    LSDModel(other.model).save(tmp_path / "other")
+    with pytest.raises(ValueError, match="codec"):
+        train(cfg, tmp_path / "refused", progress=False, codec_from=str(tmp_path / "other"))

@@ -89,8 +89,9 @@ def _gather_states(g: torch.Generator, d: Dist) -> list[torch.Tensor]:
 
 class Trainer:
     def __init__(self, cfg: TrainConfig, out: str | Path, resume: bool = False,
-                 progress: bool = True, device: str | None = None):
+                 progress: bool = True, device: str | None = None, codec_from: str | None = None):
         self.cfg, self.out, self.progress = cfg, Path(out), progress
+        self.codec_from = codec_from
         self.dist = setup(device)
         self.dev = self.dist.device
         if cfg.run.threads:
@@ -134,6 +135,10 @@ class Trainer:
             if self.dist.main:  # a student keeps the teacher's codec
                 self.model.save(path, {"train": self.cfg.to_dict(), "codec_from": self.cfg.distill.teacher})
             self.dist.barrier()
+        elif not is_checkpoint(path) and self.codec_from:
+            if self.dist.main:  # an ablation twin shares its original's codec exactly
+                self._copy_codec(self.codec_from, path)
+            self.dist.barrier()
         elif not is_checkpoint(path):
             if self.dist.main:
                 cc = self.cfg.codec
@@ -152,6 +157,15 @@ class Trainer:
         codec = {k[len("codec."):]: v for k, v in tensors.items() if k.startswith("codec.")}
         self.model.codec.load_state_dict(codec)
         self.model.codec.requires_grad_(False).eval()
+
+    def _copy_codec(self, source: str, path: Path) -> None:
+        donor = load(source, "cpu")
+        if donor.config.autoencoder != self.cfg.model.autoencoder:
+            raise ValueError(f"{source}'s codec ({donor.config.autoencoder}) is not the one "
+                             f"this config trains ({self.cfg.model.autoencoder})")
+        self.model.codec.load_state_dict({k: v.float() for k, v in donor.codec.state_dict().items()})
+        self.log(stage="codec", codec_from=str(source))
+        self.model.save(path, {"train": self.cfg.to_dict(), "codec_from": str(source)})
 
     # -- stage 2: denoiser ------------------------------------------------------------------
 
@@ -306,8 +320,8 @@ def weights_digest(model: nn.Module) -> str:
 
 
 def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True,
-          device: str | None = None) -> dict:
-    trainer = Trainer(cfg, out, resume, progress, device)
+          device: str | None = None, codec_from: str | None = None) -> dict:
+    trainer = Trainer(cfg, out, resume, progress, device, codec_from)
     try:
         trainer.codec_stage()
         summary = trainer.denoiser_stage()
