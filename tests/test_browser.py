@@ -12,8 +12,11 @@ of its own input frame, paired exactly through the latency counter, than to the 
 a prompt typed into the page changes the output to what the new prompt makes; a second
 browser is told "server full" while the only session is busy, and gets in once it ends
 (with the page's synthetic camera, a test pattern drawn into the canvas it sends);
-capture-to-display latency p50/p95 (printed and written to latency.json in the test's tmp
-dir; LSD_SERVE_SCREENSHOT=path also saves a screenshot of the page there).
+capture-to-display latency p50/p95 over a quiet window of LSD_SERVE_LATENCY_SECONDS (default
+5; printed with the server's own split of a frame's time, and written to latency.json in the
+test's tmp dir; LSD_SERVE_SCREENSHOT=path also saves a screenshot of the page there).
+LSD_SERVE_CHECKPOINT, LSD_SERVE_COMPILE=1 and LSD_SERVE_THREADS=N serve as `lsd serve
+--checkpoint --compile --threads` would.
 """
 
 import asyncio
@@ -35,6 +38,7 @@ from PIL import Image
 from lsd.models import LSDModel, load
 from lsd.serve import make_app
 from lsd.serve.app import model_threads
+from lsd.serve.playout import PLAYOUT_DELAY_URI
 from lsd.stream.engine import Stream
 from test_models import randomized, small_config
 
@@ -133,7 +137,8 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(checkpoint):
-    torch.set_num_threads(model_threads())  # as `lsd serve` does (its own process, as here)
+    # as `lsd serve` does (its own process, as here)
+    torch.set_num_threads(int(os.environ.get("LSD_SERVE_THREADS") or model_threads()))
     # LSD_SERVE_COMPILE=1: the compiled fast path (to measure its latency)
     s = Server(make_app(checkpoint, max_sessions=1, ice_addresses=["127.0.0.1"],
                         compile=os.environ.get("LSD_SERVE_COMPILE") == "1"))
@@ -220,12 +225,8 @@ def mad(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a[:-TAG_ROWS] - b[:-TAG_ROWS]).mean())
 
 
-def test_generated_frames_arrive_restyled_and_latency_is_measured(session, server, checkpoint,
-                                                                   tmp_path):
+def test_generated_frames_arrive_restyled(session, checkpoint, tmp_path):
     d = session
-    t0, frames0 = time.monotonic(), d.execute_script("return window.lsd.framesOut")
-    time.sleep(3)
-    page_fps = (d.execute_script("return window.lsd.framesOut") - frames0) / (time.monotonic() - t0)
     size = d.execute_script("const v = document.getElementById('output');"
                             "return [v.videoWidth, v.videoHeight]")
     assert tuple(size) == SIZE  # same size out as in
@@ -248,20 +249,66 @@ def test_generated_frames_arrive_restyled_and_latency_is_measured(session, serve
         if not os.environ.get("LSD_SERVE_CHECKPOINT"):
             assert mad(frame_out, predicted) < 0.6 * mad(frame_out, frame_in)
 
-    stats = wait_for(d, "window.lsd.stats && window.lsd.stats.frames > 60 && window.lsd.stats", 30)
-    lat = d.execute_script("return window.lsd.latency")
-    shown = {k: d.find_element("id", k).text for k in ("fps", "ms", "dropped", "lat50", "lat95")}
-    assert lat["n"] >= 30 and 0 < lat["p50"] <= lat["p95"] < 2000
-    assert stats["fps"] > 5 and stats["ms_per_frame"] > 0 and stats["dropped"] >= 0
-    assert all(v not in ("", "–") for v in shown.values()), shown  # the page shows them
-    report = {"latency_ms_p50": round(lat["p50"], 1), "latency_ms_p95": round(lat["p95"], 1),
-              "latency_frames": lat["n"], "server_fps": stats["fps"],
-              "page_output_fps": round(page_fps, 1), "model_ms_per_frame": stats["ms_per_frame"],
-              "model_ms_p95": stats["ms_p95"], "dropped": stats["dropped"],
-              "frames": stats["frames"], "frame_size": SIZE}
-    (tmp_path / "latency.json").write_text(json.dumps(report, indent=2))
-    print("\ncapture-to-display latency:", json.dumps(report))
 
+def test_capture_to_display_latency_is_measured(session, tmp_path):
+    """Timed over a window in which the test itself does nothing (the restyle checks above
+    run the model in this process and encode PNGs in the page: they are not serving)."""
+    d = session
+    seconds = float(os.environ.get("LSD_SERVE_LATENCY_SECONDS", "5"))
+    d.execute_script("window.lsd.latencies = []")
+    t0, frames0 = time.monotonic(), d.execute_script("return window.lsd.framesOut")
+    time.sleep(seconds)
+    page_fps = (d.execute_script("return window.lsd.framesOut") - frames0) / (time.monotonic() - t0)
+    ms = sorted(d.execute_script("return window.lsd.latencies.slice()"))
+    stats = wait_for(d, "window.lsd.stats && window.lsd.stats.frames > 60 && window.lsd.stats", 30)
+    shown = {k: d.find_element("id", k).text for k in ("fps", "ms", "dropped", "lat50", "lat95")}
+    assert len(ms) >= 2 * seconds  # at least 2 timed frames a second
+    p50, p95 = (ms[min(len(ms) - 1, int(q * len(ms)))] for q in (0.5, 0.95))  # as the page does
+    assert 0 < p50 <= p95 < 2000
+    assert stats["fps"] > 5 and stats["ms_per_frame"] > 0 and stats["dropped"] >= 0
+    split = stats["server_ms_p50"]  # the server's part of it, which the page cannot see
+    assert split["step"] > 0 and split["queue"] >= 0 and split["send_wait"] >= 0
+    assert split["step"] < p50  # the model's step is inside what the page timed
+    assert all(v not in ("", "–") for v in shown.values()), shown  # the page shows them
+    report = {"latency_ms_p50": round(p50, 1), "latency_ms_p95": round(p95, 1),
+              "latency_frames": len(ms), "seconds": seconds, "server_fps": stats["fps"],
+              "page_output_fps": round(page_fps, 1), "model_ms_per_frame": stats["ms_per_frame"],
+              "model_ms_p95": stats["ms_p95"], "server_ms_p50": split,
+              "dropped": stats["dropped"], "frames": stats["frames"], "frame_size": SIZE,
+              "threads": torch.get_num_threads()}
+    report["browser_ms"] = browser_split(d)
+    # the server asked Chromium to show generated frames at once (lsd/serve/playout.py): it
+    # agreed, and frames no longer wait ~8 ms in its jitter buffer
+    assert PLAYOUT_DELAY_URI in d.execute_script("return pc.remoteDescription.sdp")
+    assert report["browser_ms"]["jitter_buffer"] < 4, report["browser_ms"]
+    report["latency_ms"] = [round(x, 1) for x in ms]  # sorted, for a histogram
+    (tmp_path / "latency.json").write_text(json.dumps(report, indent=2))
+    print("\ncapture-to-display latency:",
+          json.dumps({k: v for k, v in report.items() if k != "latency_ms"}))
+
+
+def browser_split(driver) -> dict:
+    """Chromium's own WebRTC counters, per frame since the call began: the camera's encode,
+    and the generated stream's jitter buffer, decode and whole receive-side processing."""
+    return driver.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        pc.getStats().then((report) => {
+          const out = {};
+          const per = (total, n) => n ? Math.round(1000 * total / n * 10) / 10 : null;
+          report.forEach((s) => {
+            if (s.type === "outbound-rtp" && s.kind === "video") {
+              out.encode = per(s.totalEncodeTime, s.framesEncoded);
+              out.pacer_per_packet = per(s.totalPacketSendDelay, s.packetsSent);
+              out.target_kbps = Math.round(s.targetBitrate / 1000);
+            }
+            if (s.type === "inbound-rtp" && s.kind === "video") {
+              out.jitter_buffer = per(s.jitterBufferDelay, s.jitterBufferEmittedCount);
+              out.decode = per(s.totalDecodeTime, s.framesDecoded);
+              out.receive_processing = per(s.totalProcessingDelay, s.framesDecoded);
+            }
+          });
+          done(out);
+        });""")
 
 
 def test_a_prompt_typed_in_the_page_changes_the_output(session, checkpoint):

@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import re
+import struct
 import time
 
 import av
@@ -21,7 +22,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from aiortc import (MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription,
                     VideoStreamTrack)
+from aiortc.codecs import HEADER_EXTENSIONS
 from aiortc.mediastreams import MediaStreamError
+from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+from aiortc.rtp import HeaderExtensionsMap, RtpPacket, unpack_header_extensions
 
 from lsd.cli import main
 from lsd.models import LSDModel, load
@@ -29,6 +33,7 @@ from lsd.serve import app as serve_app
 from lsd.serve import make_app
 from lsd.serve.app import MODEL
 from lsd.serve.ice import use_host_addresses
+from lsd.serve.playout import PLAYOUT_DELAY_URI, zero_playout_delay
 from lsd.serve.protocol import MAX_BODY, MAX_PROMPT
 from lsd.serve.session import Session
 from lsd.stream.engine import Stream
@@ -183,6 +188,7 @@ def test_a_session_end_to_end_over_loopback(model):
         answer = await r.json()
         assert r.status == 200 and answer["type"] == "answer", answer
         assert " 127.0.0.1 " in answer["sdp"]  # the loopback host candidate
+        assert PLAYOUT_DELAY_URI in answer["sdp"]  # offered (aiortc now knows it), so answered
         await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
         await until(lambda: len(frames) >= 10, what="10 generated frames")
         assert frames[-1].shape == (48, 64, 3)  # the camera's size
@@ -225,6 +231,24 @@ def test_server_full_answers_503_and_a_vanished_client_frees_its_slot(model):
         assert r.status == 200
         await second.close()
     serving(model, test, max_sessions=1, connect_timeout=0.5)
+
+
+def test_video_packets_ask_for_zero_playout_delay_only_where_it_was_agreed():
+    zero_playout_delay()
+    zero_playout_delay()  # twice changes nothing
+    assert [e.uri for e in HEADER_EXTENSIONS["video"]].count(PLAYOUT_DELAY_URI) == 1
+    mid = RTCRtpHeaderExtensionParameters(id=1, uri="urn:ietf:params:rtp-hdrext:sdes:mid")
+    agreed, plain = HeaderExtensionsMap(), HeaderExtensionsMap()
+    agreed.configure(RTCRtpParameters(headerExtensions=[
+        mid, RTCRtpHeaderExtensionParameters(id=9, uri=PLAYOUT_DELAY_URI)]))
+    plain.configure(RTCRtpParameters(headerExtensions=[mid]))
+    for extensions_map, expected in ((agreed, [(1, b"0"), (9, b"\0\0\0")]), (plain, [(1, b"0")])):
+        packet = RtpPacket(payload_type=96, sequence_number=1, timestamp=90, payload=b"vp8")
+        packet.extensions.mid = "0"
+        data = packet.serialize(extensions_map)
+        profile, words = struct.unpack_from("!HH", data, 12)  # after the fixed 12-byte header
+        assert unpack_header_extensions(profile, data[16:16 + 4 * words]) == expected
+        assert RtpPacket.parse(data).payload == b"vp8"
 
 
 # -- sessions without a network -----------------------------------------------------------
@@ -287,8 +311,13 @@ def test_a_slow_model_takes_the_newest_frame_and_counts_drops(model):
         assert session.stream.dropped == session.incoming.dropped
         lags = [newest - n for n, newest in seen]  # frames the camera made since this one
         assert max(lags) <= 3  # a queue would fall ~6 frames further behind every step
+        # the server's latency split: each frame waited at most for the step in progress
+        # (a queue would wait ~1 s by the end), then took the model's 30 ms
+        assert min(session.step_ms) >= 30 and max(session.queue_ms) < 90
+        assert session._stats()["server_ms_p50"]["step"] >= 30
         stats = await Session("u", pc, slow_stream(model, [])).stats()
         assert stats["fps"] == 0 and stats["ms_per_frame"] is None
+        assert stats["server_ms_p50"] == {"queue": None, "step": None, "send_wait": None}
     asyncio.run(test())
 
 

@@ -36,6 +36,7 @@ from ..stream.engine import Stream
 from ..styles import STYLES
 from .ice import use_host_addresses
 from .jitter import release_frames_on_marker
+from .playout import zero_playout_delay
 from .protocol import MAX_BODY, MAX_PROMPT, BadRequest, parse_offer
 from .session import Session
 
@@ -165,6 +166,7 @@ def make_app(checkpoint=None, *, model=None, max_sessions: int = 2, token: str |
         raise ValueError(f"--max-sessions must be >= 1, not {max_sessions}")
     use_host_addresses(ice_addresses)
     release_frames_on_marker()  # camera frames reach the model one frame interval sooner
+    zero_playout_delay()  # and generated frames reach the screen without smoothing
     app = web.Application(client_max_size=MAX_BODY, middlewares=[json_errors, check_token])
     app[MODEL] = model if model is not None else load(checkpoint)
     app[CONFIG] = {"max_sessions": max_sessions, "token": token or None, "steps": steps,

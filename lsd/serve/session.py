@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 
@@ -29,6 +30,7 @@ from .protocol import BadPrompt, BadRequest, parse_control
 
 log = logging.getLogger("lsd.serve")
 
+TIMING_WINDOW = 100  # frames the server-side latency split is taken over
 TAG_CELLS = 12  # the page's frame-counter strip: 12 square cells of width/16 (see app.js)
 VIDEO_CLOCK = 90_000  # RTP video clock rate
 
@@ -44,6 +46,10 @@ def copy_latency_tag(src: np.ndarray, dst: np.ndarray) -> None:
 
 def _finite(x: float) -> float | None:
     return None if math.isnan(x) else round(x, 2)  # JSON has no NaN (no frame yet)
+
+
+def _median(ms) -> float | None:
+    return round(float(np.median(ms)), 2) if ms else None
 
 
 class LatestSlot:
@@ -83,12 +89,14 @@ class GeneratedTrack(MediaStreamTrack):
 
     def __init__(self):
         super().__init__()
-        self.frames = LatestSlot()
+        self.frames = LatestSlot()  # (frame, when it was generated)
+        self.send_wait_ms: deque[float] = deque(maxlen=TIMING_WINDOW)
         self._t0 = time.monotonic()
         self._pts = -1
 
     async def recv(self) -> av.VideoFrame:
-        frame = await self.frames.get()
+        frame, made = await self.frames.get()
+        self.send_wait_ms.append((time.monotonic() - made) * 1000)
         self._pts = max(self._pts + 1, int((time.monotonic() - self._t0) * VIDEO_CLOCK))
         frame.pts, frame.time_base = self._pts, Fraction(1, VIDEO_CLOCK)
         return frame
@@ -113,6 +121,10 @@ class Session:
         self.incoming = LatestSlot()
         self.frames_in = 0
         self._busy_ms = 0.0  # time in Stream.step, summed
+        # where a frame's time in the server goes: waiting for the model, then the step with
+        # its RGB conversions (the encoder's wait is the track's)
+        self.queue_ms: deque[float] = deque(maxlen=TIMING_WINDOW)
+        self.step_ms: deque[float] = deque(maxlen=TIMING_WINDOW)
         self._mark = (time.monotonic(), 0, 0.0)  # (time, frames, busy_ms) at the last stats()
         self.channel = None
         self.closed = False
@@ -158,7 +170,7 @@ class Session:
     async def _read(self, track) -> None:
         try:
             while True:
-                self.incoming.put(await track.recv())
+                self.incoming.put((await track.recv(), time.monotonic()))
                 self.frames_in += 1
                 self.stream.dropped = self.incoming.dropped  # the Stream's stats show it too
         except MediaStreamError:
@@ -168,16 +180,20 @@ class Session:
         loop = asyncio.get_running_loop()
         while not self.closed:
             try:
-                frame = await self.incoming.get()
+                frame, arrived = await self.incoming.get()
             except MediaStreamError:  # closed while waiting
                 return
+            started = time.monotonic()
             try:
                 out = await loop.run_in_executor(self._executor, self._step, frame)
             except Exception as e:  # this session's problem, not the server's
                 log.exception("session %s: the model failed", self.id)
                 self.close_soon(f"model error: {e}")
                 return
-            self.track.frames.put(out)
+            done = time.monotonic()
+            self.queue_ms.append((started - arrived) * 1000)
+            self.step_ms.append((done - started) * 1000)
+            self.track.frames.put((out, done))
 
     def _step(self, frame: av.VideoFrame) -> av.VideoFrame:
         """On the session thread: decode, generate, encode back into an av frame."""
@@ -217,7 +233,8 @@ class Session:
     async def stats(self) -> dict:
         """What the page shows, once a second: frames out per second and the model's mean ms
         per frame since the last call, frames dropped because the model was busy, the prompt
-        in effect (and the Stream's p50/p95 over its latency window)."""
+        in effect (and the Stream's p50/p95 over its latency window), and the medians of
+        where a frame's time in the server goes (queue, step, send_wait)."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, self._stats)
 
     def _stats(self) -> dict:  # on the session thread, between steps
@@ -230,7 +247,9 @@ class Session:
                 "ms_p50": _finite(s["ms_p50"]), "ms_p95": _finite(s["ms_p95"]),
                 "frames": s["frames"], "frames_in": self.frames_in,
                 "dropped": self.incoming.dropped, "dropped_output": self.track.frames.dropped,
-                "prompt": s["prompt"]}
+                "prompt": s["prompt"],
+                "server_ms_p50": {"queue": _median(self.queue_ms), "step": _median(self.step_ms),
+                                  "send_wait": _median(self.track.send_wait_ms)}}
 
     async def _send_stats(self) -> None:
         while True:
