@@ -16,7 +16,8 @@ capture-to-display latency p50/p95 over a quiet window of LSD_SERVE_LATENCY_SECO
 5; printed with the server's own split of a frame's time, and written to latency.json in the
 test's tmp dir; LSD_SERVE_SCREENSHOT=path also saves a screenshot of the page there).
 LSD_SERVE_CHECKPOINT, LSD_SERVE_COMPILE=1 and LSD_SERVE_THREADS=N serve as `lsd serve
---checkpoint --compile --threads` would.
+--checkpoint --compile --threads` would; LSD_SERVE_BROWSER_APART=1 keeps Chromium off the
+model's cores.
 """
 
 import asyncio
@@ -38,6 +39,7 @@ from PIL import Image
 from lsd.models import LSDModel, load
 from lsd.serve import make_app
 from lsd.serve.app import model_threads
+from lsd.serve.cores import pin_current_thread, split_cores
 from lsd.serve.playout import PLAYOUT_DELAY_URI
 from lsd.stream.engine import Stream
 from test_models import randomized, small_config
@@ -137,11 +139,17 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(checkpoint):
-    # as `lsd serve` does (its own process, as here)
+    # as `lsd serve` does (its own process, as here): the model's threads, pinned to their
+    # cores; the event loop and aiortc's threads (started from this one) on the others
     torch.set_num_threads(int(os.environ.get("LSD_SERVE_THREADS") or model_threads()))
+    cores = split_cores(torch.get_num_threads())
+    everywhere = os.sched_getaffinity(0)
+    pin_current_thread(cores and cores[1])
     # LSD_SERVE_COMPILE=1: the compiled fast path (to measure its latency)
     s = Server(make_app(checkpoint, max_sessions=1, ice_addresses=["127.0.0.1"],
-                        compile=os.environ.get("LSD_SERVE_COMPILE") == "1"))
+                        compile=os.environ.get("LSD_SERVE_COMPILE") == "1",
+                        model_cores=cores and cores[0]))
+    pin_current_thread(everywhere)
     yield s
     s.close()
 
@@ -163,7 +171,14 @@ def driver(camera_file):
                  "--disable-background-networking", "--disable-background-timer-throttling",
                  "--disable-renderer-backgrounding", "--disable-backgrounding-occluded-windows"]:
         options.add_argument(flag)
+    # LSD_SERVE_BROWSER_APART=1: Chromium (which inherits this thread's cores) stays off the
+    # model's cores, as a browser on another device would
+    everywhere = os.sched_getaffinity(0)
+    cores = split_cores(int(os.environ.get("LSD_SERVE_THREADS") or model_threads()))
+    if os.environ.get("LSD_SERVE_BROWSER_APART") == "1" and cores:
+        pin_current_thread(cores[1])
     d = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    pin_current_thread(everywhere)
     yield d
     d.quit()
 

@@ -32,6 +32,7 @@ from lsd.models import LSDModel, load
 from lsd.serve import app as serve_app
 from lsd.serve import make_app
 from lsd.serve.app import MODEL
+from lsd.serve.cores import split_cores
 from lsd.serve.ice import use_host_addresses
 from lsd.serve.playout import PLAYOUT_DELAY_URI, zero_playout_delay
 from lsd.serve.protocol import MAX_BODY, MAX_PROMPT
@@ -318,6 +319,31 @@ def test_a_slow_model_takes_the_newest_frame_and_counts_drops(model):
         stats = await Session("u", pc, slow_stream(model, [])).stats()
         assert stats["fps"] == 0 and stats["ms_per_frame"] is None
         assert stats["server_ms_p50"] == {"queue": None, "step": None, "send_wait": None}
+    asyncio.run(test())
+
+
+def test_cores_split_leaves_the_model_the_last_ones(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    assert split_cores(1) == ({3}, {0, 1, 2})
+    assert split_cores(3) == ({1, 2, 3}, {0})
+    assert split_cores(4) is None and split_cores(0) is None  # nothing left to split
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {5})
+    assert split_cores(1) is None
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores to pin apart")
+def test_a_session_runs_its_model_on_the_model_cores(model):
+    last = max(os.sched_getaffinity(0))
+
+    async def test():
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        session = Session("p", pc, slow_stream(model, []), model_cores={last})
+        try:
+            on_thread = session._executor.submit(os.sched_getaffinity, 0).result()
+            assert on_thread == {last}
+            assert os.sched_getaffinity(0) != {last}  # the caller's own cores are untouched
+        finally:
+            await session.close()
     asyncio.run(test())
 
 

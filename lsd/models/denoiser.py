@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from ..config import DenoiserConfig
 from .history_cache import HistoryCache
 from .fused_norm import norm_modulate
-from .layers import MLP, Attention, LevelEmbedder, sincos_2d
+from .layers import MLP, Attention, LevelEmbedder, frame_attention, sincos_2d
 
 
 class DenoiserBlock(nn.Module):
@@ -153,9 +153,8 @@ class CausalDenoiser(nn.Module):
         def attend(q, keys, values):  # (B, H, 1, N, hd)
             q, keys, values = q[:, :, 0], keys[:, :, 0], values[:, :, 0]
             cached_k, cached_v = cache.layer(layer, keys)
-            o = F.scaled_dot_product_attention(
-                q, torch.cat([cached_k, keys], 2), torch.cat([cached_v, values], 2),
-                attn_mask=bias[None, :, None].to(q.dtype))
+            o = frame_attention(q, torch.cat([cached_k, keys], 2),
+                                torch.cat([cached_v, values], 2), bias[None, :, None])
             if write:  # after attending: the slot written may hold the oldest frame, still needed above
                 cache.write(layer, keys, values)
             return o[:, :, None]

@@ -14,6 +14,19 @@ def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch
     return x * (1 + scale) + shift
 
 
+def frame_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                    bias: torch.Tensor) -> torch.Tensor:
+    """Attention of one frame's queries against a few hundred keys (a streaming step), with
+    `bias` added to the logits. On a CPU the fused flash kernel's per-call setup costs more
+    than the math at this size (lsd-tiny compiled, one thread: 30.6 -> 24.4 ms a frame);
+    compiled, inductor fuses the scale, bias and softmax between the two matmuls. A GPU
+    keeps the fused kernel."""
+    if q.is_cuda:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype))
+    logits = (q @ k.transpose(-2, -1)).float() * q.shape[-1] ** -0.5 + bias
+    return torch.softmax(logits, dim=-1).to(v.dtype) @ v
+
+
 class MLP(nn.Sequential):
     def __init__(self, dim: int, hidden: int):
         super().__init__(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))

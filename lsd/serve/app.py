@@ -34,6 +34,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from ..models import load
 from ..stream.engine import Stream
 from ..styles import STYLES
+from .cores import pin_current_thread, split_cores
 from .ice import use_host_addresses
 from .jitter import release_frames_on_marker
 from .playout import zero_playout_delay
@@ -133,7 +134,7 @@ async def offer(request: web.Request) -> web.Response:
     session = Session(sid, pc, stream, tag=o.tag, blend_frames=config["blend_frames"],
                       connect_timeout=config["connect_timeout"],
                       stats_interval=config["stats_interval"],
-                      on_close=lambda s: sessions.pop(s.id, None))
+                      on_close=lambda s: sessions.pop(s.id, None), model_cores=config["model_cores"])
     sessions[sid] = session
     try:
         await pc.setRemoteDescription(RTCSessionDescription(o.sdp, "offer"))
@@ -159,9 +160,10 @@ def make_app(checkpoint=None, *, model=None, max_sessions: int = 2, token: str |
              steps: int | None = None, prompt: str = DEFAULT_PROMPT,
              ice_addresses: list[str] | None = None, connect_timeout: float = 20.0,
              stats_interval: float = 1.0, blend_frames: int = 12,
-             compile: bool = False) -> web.Application:
+             compile: bool = False, model_cores: set[int] | None = None) -> web.Application:
     """The server as an aiohttp app. Give a checkpoint directory or an already loaded model.
-    `ice_addresses`: the host candidates offered (default: 127.0.0.1 + the machine's)."""
+    `ice_addresses`: the host candidates offered (default: 127.0.0.1 + the machine's).
+    `model_cores`: the cores sessions' model threads are pinned to (lsd.serve.cores)."""
     if max_sessions < 1:
         raise ValueError(f"--max-sessions must be >= 1, not {max_sessions}")
     use_host_addresses(ice_addresses)
@@ -172,7 +174,7 @@ def make_app(checkpoint=None, *, model=None, max_sessions: int = 2, token: str |
     app[CONFIG] = {"max_sessions": max_sessions, "token": token or None, "steps": steps,
                    "prompt": prompt, "connect_timeout": connect_timeout,
                    "stats_interval": stats_interval, "blend_frames": blend_frames,
-                   "compile": compile, "ids": itertools.count(1)}
+                   "compile": compile, "model_cores": model_cores, "ids": itertools.count(1)}
     app[SESSIONS] = {}
     # a bad --steps fails now, not in the first session; a compile happens now too
     first = Stream(app[MODEL], prompt, steps, compile=compile)
@@ -222,8 +224,13 @@ def serve(checkpoint: str | None = None, host: str = "127.0.0.1", port: int = 80
         ssl_context.load_cert_chain(certfile, keyfile)
     if compile:
         print("lsd serve: compiling the model (once; up to a minute)", file=sys.stderr, flush=True)
-    app = make_app(ckpt, max_sessions=max_sessions, token=token, steps=steps, compile=compile)
-    torch.set_num_threads(threads or model_threads())
+    threads = threads or model_threads()
+    cores = split_cores(threads)
+    if cores:  # the event loop and aiortc's threads (started from it) stay off the model's cores
+        pin_current_thread(cores[1])
+    app = make_app(ckpt, max_sessions=max_sessions, token=token, steps=steps, compile=compile,
+                   model_cores=cores[0] if cores else None)
+    torch.set_num_threads(threads)
     scheme = "https" if ssl_context else "http"
     shown = "127.0.0.1" if host in ("", "0.0.0.0") else host
     query = f"?token={token}" if token else ""

@@ -26,6 +26,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 
 from ..stream.engine import Stream
+from .cores import pin_current_thread
 from .protocol import BadPrompt, BadRequest, parse_control
 
 log = logging.getLogger("lsd.serve")
@@ -112,7 +113,7 @@ class Session:
 
     def __init__(self, sid: str, pc: RTCPeerConnection, stream: Stream, *, tag: bool = False,
                  blend_frames: int = 12, connect_timeout: float = 20.0,
-                 stats_interval: float = 1.0, on_close=None):
+                 stats_interval: float = 1.0, on_close=None, model_cores: set[int] | None = None):
         self.id, self.pc, self.stream = sid, pc, stream
         self.tag, self.blend_frames = tag, blend_frames
         self.stats_interval = stats_interval
@@ -129,7 +130,8 @@ class Session:
         self.channel = None
         self.closed = False
         self.close_reason = ""
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"lsd-session-{sid}")
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"lsd-session-{sid}",
+                                            initializer=pin_current_thread, initargs=(model_cores,))
         self._tasks: set[asyncio.Task] = set()
         self._spawn(self._close_unless_connected(connect_timeout))
         pc.on("track", self._on_track)
