@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 #   make test TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cu124"
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: setup setup-test demo test test-slow test-browser test-all clean
+.PHONY: setup setup-test demo test test-slow test-browser latency-browser test-all clean
 
 setup: $(VENV)/.installed
 setup-test: $(VENV)/.installed-test
@@ -36,6 +36,17 @@ test-slow: setup-test
 NETNS := unshare $(if $(filter 0,$(shell id -u)),-n,-rn)
 test-browser: setup-test
 	$(NETNS) sh -c 'ip link set lo up && exec $(BIN)/pytest -q -s -m browser'
+
+# capture-to-display latency pooled over RUNS browser sessions (each as test-browser runs
+# it); e.g. LSD_SERVE_CHECKPOINT=checkpoints/lsd-tiny LSD_SERVE_COMPILE=1 make latency-browser
+RUNS ?= 6
+LATENCY_OUT ?= browser-latency.jsonl
+latency-browser: setup-test
+	rm -f $(LATENCY_OUT)
+	for i in $$(seq $(RUNS)); do LSD_SERVE_LATENCY_OUT=$(abspath $(LATENCY_OUT)) \
+		LSD_SERVE_LATENCY_SECONDS=$${LSD_SERVE_LATENCY_SECONDS:-10} \
+		$(NETNS) sh -c 'ip link set lo up && exec $(BIN)/pytest -q -m browser -k latency' || exit 1; done
+	$(BIN)/python tests/pool_latency.py $(LATENCY_OUT)
 
 test-all: setup-test
 	$(BIN)/pytest -q -m ""

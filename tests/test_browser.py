@@ -15,6 +15,8 @@ browser is told "server full" while the only session is busy, and gets in once i
 capture-to-display latency p50/p95 over a quiet window of LSD_SERVE_LATENCY_SECONDS (default
 5; printed with the server's own split of a frame's time, and written to latency.json in the
 test's tmp dir; LSD_SERVE_SCREENSHOT=path also saves a screenshot of the page there).
+LSD_SERVE_LATENCY_OUT=file appends the run's report to a JSON-lines file (`make
+latency-browser` pools several runs with tests/pool_latency.py).
 LSD_SERVE_CHECKPOINT, LSD_SERVE_COMPILE=1 and LSD_SERVE_THREADS=N serve as `lsd serve
 --checkpoint --compile --threads` would; LSD_SERVE_BROWSER_APART=1 keeps Chromium off the
 model's cores.
@@ -298,6 +300,9 @@ def test_capture_to_display_latency_is_measured(session, tmp_path):
     assert report["browser_ms"]["jitter_buffer"] < 4, report["browser_ms"]
     report["latency_ms"] = [round(x, 1) for x in ms]  # sorted, for a histogram
     (tmp_path / "latency.json").write_text(json.dumps(report, indent=2))
+    if os.environ.get("LSD_SERVE_LATENCY_OUT"):  # one line per run: `make latency-browser`
+        with open(os.environ["LSD_SERVE_LATENCY_OUT"], "a", encoding="utf-8") as f:
+            f.write(json.dumps(report) + "\n")
     print("\ncapture-to-display latency:",
           json.dumps({k: v for k, v in report.items() if k != "latency_ms"}))
 

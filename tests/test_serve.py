@@ -411,3 +411,17 @@ def test_compile_happens_before_the_server_listens_and_sessions_reuse_it(ckpt):
     session_stream = Stream(model, "thermal camera", compile=True)  # as an offer makes one
     session_stream.step(np.zeros((48, 64, 3), np.uint8))
     assert counters["stats"]["unique_graphs"] == 4  # no compile while a client waits
+
+
+def test_browser_latency_runs_pool_frame_by_frame():
+    from pool_latency import pool
+
+    run = lambda ms, fps: {"latency_ms": ms, "latency_ms_p95": max(ms), "page_output_fps": fps,
+                           "server_ms_p50": {"step": 20.0, "queue": 1.0}}
+    result = pool([run([10.0] * 20, 30.0), run([50.0] * 19 + [100.0], 20.0)])
+    assert result["runs"] == 2 and result["frames"] == 40
+    assert result["latency_ms_p50"] == 30.0  # between the runs' frames, not a run's p50
+    assert result["latency_ms_p95"] == 50.0 and result["per_run_p95"] == [10.0, 100.0]
+    assert result["median_fps"] == 25.0 and result["median_step_ms"] == 20.0
+    with pytest.raises(ValueError):
+        pool([])
