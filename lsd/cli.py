@@ -207,7 +207,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     cfg = TrainConfig.load(args.config)
     out = args.out or str(Path("runs") / Path(args.config).stem)
     _emit(train(cfg, out, resume=args.resume, progress=not args.no_progress, device=args.device,
-                codec_from=args.codec_from), args.json)
+                codec_from=args.codec_from, init_from=args.init_from), args.json)
 
 
 def cmd_distill(args: argparse.Namespace) -> None:
@@ -306,7 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--config", required=True, help="a training YAML, e.g. configs/tiny.yaml")
     tr.add_argument("--out", help="run directory (default: runs/<config name>)")
     tr.add_argument("--codec-from", help="take the codec from this checkpoint instead of training "
-                    "one (e.g. an ablation twin: checkpoints/lsd-tiny-teacher)")
+                    "one (e.g. an ablation twin: checkpoints/lsd-tiny-teacher-5k)")
+    tr.add_argument("--init-from", help="start from this checkpoint's weights and codec, with a new "
+                    "optimizer and schedule (continued training: configs/tiny-more.yaml)")
     _add_run_options(tr)
     tr.set_defaults(func=cmd_train)
 
@@ -402,8 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
     bq.add_argument("--steps", type=int, default=12)
     bq.add_argument("--frames", type=int, default=300)
     bq.add_argument("--styles", help="comma-separated style names (default: all)")
-    bq.add_argument("--context-t", type=float, default=0.0,
-                    help="noise level history frames are committed at")
+    bq.add_argument("--context-t", type=float,
+                    help="noise level history frames are committed at (default: the checkpoint's)")
     bq.add_argument("--strips", help="folder for one input/target/output PNG per style")
     bq.add_argument("--json", action="store_true")
     bq.set_defaults(func=cmd_bench_quality)

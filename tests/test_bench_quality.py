@@ -42,3 +42,13 @@ def test_quality_rejects_unknown_style(tmp_path, capsys):
     LSDModel(small_config()).save(tmp_path / "ckpt")
     rc = main(["bench", "quality", "--checkpoint", str(tmp_path / "ckpt"), "--styles", "nope"])
     assert rc == 2 and "nope" in capsys.readouterr().err
+
+
+def test_quality_runs_the_checkpoints_context_level_unless_told(tmp_path):
+    model = randomized(LSDModel(small_config()))
+    model.save(tmp_path / "ckpt", {"sample": {"steps": 2, "context_t": 0.2}})
+    run = lambda **kw: bench_quality(str(tmp_path / "ckpt"), 2, 5, ["ink_wash"], **kw)
+    default, told, clean = run(), run(context_t=0.2), run(context_t=0.0)
+    assert default["context_t"] == told["context_t"] == 0.2 and clean["context_t"] == 0.0
+    assert default["per_style"] == told["per_style"]
+    assert default["per_style"]["ink_wash"]["psnr_db"] != clean["per_style"]["ink_wash"]["psnr_db"]

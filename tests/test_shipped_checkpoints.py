@@ -1,6 +1,7 @@
 """The checkpoints committed under checkpoints/: each loads without unpickling, stays under
-the repo's size limit, and the no-augmentation twin is the teacher's config but for
-history augmentation (so the ablation compares one thing)."""
+the repo's size limit; the no-augmentation twin is the 5,000-step teacher's config but for
+history augmentation (so the ablation compares one thing), and the shipped teacher is that
+teacher continued by configs/tiny-more.yaml."""
 
 from pathlib import Path
 
@@ -8,10 +9,12 @@ import pytest
 import torch
 
 from lsd.checkpoint import is_checkpoint, read_config
+from lsd.config import ModelConfig
 from lsd.models import load
 from lsd.train.config import TrainConfig
 
-ROOT = Path(__file__).resolve().parents[1] / "checkpoints"
+REPO = Path(__file__).resolve().parents[1]
+ROOT = REPO / "checkpoints"
 SHIPPED = sorted(p for p in ROOT.iterdir() if p.is_dir()) if ROOT.is_dir() else []
 SIZE_LIMIT = 40 * 2**20  # bytes; the repo stays light
 
@@ -26,7 +29,7 @@ def test_shipped_checkpoint_loads_and_is_small(path):
 
 
 def test_twin_differs_from_the_teacher_only_in_history_augmentation():
-    teacher, twin = ROOT / "lsd-tiny-teacher", ROOT / "lsd-tiny-noaug"
+    teacher, twin = ROOT / "lsd-tiny-teacher-5k", ROOT / "lsd-tiny-noaug"
     config_a, config_b = read_config(teacher), read_config(twin)
     a = TrainConfig.from_dict(config_a["train"]).to_dict()
     b = TrainConfig.from_dict(config_b["train"]).to_dict()
@@ -35,6 +38,21 @@ def test_twin_differs_from_the_teacher_only_in_history_augmentation():
     assert a == b
     assert config_a["step"] == config_b["step"]  # the same budget
     # ... and the same codec, taken over with `lsd train --codec-from`
-    ca, cb = load(teacher).codec.state_dict(), load(twin).codec.state_dict()
+    assert_same_codec(teacher, twin)
+
+
+def assert_same_codec(a: Path, b: Path) -> None:
+    ca, cb = load(a).codec.state_dict(), load(b).codec.state_dict()
     assert ca and ca.keys() == cb.keys()
     assert all(torch.equal(ca[k], cb[k]) for k in ca)
+
+
+def test_shipped_teacher_continues_the_5000_step_one_with_the_repos_configs():
+    first, shipped = read_config(ROOT / "lsd-tiny-teacher-5k"), read_config(ROOT / "lsd-tiny-teacher")
+    train_config = lambda c: TrainConfig.from_dict(c["train"]).to_dict()
+    assert train_config(first) == TrainConfig.load(REPO / "configs/tiny.yaml").to_dict()
+    assert train_config(shipped) == TrainConfig.load(REPO / "configs/tiny-more.yaml").to_dict()
+    assert first["step"] == 5000 and shipped["init_from"]["step"] == first["step"]
+    assert ModelConfig.from_dict(shipped["model"]) == ModelConfig.from_dict(first["model"])
+    assert shipped["sample"] == train_config(shipped)["sample"]  # runs as its config says
+    assert_same_codec(ROOT / "lsd-tiny-teacher-5k", ROOT / "lsd-tiny-teacher")

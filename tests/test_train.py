@@ -131,6 +131,13 @@ def test_configs_differ_only_in_augmentation():
     b = TrainConfig.load(root / "tiny-noaug.yaml").to_dict()
     a["history"]["enabled"] = b["history"]["enabled"]
     assert a == b
+    # the continued run changes only its schedule, its clips' seed and the context level
+    more = TrainConfig.load(root / "tiny-more.yaml").to_dict()
+    a = TrainConfig.load(root / "tiny.yaml").to_dict()
+    changed = {k for k in a if a[k] != more[k]}
+    assert changed == {"optim", "run", "sample"}
+    assert {k for k in a["run"] if a["run"][k] != more["run"][k]} == {"seed"}
+    assert {k for k in a["sample"] if a["sample"][k] != more["sample"][k]} == {"context_t"}
 
 
 # -- the trainer --------------------------------------------------------------------------------
@@ -335,3 +342,27 @@ def test_codec_from_gives_the_run_the_donor_codec_and_refuses_another_shape(tmp_
     LSDModel(other.model).save(tmp_path / "other")
     with pytest.raises(ValueError, match="codec"):
         train(cfg, tmp_path / "refused", progress=False, codec_from=str(tmp_path / "other"))
+
+
+def test_init_from_continues_from_the_checkpoints_weights_and_records_it(tmp_path):
+    from test_models import randomized
+
+    cfg = small_config(optim={"steps": 2, "lr": 1e-9}, history={"enabled": False},
+                       run={"val_every": 2, "checkpoint_every": 2})
+    torch.manual_seed(98)  # weights unlike those the run would initialise
+    randomized(LSDModel(cfg.model), seed=5).save(tmp_path / "start", {"step": 40})
+    train(cfg, tmp_path / "more", progress=False, init_from=str(tmp_path / "start"))
+    start, _ = load_checkpoint(tmp_path / "start")
+    more, meta = run_weights(tmp_path / "more")
+    # a near-zero learning rate: every weight (denoiser, prompt encoder, codec) is the start's
+    assert all(torch.allclose(v, more[f"weights.{k}"], atol=1e-6) for k, v in start.items())
+    fresh = LSDModel(cfg.model).state_dict()
+    assert not torch.allclose(fresh["denoiser.out.weight"], start["denoiser.out.weight"])
+    assert meta["init_from"] == {"path": str(tmp_path / "start"), "step": 40, "init_from": None}
+    shipped = yaml.safe_load((tmp_path / "more" / "model" / "config.yaml").read_text())
+    assert shipped["init_from"]["step"] == 40 and shipped["step"] == 2
+
+    other = small_config(model={"denoiser": {"dim": 32}})
+    LSDModel(other.model).save(tmp_path / "other")
+    with pytest.raises(ValueError, match="model config differs"):
+        train(cfg, tmp_path / "refused", progress=False, init_from=str(tmp_path / "other"))

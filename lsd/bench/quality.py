@@ -72,7 +72,7 @@ def strip_image(columns: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]) -
 
 
 def evaluate_style(model: LSDModel, style: str, seed: int, frames: int, steps: int,
-                   context_t: float = 0.0, strip: list | None = None) -> dict:
+                   context_t: float | None = None, strip: list | None = None) -> dict:
     """Metrics of one style's rollout; with `strip` (a list), the frames for a picture of it
     are appended to it."""
     size = tuple(model.config.frame_size)
@@ -106,11 +106,13 @@ def evaluate_style(model: LSDModel, style: str, seed: int, frames: int, steps: i
 
 
 def bench_quality(checkpoint: str, steps: int = 12, frames: int = 300,
-                  styles: list[str] | None = None, context_t: float = 0.0,
+                  styles: list[str] | None = None, context_t: float | None = None,
                   strips: str | None = None) -> dict:
     """All styles (or `styles`) on held-out streams; `strips` names a folder to write one
     PNG per style into (input / target / output rows over the rollout)."""
     model = load(checkpoint)
+    if context_t is None:  # what the model runs with (Stream's default too)
+        context_t = float(model.checkpoint_config.get("sample", {}).get("context_t", 0.0))
     t0 = time.time()
     per_style = {}
     for i, name in enumerate(styles or style_names()):

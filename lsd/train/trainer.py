@@ -89,9 +89,11 @@ def _gather_states(g: torch.Generator, d: Dist) -> list[torch.Tensor]:
 
 class Trainer:
     def __init__(self, cfg: TrainConfig, out: str | Path, resume: bool = False,
-                 progress: bool = True, device: str | None = None, codec_from: str | None = None):
+                 progress: bool = True, device: str | None = None, codec_from: str | None = None,
+                 init_from: str | None = None):
         self.cfg, self.out, self.progress = cfg, Path(out), progress
-        self.codec_from = codec_from
+        self.codec_from = codec_from or init_from  # a continued run keeps its codec too
+        self.provenance: dict = {}
         self.dist = setup(device)
         self.dev = self.dist.device
         if cfg.run.threads:
@@ -112,13 +114,21 @@ class Trainer:
             if not (self.teacher or self.reference) or not (cfg.distill.init or self.teacher):
                 raise ValueError("shortcut distillation needs distill.teacher (or both "
                                  "distill.init and distill.reference)")
-            start = load(cfg.distill.init, self.dev) if cfg.distill.init else self.teacher
-            if start.config != cfg.model:
-                raise ValueError(f"model config differs from the one in "
-                                 f"{cfg.distill.init or cfg.distill.teacher}")
-            self.model.load_state_dict({k: v.float() for k, v in start.state_dict().items()})
+            self._start_from(load(cfg.distill.init, self.dev) if cfg.distill.init else self.teacher,
+                             cfg.distill.init or cfg.distill.teacher)
+        elif init_from:  # continued training: a new schedule from a finished model's weights
+            start = load(init_from, self.dev)
+            self._start_from(start, init_from)
+            self.provenance = {"init_from": {"path": str(init_from),
+                                             "step": start.checkpoint_config.get("step"),
+                                             "init_from": start.checkpoint_config.get("init_from")}}
         self.g = torch.Generator().manual_seed(cfg.run.seed * 1000 + self.dist.rank)
         self.step = 0
+
+    def _start_from(self, start: LSDModel, source: str) -> None:
+        if start.config != self.cfg.model:
+            raise ValueError(f"model config differs from the one in {source}")
+        self.model.load_state_dict({k: v.float() for k, v in start.state_dict().items()})
 
     # -- logging ---------------------------------------------------------------------------
 
@@ -177,11 +187,13 @@ class Trainer:
         tensors |= {f"ema.{k}": v for k, v in self.ema.state_dict().items()}
         tensors |= _optimizer_tensors(opt)
         tensors |= {f"rng.train.{r}": s for r, s in enumerate(states)}
-        meta = {"step": self.step, "world": self.dist.world, "train": self.cfg.to_dict()}
+        meta = {"step": self.step, "world": self.dist.world, "train": self.cfg.to_dict(),
+                **self.provenance}
         save_checkpoint(self.out / "state", tensors, meta)
         # model/ is what runs: the EMA weights in bf16 (state/ keeps them in full precision)
         self.ema.save(self.out / "model", {"train": self.cfg.to_dict(), "step": self.step,
-                                           "sample": dataclasses.asdict(self.cfg.sample)},
+                                           "sample": dataclasses.asdict(self.cfg.sample),
+                                           **self.provenance},
                       dtype=torch.bfloat16)
 
     def _restore(self, opt) -> None:
@@ -320,8 +332,9 @@ def weights_digest(model: nn.Module) -> str:
 
 
 def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True,
-          device: str | None = None, codec_from: str | None = None) -> dict:
-    trainer = Trainer(cfg, out, resume, progress, device, codec_from)
+          device: str | None = None, codec_from: str | None = None,
+          init_from: str | None = None) -> dict:
+    trainer = Trainer(cfg, out, resume, progress, device, codec_from, init_from)
     try:
         trainer.codec_stage()
         summary = trainer.denoiser_stage()
