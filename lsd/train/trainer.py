@@ -92,7 +92,8 @@ class Trainer:
                  progress: bool = True, device: str | None = None, codec_from: str | None = None,
                  init_from: str | None = None):
         self.cfg, self.out, self.progress = cfg, Path(out), progress
-        self.codec_from = codec_from or init_from  # a continued run keeps its codec too
+        self.codec_from = codec_from
+        self.codec_source: str | None = None  # the checkpoint whose codec the model starts with
         self.provenance: dict = {}
         self.dist = setup(device)
         self.dev = self.dist.device
@@ -116,9 +117,11 @@ class Trainer:
                                  "distill.init and distill.reference)")
             self._start_from(load(cfg.distill.init, self.dev) if cfg.distill.init else self.teacher,
                              cfg.distill.init or cfg.distill.teacher)
+            self.codec_source = cfg.distill.teacher if self.teacher is not None else None
         elif init_from:  # continued training: a new schedule from a finished model's weights
             start = load(init_from, self.dev)
             self._start_from(start, init_from)
+            self.codec_source = str(init_from)
             self.provenance = {"init_from": {"path": str(init_from),
                                              "step": start.checkpoint_config.get("step"),
                                              "init_from": start.checkpoint_config.get("init_from")}}
@@ -141,13 +144,14 @@ class Trainer:
 
     def codec_stage(self) -> None:
         path = self.out / "codec"
-        if not is_checkpoint(path) and self.teacher is not None:
-            if self.dist.main:  # a student keeps the teacher's codec
-                self.model.save(path, {"train": self.cfg.to_dict(), "codec_from": self.cfg.distill.teacher})
-            self.dist.barrier()
-        elif not is_checkpoint(path) and self.codec_from:
+        if not is_checkpoint(path) and self.codec_from:
             if self.dist.main:  # an ablation twin shares its original's codec exactly
                 self._copy_codec(self.codec_from, path)
+            self.dist.barrier()
+        elif not is_checkpoint(path) and self.codec_source:
+            if self.dist.main:  # a student or a continued run keeps the codec it started with
+                self.log(stage="codec", codec_from=self.codec_source)
+                self.model.save(path, {"train": self.cfg.to_dict(), "codec_from": self.codec_source})
             self.dist.barrier()
         elif not is_checkpoint(path):
             if self.dist.main:
