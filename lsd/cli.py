@@ -71,6 +71,12 @@ def cmd_bench_quality(args: argparse.Namespace) -> None:
                         args.strips), args.json)
 
 
+def cmd_bench_levels(args: argparse.Namespace) -> None:
+    from .bench.levels import bench_levels
+
+    _emit(bench_levels(args.checkpoint, args.frames), args.json)
+
+
 def cmd_bench_steps(args: argparse.Namespace) -> None:
     from .bench.steps import bench_steps
 
@@ -409,6 +415,12 @@ def build_parser() -> argparse.ArgumentParser:
     bq.add_argument("--strips", help="folder for one input/target/output PNG per style")
     bq.add_argument("--json", action="store_true")
     bq.set_defaults(func=cmd_bench_quality)
+    bl = bench.add_parser("levels", help="one pass at each noise level, no history: PSNR of "
+                          "the output estimate x0 against the target, per frame style")
+    bl.add_argument("--checkpoint", required=True)
+    bl.add_argument("--frames", type=int, default=8, help="frames per style")
+    bl.add_argument("--json", action="store_true")
+    bl.set_defaults(func=cmd_bench_levels)
     bs = bench.add_parser("steps", help="teacher at 12 steps vs student at 12/6/3/2/1 (and a "
                           "pruned student): quality and ms/frame in one run, table + plot")
     bs.add_argument("--teacher", required=True)

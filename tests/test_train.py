@@ -60,7 +60,7 @@ def clips_batch(b=3, t=4, size=32):
     g = torch.Generator().manual_seed(0)
     return {"input": torch.rand(b, t, 3, size, size, generator=g),
             "target": torch.rand(b, t, 3, size, size, generator=g),
-            "prompts": ["ink wash", "thermal camera", "sepia"][:b]}
+            "prompts": (["ink wash", "thermal camera", "sepia"] * b)[:b]}
 
 
 @pytest.mark.parametrize("enabled", [True, False])
@@ -138,6 +138,25 @@ def test_configs_differ_only_in_augmentation():
     assert changed == {"optim", "run", "sample"}
     assert {k for k in a["run"] if a["run"][k] != more["run"][k]} == {"seed"}
     assert {k for k in a["sample"] if a["sample"][k] != more["sample"][k]} == {"context_t"}
+    # the third cycle: its schedule, a share of uniform levels and its clips' seed
+    third = TrainConfig.load(root / "tiny-high-t.yaml").to_dict()
+    assert {k for k in more if more[k] != third[k]} == {"optim", "run"}
+    assert {k for k in more["run"] if more["run"][k] != third["run"][k]} == {"seed"}
+    assert third["optim"]["t_uniform"] > 0 == more["optim"]["t_uniform"]
+
+
+def test_uniform_share_reaches_the_top_levels_and_off_replays_the_old_draws():
+    clips = clips_batch(b=256, t=4, size=16)
+    levels = {}
+    for share in (0.0, 1.0):
+        cfg = small_config(history={"prefix": 0.0}, optim={"t_uniform": share})
+        inputs, _, _ = diffusion_forcing(LSDModel(cfg.model), clips, cfg, torch.Generator().manual_seed(3))
+        levels[share] = inputs["t"]
+    top = lambda t: float((t > 0.9).float().mean())
+    assert top(levels[0.0]) < 0.03 and 0.07 < top(levels[1.0]) < 0.13  # logit-normal: 1.4%
+    # share 0 draws exactly what the logit-normal alone draws (older runs resume the same)
+    from lsd.diffusion import sample_t_logit_normal
+    torch.testing.assert_close(levels[0.0], sample_t_logit_normal((256, 4), generator=torch.Generator().manual_seed(3)))
 
 
 # -- the trainer --------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from ..metrics import psnr
 from ..models.autoencoder import Codec
-from .clips import to_frames
+from .clips import to_frames, to_uint8
 
 LATENT_NOISE = 0.1
 LATENT_L2 = 1e-4
@@ -69,6 +69,5 @@ def reconstruction_psnr(codec: Codec, frames: np.ndarray, batch: int = 64) -> fl
         x = to_frames(frames[i:i + batch])
         with torch.autocast("cpu", dtype=torch.bfloat16):
             recon = codec.decode(codec.encode(x)).float()
-        out = (recon.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
-        scores += [psnr(a, b) for a, b in zip(frames[i:i + batch], out)]
+        scores += [psnr(a, b) for a, b in zip(frames[i:i + batch], to_uint8(recon))]
     return float(np.mean(scores))

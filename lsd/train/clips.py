@@ -98,3 +98,8 @@ class ClipPool:
 def to_frames(x: np.ndarray) -> torch.Tensor:
     """(..., H, W, 3) uint8 -> (..., 3, H, W) float in [0, 1]."""
     return torch.from_numpy(np.ascontiguousarray(x)).movedim(-1, -3).float() / 255.0
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """(..., 3, H, W) in [0, 1] -> (..., H, W, 3) uint8 (rounded, as a viewer sees it)."""
+    return (x.float().clamp(0, 1) * 255).round().byte().movedim(-3, -1).numpy()

@@ -44,6 +44,9 @@ class OptimConfig:
     ema: float = 0.999
     t_mean: float = 0.0  # logit-normal noise levels: sigmoid(N(t_mean, t_std))
     t_std: float = 1.0
+    # share of frames whose level is uniform in [0, 1] instead: the logit-normal almost never
+    # draws t near 1, where every sampling run starts
+    t_uniform: float = 0.0
 
 
 @dataclass

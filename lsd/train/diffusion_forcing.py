@@ -37,6 +37,9 @@ def diffusion_forcing(model: LSDModel, clips: dict, cfg: TrainConfig, g: torch.G
         z_in = latents(model, clips, "z_in", x_in, dev)
         z0 = latents(model, clips, "z0", x_target, dev)
     t = sample_t_logit_normal((b, frames), cfg.optim.t_mean, cfg.optim.t_std, generator=g)
+    if cfg.optim.t_uniform > 0:  # drawn only when asked, so older configs replay exactly
+        uniform = torch.rand(b, frames, generator=g) < cfg.optim.t_uniform
+        t = torch.where(uniform, torch.rand(b, frames, generator=g), t)
     c = _prefix_lengths(b, frames, hist.prefix, g)
     prefix = torch.arange(frames)[None] < c[:, None]  # (B, T)
     history, t_history = z0, torch.zeros(b, frames)

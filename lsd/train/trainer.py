@@ -236,6 +236,7 @@ class Trainer:
             return out
         for level in VAL_LEVELS:
             cfg.optim.t_mean, cfg.optim.t_std = math.log(level / (1 - level)), 0.0
+            cfg.optim.t_uniform = 0.0
             with self._autocast():
                 inputs, target, weight = diffusion_forcing(self.ema, clips, cfg, g)
                 pred = self.ema.denoiser(inputs["z_t"], inputs["z_in"], inputs["t"], inputs["d"],
