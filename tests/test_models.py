@@ -344,3 +344,25 @@ def test_config_overrides_change_a_preset_and_are_checked():
         with_overrides(preset("tiny"), ["denoiser.dpeth=3"])
     with pytest.raises(ValueError, match="KEY=VALUE"):
         with_overrides(preset("tiny"), ["denoiser.patch"])
+
+
+def test_a_grown_denoiser_computes_what_it_grew_from_and_can_learn():
+    import dataclasses
+
+    from lsd.models.grow import grown_state
+
+    start = randomized(LSDModel(small_config(depth=2)))
+    deeper = LSDModel(small_config(depth=3))
+    deeper.load_state_dict(grown_state(start, deeper))
+    z_t, z_in, t, d, prompt = clip_inputs(start, frames=3)
+    with torch.no_grad():
+        torch.testing.assert_close(deeper.denoiser(z_t, z_in, t, d, prompt),
+                                   start.denoiser(z_t, z_in, t, d, prompt))
+    # the new block is the identity through zero gates, yet its gates get a gradient
+    deeper.denoiser(z_t, z_in, t, d, prompt).square().mean().backward()
+    assert deeper.denoiser.blocks[2].ada[-1].weight.grad.abs().max() > 0
+    wider = dataclasses.replace(small_config(depth=3), denoiser=DenoiserConfig(dim=32, depth=3, heads=2, patch=1, history=2))
+    with pytest.raises(ValueError, match="larger denoiser.depth"):
+        grown_state(start, LSDModel(wider))
+    with pytest.raises(ValueError, match="larger denoiser.depth"):
+        grown_state(deeper, start)  # shallower

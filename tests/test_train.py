@@ -143,6 +143,11 @@ def test_configs_differ_only_in_augmentation():
     assert {k for k in more if more[k] != third[k]} == {"optim", "run"}
     assert {k for k in more["run"] if more["run"][k] != third["run"][k]} == {"seed"}
     assert third["optim"]["t_uniform"] > 0 == more["optim"]["t_uniform"]
+    # grown deeper: two more blocks, its schedule and its clips' seed
+    deep = TrainConfig.load(root / "tiny-deep.yaml").to_dict()
+    assert {k for k in third if third[k] != deep[k]} == {"model", "optim", "run"}
+    assert deep["model"]["denoiser"] == {**third["model"]["denoiser"], "depth": 8}
+    assert {k for k in third["run"] if third["run"][k] != deep["run"][k]} == {"seed"}
 
 
 def test_uniform_share_reaches_the_top_levels_and_off_replays_the_old_draws():
@@ -380,6 +385,17 @@ def test_init_from_continues_from_the_checkpoints_weights_and_records_it(tmp_pat
     assert meta["init_from"] == {"path": str(tmp_path / "start"), "step": 40, "init_from": None}
     shipped = yaml.safe_load((tmp_path / "more" / "model" / "config.yaml").read_text())
     assert shipped["init_from"]["step"] == 40 and shipped["step"] == 2
+
+    # a deeper config grows the start model: its blocks first, the new one after them
+    deeper = cfg.to_dict()
+    deeper["model"]["denoiser"]["depth"] = 3
+    deeper = TrainConfig.from_dict(deeper)
+    train(deeper, tmp_path / "grown", progress=False, init_from=str(tmp_path / "start"))
+    grown, meta = run_weights(tmp_path / "grown")
+    assert all(torch.allclose(v, grown[f"weights.{k}"], atol=1e-6)
+               for k, v in start.items() if k != "denoiser.age_bias")
+    torch.testing.assert_close(grown["weights.denoiser.age_bias"][:2], start["denoiser.age_bias"], atol=1e-6, rtol=0)
+    assert "weights.denoiser.blocks.2.ada.1.weight" in grown and meta["init_from"]["step"] == 40
 
     other = small_config(model={"denoiser": {"dim": 32}})
     LSDModel(other.model).save(tmp_path / "other")

@@ -30,6 +30,7 @@ from tqdm import tqdm
 from ..checkpoint import is_checkpoint, load_checkpoint, save_checkpoint
 from ..data.stills import still_frames
 from ..models import LSDModel, load
+from ..models.grow import grown_state
 from .autoencoder import reconstruction_psnr, train_codec
 from .clips import ClipPool
 from .config import TrainConfig
@@ -120,7 +121,10 @@ class Trainer:
             self.codec_source = cfg.distill.teacher if self.teacher is not None else None
         elif init_from:  # continued training: a new schedule from a finished model's weights
             start = load(init_from, self.dev)
-            self._start_from(start, init_from)
+            if start.config.denoiser.depth < cfg.model.denoiser.depth:  # grown deeper
+                self.model.load_state_dict(grown_state(start, self.model))
+            else:
+                self._start_from(start, init_from)
             self.codec_source = str(init_from)
             self.provenance = {"init_from": {"path": str(init_from),
                                              "step": start.checkpoint_config.get("step"),

@@ -1,0 +1,30 @@
+"""Growing a trained denoiser deeper: the new blocks go after the trained ones and start as
+the identity (adaLN-Zero: their gates are zero), so the grown model computes exactly what
+the trained one did, and training goes on from there with the extra capacity
+(`lsd train --init-from DIR` with a config whose only change is a larger denoiser.depth)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from .lsd_model import LSDModel
+
+
+def grown_state(start: LSDModel, fresh: LSDModel) -> dict[str, torch.Tensor]:
+    """The weights of `fresh` (a freshly initialised, deeper model) with every trained tensor
+    of `start` in place; the new blocks keep their fresh, identity-starting weights."""
+    have, want = start.config, fresh.config
+    same_depth = dataclasses.replace(want, denoiser=dataclasses.replace(want.denoiser, depth=have.denoiser.depth))
+    if (same_depth != have or want.denoiser.depth < have.denoiser.depth
+            or have.denoiser.block_heads or have.denoiser.block_mlp):
+        raise ValueError("model config differs from the start model's in more than a larger "
+                         "denoiser.depth (an unpruned denoiser can only be grown deeper)")
+    state = {k: v.float() for k, v in fresh.state_dict().items()}
+    for key, value in start.state_dict().items():
+        if key == "denoiser.age_bias":  # (depth, heads, k + 1): the new layers' rows stay 0
+            state[key][: value.shape[0]] = value.float()
+        else:
+            state[key] = value.float()
+    return state
