@@ -13,8 +13,9 @@ from .lsd_model import LSDModel
 
 
 def grown_state(start: LSDModel, fresh: LSDModel) -> dict[str, torch.Tensor]:
-    """The weights of `fresh` (a freshly initialised, deeper model) with every trained tensor
-    of `start` in place; the new blocks keep their fresh, identity-starting weights."""
+    """The weights of `fresh` (a freshly initialised model, as deep as `start` or deeper)
+    with every trained tensor of `start` in place; new blocks keep their fresh,
+    identity-starting weights. At equal depth this is a plain copy."""
     have, want = start.config, fresh.config
     same_depth = dataclasses.replace(want, denoiser=dataclasses.replace(want.denoiser, depth=have.denoiser.depth))
     if (same_depth != have or want.denoiser.depth < have.denoiser.depth

@@ -121,10 +121,8 @@ class Trainer:
             self.codec_source = cfg.distill.teacher if self.teacher is not None else None
         elif init_from:  # continued training: a new schedule from a finished model's weights
             start = load(init_from, self.dev)
-            if start.config.denoiser.depth < cfg.model.denoiser.depth:  # grown deeper
-                self.model.load_state_dict(grown_state(start, self.model))
-            else:
-                self._start_from(start, init_from)
+            # the same model, or one grown deeper (anything else is refused)
+            self.model.load_state_dict(grown_state(start, self.model))
             self.codec_source = str(init_from)
             self.provenance = {"init_from": {"path": str(init_from),
                                              "step": start.checkpoint_config.get("step"),
@@ -229,7 +227,7 @@ class Trainer:
         history prefix; a student per step size."""
         g = torch.Generator().manual_seed(1234)
         cfg = copy.deepcopy(self.cfg)
-        cfg.history.prefix = 0.0
+        cfg.history.prefix, cfg.optim.t_uniform = 0.0, 0.0  # fixed levels, no prefix
         out = {}
         if cfg.objective == "shortcut":
             for d in cfg.distill.d_grid:
@@ -240,7 +238,6 @@ class Trainer:
             return out
         for level in VAL_LEVELS:
             cfg.optim.t_mean, cfg.optim.t_std = math.log(level / (1 - level)), 0.0
-            cfg.optim.t_uniform = 0.0
             with self._autocast():
                 inputs, target, weight = diffusion_forcing(self.ema, clips, cfg, g)
                 pred = self.ema.denoiser(inputs["z_t"], inputs["z_in"], inputs["t"], inputs["d"],
