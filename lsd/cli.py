@@ -230,6 +230,13 @@ def cmd_prune(args: argparse.Namespace) -> None:
                 args.config, args.resume, not args.no_progress, args.device), args.json)
 
 
+def cmd_guide(args: argparse.Namespace) -> None:
+    from .train.guide import guide
+
+    _emit(guide(args.checkpoint, args.out, args.streams, args.frames, args.steps,
+                seed=args.seed, progress=not args.no_progress), args.json)
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from .demo import run_demo
 
@@ -336,6 +343,18 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--config", help="fine-tune settings (default: the student's distill config)")
     _add_run_options(pr)
     pr.set_defaults(func=cmd_prune)
+
+    gd = sub.add_parser("guide", help="give a model a decoder that also sees the input frame, "
+                        "trained on the model's own rollouts (denoiser unchanged)")
+    gd.add_argument("--checkpoint", required=True, help="a trained model (teacher or student)")
+    gd.add_argument("--out", required=True, help="run directory; the guided model is OUT/model")
+    gd.add_argument("--streams", type=int, default=8, help="training streams per style")
+    gd.add_argument("--frames", type=int, default=32, help="rolled-out frames per stream")
+    gd.add_argument("--steps", type=int, default=1500, help="decoder training steps")
+    gd.add_argument("--seed", type=int, default=0)
+    gd.add_argument("--json", action="store_true")
+    gd.add_argument("--no-progress", action="store_true")
+    gd.set_defaults(func=cmd_guide)
 
     styles = sub.add_parser("styles", help="list the styles with their kind and prompts")
     styles.add_argument("--json", action="store_true")

@@ -23,6 +23,9 @@ class AutoencoderConfig:
     latent_channels: int = 8  # for kind=patches this is forced to 3 * factor**2
     channels: tuple[int, ...] = (64, 128)  # conv widths at 1/4 and 1/8 of the frame size
     blocks: int = 1  # residual blocks per stage
+    # the decoder also sees the input frame (conv only): the sharp edges a 16x smaller
+    # latent cannot hold are in the camera frame, which every output is generated from
+    guide: bool = False
 
 
 @dataclass
@@ -93,6 +96,8 @@ class ModelConfig:
                              f"of autoencoder.factor * denoiser.patch = {step}")
         if ae.kind not in ("conv", "patches"):
             raise ValueError(f"autoencoder.kind must be 'conv' or 'patches', not {ae.kind!r}")
+        if ae.guide and ae.kind != "conv":
+            raise ValueError("autoencoder.guide needs autoencoder.kind 'conv'")
         if ae.kind == "conv" and ae.factor != 8:
             raise ValueError("the conv autoencoder downsamples by exactly 8 (autoencoder.factor)")
         if d.dim % d.heads:

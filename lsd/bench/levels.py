@@ -39,7 +39,8 @@ def bench_levels(checkpoint: str, frames: int = 8, levels: tuple[float, ...] = L
         seed = VAL_SEED_START + 100 + i  # lsd bench quality's stream of this style
         samples = list(paired_stream(seed, name, size=size, frames=frames * FRAME_GAP))[::FRAME_GAP]
         targets = np.stack([s.target for s in samples])
-        z_in = model.codec.encode(to_frames(np.stack([s.input for s in samples])).to(torch.bfloat16))
+        inputs = to_frames(np.stack([s.input for s in samples])).to(torch.bfloat16)
+        z_in = model.codec.encode(inputs)
         z0 = model.codec.encode(to_frames(targets).to(torch.bfloat16))
         prompt = model.encode_prompts([style.prompts[0]]).expand(len(samples), -1)
         noise = torch.randn(z0.shape, generator=g).to(z0)  # the same noise at every level
@@ -47,7 +48,7 @@ def bench_levels(checkpoint: str, frames: int = 8, levels: tuple[float, ...] = L
             level = torch.full((len(samples), 1), float(t))
             z_t = add_noise(z0[:, None], noise[:, None], level)
             v = model.denoiser(z_t, z_in[:, None], level, torch.zeros_like(level), prompt)
-            estimate = model.codec.decode(predict_x0(z_t, v, level)[:, 0])
+            estimate = model.codec.decode(predict_x0(z_t, v, level)[:, 0], inputs)
             scores[t][name] = round(float(np.mean([psnr(a, b) for a, b in zip(to_uint8(estimate), targets)])), 2)
     rows = [{"t": t, "mean_psnr_db": round(float(np.mean(list(per.values()))), 2), "per_style": per}
             for t, per in scores.items()]

@@ -108,7 +108,7 @@ def bench_model(checkpoint: str | None = None, preset_name: str = "tiny", iters:
     step, commit, cache = streaming_step(model)
     frame = torch.rand(1, 3, *cfg.frame_size, generator=torch.Generator().manual_seed(0)).to(dtype)
     latent = model.codec.encode(frame)
-    encode, decode = (lambda: model.codec.encode(frame)), (lambda: model.codec.decode(latent))
+    encode, decode = (lambda: model.codec.encode(frame)), (lambda: model.codec.decode(latent, frame))
     warmup = max(10, iters // 10)
     step_ms = time_ms(step, iters, warmup)
     commit_ms = time_ms(commit, iters, warmup)

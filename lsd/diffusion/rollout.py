@@ -74,7 +74,7 @@ def generate_frame(denoiser, cache, z_in: torch.Tensor, prompt: torch.Tensor, no
 @torch.no_grad()
 def rollout(denoiser, cache, z_in: torch.Tensor, prompt: torch.Tensor, steps: int,
             shortcut: bool = False, context_t: float = 0.0,
-            generator: torch.Generator | None = None) -> torch.Tensor:
+            generator: torch.Generator | None = None, commit: str = "clean") -> torch.Tensor:
     """Generate T frames one after another: z_in (B, T, C, h, w) -> latents of that shape.
     prompt is (B, E) or per frame (B, T, E). The cache carries on from whatever it holds."""
     frames = []
@@ -83,5 +83,5 @@ def rollout(denoiser, cache, z_in: torch.Tensor, prompt: torch.Tensor, steps: in
         ctx = _randn(z_in[:, j], generator) if context_t > 0 else None
         p = prompt[:, j] if prompt.ndim == 3 else prompt
         frames.append(generate_frame(denoiser, cache, z_in[:, j], p, noise, steps, shortcut,
-                                     context_t, ctx))
+                                     context_t, ctx, commit))
     return torch.stack(frames, dim=1)

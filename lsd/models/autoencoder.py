@@ -7,6 +7,12 @@ Two codecs share that interface:
   and 1/8 size, and the mirror image back; no normalisation layers (slow on CPU) and no
   attention, so one 128x128 frame encodes or decodes in about a millisecond in bf16;
 - `PatchCodec`: pixel space, each 8x8 patch is a 192-channel latent pixel, no parameters.
+
+A guided conv codec (`guide: true`) decodes with the input frame beside the latent: its
+features at 1/4 size join the decoder there, so hard edges the 16x16 latent blurs come back
+from the camera frame every output is generated from. The encoder is unchanged (the latent
+space the denoiser works in stays the same); the guide branch starts at zero, so a guided
+codec made from a trained one first decodes exactly as it did (`lsd guide`).
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from ..config import AutoencoderConfig
 
 
 class Codec(nn.Module):
+    guided = False  # whether decode needs the input frame
+
     def __init__(self, latent_channels: int):
         super().__init__()
         self.latent_channels = latent_channels
@@ -28,8 +36,8 @@ class Codec(nn.Module):
     def _encode(self, x: torch.Tensor) -> torch.Tensor:  # (N, 3, H, W) in [-1, 1]
         raise NotImplementedError
 
-    def _decode(self, z: torch.Tensor) -> torch.Tensor:  # -> (N, 3, H, W) in ~[-1, 1]
-        raise NotImplementedError
+    def _decode(self, z: torch.Tensor, guide: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError  # -> (N, 3, H, W) in ~[-1, 1]; guide (N, 3, H, W) in [-1, 1]
 
     def encode_raw(self, frames: torch.Tensor) -> torch.Tensor:
         """The latent before normalisation (what `calibrate` measures)."""
@@ -41,10 +49,18 @@ class Codec(nn.Module):
         z = self.encode_raw(frames)
         return (z - _channels(self.latent_mean, z)) / _channels(self.latent_std, z)
 
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+    def decode(self, latents: torch.Tensor, guide: torch.Tensor | None = None) -> torch.Tensor:
+        """Frames from latents; `guide` is the input frames (..., 3, H, W) in [0, 1] they
+        were generated from: a guided codec needs them, the others ignore them."""
         z = latents * _channels(self.latent_std, latents) + _channels(self.latent_mean, latents)
         lead = z.shape[:-3]
-        x = self._decode(z.reshape(-1, *z.shape[-3:]))
+        z = z.reshape(-1, *z.shape[-3:])
+        if not self.guided:
+            x = self._decode(z)
+        elif guide is None:
+            raise ValueError("this codec is guided: decode(latents, guide=input frames)")
+        else:
+            x = self._decode(z, guide.reshape(-1, *guide.shape[-3:]) * 2 - 1)
         return ((x + 1) / 2).reshape(*lead, *x.shape[1:])
 
     @torch.no_grad()
@@ -88,12 +104,25 @@ class ConvAutoencoder(Codec):
             nn.SiLU(), nn.Conv2d(c8, 4 * c4, 3, padding=1), nn.PixelShuffle(2),
             *[Residual(c4) for _ in range(cfg.blocks)],
             nn.SiLU(), nn.Conv2d(c4, 48, 3, padding=1), nn.PixelShuffle(4))
+        self.guided = cfg.guide
+        if cfg.guide:
+            self.guide_in = nn.Sequential(
+                nn.PixelUnshuffle(4), nn.Conv2d(48, c4, 3, padding=1), Residual(c4), Residual(c4),
+                nn.SiLU(), nn.Conv2d(c4, c4, 1))
+            self.guide_mix = Residual(c4)
+            for conv in (self.guide_in[-1], self.guide_mix.conv):  # start as the plain decoder
+                nn.init.zeros_(conv.weight)
+                nn.init.zeros_(conv.bias)
+        self.quarter = 4 + cfg.blocks  # decoder layers before the 1/4-size stage
 
     def _encode(self, x):
         return self.encoder(x)
 
-    def _decode(self, z):
-        return self.decoder(z)
+    def _decode(self, z, guide=None):
+        if guide is None:
+            return self.decoder(z)
+        h = self.decoder[:self.quarter](z) + self.guide_in(guide)
+        return self.decoder[self.quarter:](self.guide_mix(h))
 
 
 class PatchCodec(Codec):
@@ -106,7 +135,7 @@ class PatchCodec(Codec):
     def _encode(self, x):
         return F.pixel_unshuffle(x, self.factor)
 
-    def _decode(self, z):
+    def _decode(self, z, guide=None):
         return F.pixel_shuffle(z, self.factor)
 
 

@@ -161,7 +161,7 @@ class Stream:
         z_in = self.model.codec.encode(x)
         z = generate_frame(self.model.denoiser, self.cache, z_in, prompt, noise, self.steps,
                            self.shortcut, self.context_t, ctx, self.commit)
-        return z_in, self.model.codec.decode(z), z
+        return z_in, self.model.codec.decode(z, x), z
 
     def _run(self, x: torch.Tensor, prompt: torch.Tensor):
         """_work on fresh noise from the stream's CPU generator, through the graph if on."""
@@ -193,7 +193,7 @@ class Stream:
             if not torch.isfinite(z).all():
                 self.cache.reset()
                 # nothing sane came out: show the input's latent, try again next frame
-                image = self.model.codec.decode(z_in)
+                image = self.model.codec.decode(z_in, x)
         out = self._to_frame(image, frame.shape[:2])
         self._latency_ms.append((time.perf_counter() - t0) * 1000)
         self.frames += 1

@@ -68,6 +68,6 @@ def reconstruction_psnr(codec: Codec, frames: np.ndarray, batch: int = 64) -> fl
     for i in range(0, len(frames), batch):
         x = to_frames(frames[i:i + batch])
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            recon = codec.decode(codec.encode(x)).float()
+            recon = codec.decode(codec.encode(x), x).float()
         scores += [psnr(a, b) for a, b in zip(frames[i:i + batch], to_uint8(recon))]
     return float(np.mean(scores))

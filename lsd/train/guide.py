@@ -1,0 +1,145 @@
+"""`lsd guide`: give a trained model a guided decoder (one that also sees the input frame,
+see lsd.models.autoencoder) and train that decoder on the model's own rolled-out latents.
+
+The encoder, prompt encoder and denoiser stay as they are, so the latent space and every
+rollout are unchanged: only how a finished latent becomes pixels is learnt again. The pairs
+come from the streaming rollout itself on training streams (the latents the decoder will
+meet live, drift included), decoded against the style's target. A memory style's target
+holds per-stream random choices (a palette, decorations) that the model makes its own way,
+so for those styles the pair is the target's own latent instead, which teaches the decoder
+to keep what a latent says; frame styles get both kinds.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from ..config import ModelConfig
+from ..data import VAL_SEED_START, clip
+from ..data.sources import SEEDS_PER_SPLIT
+from ..diffusion import rollout
+from ..metrics import psnr
+from ..models import LSDModel, load
+from ..styles import get_style, style_names
+from .clips import to_frames, to_uint8
+
+VAL_SEED_OFFSET = 500  # validation worlds apart from lsd bench quality's (offset 100)
+
+
+@torch.no_grad()
+def rolled_out(model: LSDModel, seeds: list[int], styles: list[str], frames: int,
+               seed: int) -> dict[str, torch.Tensor]:
+    """Roll `model` out as it streams (its own sampling settings) on one world per
+    (seed, style): input and target frames (N, T, H, W, 3) uint8 with the sampled latents
+    (N, T, C, h, w) and the targets' own latents."""
+    size = tuple(model.config.frame_size)
+    clips = [clip(s, name, frames, size) for s, name in zip(seeds, styles)]
+    inputs = np.stack([c["input"] for c in clips])
+    targets = np.stack([c["target"] for c in clips])
+    dtype = model.denoiser.embed.weight.dtype
+    z_in = model.codec.encode(to_frames(inputs).to(dtype))
+    rng = np.random.default_rng(seed)
+    prompts = [str(rng.choice(get_style(name).prompts)) for name in styles]
+    sample = model.checkpoint_config.get("sample", {})
+    latents = rollout(model.denoiser, model.new_cache(), z_in, model.encode_prompts(prompts),
+                      int(sample.get("steps", 3)), bool(sample.get("shortcut", False)),
+                      float(sample.get("context_t", 0.0)), torch.Generator().manual_seed(seed),
+                      sample.get("commit", "clean"))
+    return {"input": torch.from_numpy(inputs), "target": torch.from_numpy(targets),
+            "latent": latents.float(), "target_latent": model.codec.encode(to_frames(targets).to(dtype)).float()}
+
+
+def training_pairs(rolls: dict[str, torch.Tensor], styles: list[str]) -> dict[str, torch.Tensor]:
+    """Flatten rollouts into (latent, input, target) pairs: every style's target latent,
+    and the sampled latent for frame styles."""
+    frame_style = torch.tensor([get_style(s).kind == "frame" for s in styles])
+    flat = lambda x, keep=None: (x if keep is None else x[keep]).flatten(0, 1)
+    return {"latent": torch.cat([flat(rolls["target_latent"]), flat(rolls["latent"], frame_style)]),
+            "input": torch.cat([flat(rolls["input"]), flat(rolls["input"], frame_style)]),
+            "target": torch.cat([flat(rolls["target"]), flat(rolls["target"], frame_style)])}
+
+
+@torch.no_grad()
+def decoded_psnr(codec, rolls: dict[str, torch.Tensor]) -> float:
+    """Mean PSNR of the decoded sampled latents against their targets."""
+    dtype = next(codec.parameters()).dtype
+    x = to_frames(rolls["input"].flatten(0, 1).numpy()).to(dtype)
+    out = to_uint8(codec.decode(rolls["latent"].flatten(0, 1).to(dtype), x).float())
+    return round(float(np.mean([psnr(a, b) for a, b in zip(out, rolls["target"].flatten(0, 1).numpy())])), 2)
+
+
+def guided_model(model: LSDModel) -> LSDModel:
+    """The same model with a guided codec whose guide branch starts at zero."""
+    cfg = ModelConfig.from_dict(model.config.to_dict())
+    cfg.autoencoder.guide = True
+    guided = LSDModel(cfg).to(next(model.parameters()).dtype)
+    guided.load_state_dict(model.state_dict(), strict=False)
+    guided.checkpoint_config = model.checkpoint_config
+    return guided
+
+
+def guide(checkpoint: str, out: str, streams: int = 8, frames: int = 32, steps: int = 1500,
+          batch: int = 32, lr: float = 1e-3, val_frames: int = 24, seed: int = 0,
+          progress: bool = True) -> dict:
+    """Write OUT/model: `checkpoint` with a guided decoder trained on its own rollouts."""
+    t0 = time.time()
+    if (Path(out) / "model").exists():
+        raise FileExistsError(f"{Path(out) / 'model'} exists: pick another --out")
+    model = load(checkpoint).to(torch.bfloat16)
+    if model.codec.guided:
+        raise ValueError(f"{checkpoint}: its codec is already guided")
+    if model.config.autoencoder.kind != "conv":
+        raise ValueError(f"{checkpoint}: only a conv codec can be guided")
+    names = style_names()
+    rng = np.random.default_rng(seed)
+    styles = [n for n in names for _ in range(streams)]
+    seeds = [int(s) for s in rng.integers(SEEDS_PER_SPLIT, size=len(styles))]
+    if progress:
+        print(f"rolling out {len(styles)} training streams of {frames} frames", file=sys.stderr)
+    pairs = training_pairs(rolled_out(model, seeds, styles, frames, seed), styles)
+    frame_styles = [n for n in names if get_style(n).kind == "frame"]
+    val_seeds = [VAL_SEED_START + VAL_SEED_OFFSET + i for i in range(len(frame_styles))]
+    val = rolled_out(model, val_seeds, frame_styles, val_frames, seed + 1)
+
+    guided = guided_model(model).float()
+    codec = guided.codec
+    before = decoded_psnr(codec, val)
+    trained = [p for n, p in codec.named_parameters() if not n.startswith("encoder.")]
+    opt = torch.optim.AdamW(trained, lr=lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.05)
+    g = torch.Generator().manual_seed(seed)
+    codec.train()
+    losses = []
+    bar = tqdm(range(steps), desc="guided decoder", disable=not progress)
+    for _ in bar:
+        i = torch.randint(len(pairs["latent"]), (batch,), generator=g)
+        x, y = to_frames(pairs["input"][i].numpy()), to_frames(pairs["target"][i].numpy())
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            recon = codec.decode(pairs["latent"][i], x).float()
+            loss = F.l1_loss(recon, y) + F.mse_loss(recon, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trained, 1.0)
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+    codec.eval()
+    guided = guided.to(torch.bfloat16)
+    after = decoded_psnr(guided.codec, val)
+    report = {"source": str(checkpoint), "streams_per_style": streams, "frames": frames,
+              "pairs": len(pairs["latent"]), "steps": steps, "batch": batch, "lr": lr, "seed": seed,
+              "final_loss": round(float(np.mean(losses[-50:])), 4),
+              "val_psnr_db": {"plain_decoder": before, "guided_decoder": after},
+              "seconds": round(time.time() - t0, 1)}
+    source = model.checkpoint_config
+    extra = {k: source[k] for k in ("sample", "train", "init_from") if k in source}
+    guided.save(Path(out) / "model", extra | {"guide": report}, dtype=torch.bfloat16)
+    return {"model": str(Path(out) / "model"), **report}

@@ -1,0 +1,83 @@
+"""The guided decoder (the codec's decoder also sees the input frame) and `lsd guide`, which
+trains one on a model's own rollouts without touching the rest of the model."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from lsd.cli import main
+from lsd.config import AutoencoderConfig, ModelConfig
+from lsd.models import LSDModel, build_codec
+from lsd.stream.engine import Stream
+from lsd.styles import get_style, style_names
+from lsd.train.guide import guided_model, training_pairs
+from test_models import randomized, small_config
+
+
+def test_a_guided_codec_starts_as_the_plain_one_and_then_follows_the_input():
+    plain = build_codec(AutoencoderConfig(channels=(64, 64)))
+    guided = build_codec(AutoencoderConfig(channels=(64, 64), guide=True))
+    guided.load_state_dict(plain.state_dict(), strict=False)
+    z, x = torch.randn(2, 8, 4, 4), torch.rand(2, 3, 32, 32)
+    torch.testing.assert_close(guided.decode(z, x), plain.decode(z))  # zero-initialised guide
+    assert torch.equal(plain.decode(z, x), plain.decode(z))  # a plain codec ignores a guide
+    with pytest.raises(ValueError, match="guided"):
+        guided.decode(z)
+    with torch.no_grad():
+        guided.guide_in[-1].weight.normal_()
+    moved = guided.decode(z, x.flip(-1)) - guided.decode(z, x)
+    assert moved.abs().amax() > 1e-3  # the output now depends on the input frame
+
+
+def test_only_a_conv_codec_can_be_guided():
+    with pytest.raises(ValueError, match="guide"):
+        ModelConfig(autoencoder=AutoencoderConfig(kind="patches", guide=True))
+
+
+def test_memory_styles_train_only_on_their_target_latents():
+    styles = ["ink_wash", "pop_art"]
+    rolls = {"latent": torch.full((2, 3, 8, 2, 2), 1.0), "target_latent": torch.full((2, 3, 8, 2, 2), 2.0),
+             "input": torch.zeros(2, 3, 4, 4, 3, dtype=torch.uint8),
+             "target": torch.arange(2, dtype=torch.uint8).view(2, 1, 1, 1, 1).expand(2, 3, 4, 4, 3)}
+    pairs = training_pairs(rolls, styles)
+    assert len(pairs["latent"]) == 3 + 3 + 3  # both target latents, ink_wash's sampled ones
+    sampled = pairs["latent"][:, 0, 0, 0] == 1.0
+    assert sampled.sum() == 3 and (pairs["target"][sampled] == 0).all()  # ink_wash's targets
+
+
+def test_lsd_guide_trains_the_decoder_and_leaves_the_rest(tmp_path, capsys):
+    config = dataclasses.replace(small_config(), autoencoder=AutoencoderConfig(channels=(64, 64)))
+    model = randomized(LSDModel(config))
+    model.save(tmp_path / "src", {"sample": {"steps": 2, "context_t": 0.1}})
+    assert main(["guide", "--checkpoint", str(tmp_path / "src"), "--out", str(tmp_path / "run"),
+                 "--streams", "1", "--frames", "3", "--steps", "30", "--json", "--no-progress"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    frame_styles = sum(get_style(n).kind == "frame" for n in style_names())
+    assert report["pairs"] == 3 * (len(style_names()) + frame_styles)
+    assert set(report["val_psnr_db"]) == {"plain_decoder", "guided_decoder"}
+
+    out = LSDModel.load(tmp_path / "run" / "model")
+    src = LSDModel.load(tmp_path / "src")
+    assert out.codec.guided and out.checkpoint_config["sample"] == {"steps": 2, "context_t": 0.1}
+    for name, value in src.state_dict().items():
+        if not name.startswith("codec.decoder."):  # encoder, prompt encoder, denoiser: untouched
+            assert torch.equal(out.state_dict()[name], value.to(torch.bfloat16)), name  # saved in bf16
+    assert out.codec.guide_in[-1].weight.abs().amax() > 0  # the guide branch was trained
+    assert main(["guide", "--checkpoint", str(tmp_path / "run" / "model"), "--out", str(tmp_path / "again")]) == 2
+    assert "already guided" in capsys.readouterr().err
+
+    # the streaming engine decodes against the frame it was given
+    run = Stream(out, "ink wash painting", 2, seed=0)
+    frame = np.random.default_rng(0).integers(0, 256, (32, 32, 3), np.uint8)
+    assert run.step(frame).shape == frame.shape
+
+
+def test_guided_model_keeps_every_weight():
+    model = randomized(LSDModel(small_config()))
+    guided = guided_model(model)
+    for name, value in model.state_dict().items():
+        assert torch.equal(guided.state_dict()[name], value)
+    assert guided.config.autoencoder.guide and not model.config.autoencoder.guide
