@@ -51,7 +51,7 @@ def test_memory_styles_train_only_on_their_target_latents():
 def test_lsd_guide_trains_the_decoder_and_leaves_the_rest(tmp_path, capsys):
     config = dataclasses.replace(small_config(), autoencoder=AutoencoderConfig(channels=(64, 64)))
     model = randomized(LSDModel(config))
-    model.save(tmp_path / "src", {"sample": {"steps": 2, "context_t": 0.1}})
+    model.save(tmp_path / "src", {"sample": {"steps": 2, "context_t": 0.1}, "step": 7})
     assert main(["guide", "--checkpoint", str(tmp_path / "src"), "--out", str(tmp_path / "run"),
                  "--streams", "1", "--frames", "3", "--steps", "30", "--json", "--no-progress"]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -62,6 +62,7 @@ def test_lsd_guide_trains_the_decoder_and_leaves_the_rest(tmp_path, capsys):
     out = LSDModel.load(tmp_path / "run" / "model")
     src = LSDModel.load(tmp_path / "src")
     assert out.codec.guided and out.checkpoint_config["sample"] == {"steps": 2, "context_t": 0.1}
+    assert out.checkpoint_config["step"] == 7  # the source's own record is carried
     for name, value in src.state_dict().items():
         if not name.startswith("codec.decoder."):  # encoder, prompt encoder, denoiser: untouched
             assert torch.equal(out.state_dict()[name], value.to(torch.bfloat16)), name  # saved in bf16

@@ -1,7 +1,7 @@
 """The checkpoints committed under checkpoints/: each loads without unpickling, stays under
 the repo's size limit; the no-augmentation twin is the 5,000-step teacher's config but for
 history augmentation (so the ablation compares one thing), and the shipped teacher is that
-teacher continued by configs/tiny-more.yaml."""
+teacher continued by configs/tiny-more.yaml, then given a guided decoder by `lsd guide`."""
 
 from pathlib import Path
 
@@ -41,8 +41,11 @@ def test_twin_differs_from_the_teacher_only_in_history_augmentation():
     assert_same_codec(teacher, twin)
 
 
-def assert_same_codec(a: Path, b: Path) -> None:
+def assert_same_codec(a: Path, b: Path, encoder_only: bool = False) -> None:
     ca, cb = load(a).codec.state_dict(), load(b).codec.state_dict()
+    if encoder_only:  # the latent space: encoder and latent statistics
+        ca = {k: v for k, v in ca.items() if not k.startswith(("decoder.", "guide_"))}
+        cb = {k: v for k, v in cb.items() if not k.startswith(("decoder.", "guide_"))}
     assert ca and ca.keys() == cb.keys()
     assert all(torch.equal(ca[k], cb[k]) for k in ca)
 
@@ -53,6 +56,10 @@ def test_shipped_teacher_continues_the_5000_step_one_with_the_repos_configs():
     assert train_config(first) == TrainConfig.load(REPO / "configs/tiny.yaml").to_dict()
     assert train_config(shipped) == TrainConfig.load(REPO / "configs/tiny-more.yaml").to_dict()
     assert first["step"] == 5000 and shipped["init_from"]["step"] == first["step"]
-    assert ModelConfig.from_dict(shipped["model"]) == ModelConfig.from_dict(first["model"])
+    model = ModelConfig.from_dict(shipped["model"])
+    assert model.autoencoder.guide  # lsd guide's decoder; nothing else in the model changed
+    model.autoencoder.guide = False
+    assert model == ModelConfig.from_dict(first["model"])
     assert shipped["sample"] == train_config(shipped)["sample"]  # runs as its config says
-    assert_same_codec(ROOT / "lsd-tiny-teacher-5k", ROOT / "lsd-tiny-teacher")
+    assert shipped["guide"]["val_psnr_db"]["guided_decoder"] > shipped["guide"]["val_psnr_db"]["plain_decoder"]
+    assert_same_codec(ROOT / "lsd-tiny-teacher-5k", ROOT / "lsd-tiny-teacher", encoder_only=True)

@@ -60,7 +60,8 @@ def clips_batch(b=3, t=4, size=32):
     g = torch.Generator().manual_seed(0)
     return {"input": torch.rand(b, t, 3, size, size, generator=g),
             "target": torch.rand(b, t, 3, size, size, generator=g),
-            "prompts": (["ink wash", "thermal camera", "sepia"] * b)[:b]}
+            "prompts": (["ink wash", "thermal camera", "sepia"] * b)[:b],
+            "styles": (["ink_wash", "thermal", "sepia"] * b)[:b]}
 
 
 @pytest.mark.parametrize("enabled", [True, False])
@@ -79,6 +80,23 @@ def test_history_prefix_carries_no_loss_and_its_level_is_told(enabled):
         z0 = model.codec.encode(clips_batch()["target"])
         torch.testing.assert_close(inputs["z_t"][prefix], z0[prefix])
     assert target.shape == inputs["z_t"].shape
+
+
+def test_memory_styles_can_keep_their_target_history_when_others_get_the_rollout():
+    clips = clips_batch() | {"styles": ["pop_art", "ink_wash", "star_glitter"],
+                             "prompts": ["pop art", "ink wash", "glitter stars"]}
+    z_t, model = {}, LSDModel(small_config().model)
+    for memory in (True, False):
+        cfg = small_config(history={"prefix": 1.0, "rollout_memory_styles": memory})
+        inputs, _, weight = diffusion_forcing(model, clips, cfg, torch.Generator().manual_seed(1),
+                                              rollout_now=True)
+        z_t[memory] = inputs["z_t"]
+    prefix = weight == 0
+    assert prefix.all(1).sum() < len(prefix) and prefix.any(1).all()
+    same = lambda i: torch.equal(z_t[True][i][prefix[i]], z_t[False][i][prefix[i]])
+    assert same(1)  # the frame style's clip: its own rollout either way
+    assert not same(0) and not same(2)  # memory styles: the damaged target instead
+    torch.testing.assert_close(z_t[True][~prefix], z_t[False][~prefix])  # the frames it learns
 
 
 def test_damage_kinds_change_frames_within_bounds():
@@ -148,6 +166,11 @@ def test_configs_differ_only_in_augmentation():
     assert {k for k in third if third[k] != deep[k]} == {"model", "optim", "run"}
     assert deep["model"]["denoiser"] == {**third["model"]["denoiser"], "depth": 8}
     assert {k for k in third["run"] if third["run"][k] != deep["run"][k]} == {"seed"}
+    # for the memory styles: no self-rollout on their clips, its schedule and its clips' seed
+    memory = TrainConfig.load(root / "tiny-memory.yaml").to_dict()
+    assert {k for k in more if more[k] != memory[k]} == {"history", "optim", "run"}
+    assert memory["history"] == {**more["history"], "rollout_memory_styles": False}
+    assert {k for k in more["run"] if more["run"][k] != memory["run"][k]} == {"seed"}
 
 
 def test_uniform_share_reaches_the_top_levels_and_off_replays_the_old_draws():

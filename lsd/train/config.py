@@ -62,6 +62,11 @@ class HistoryConfig:
     damage: DamageConfig = field(default_factory=DamageConfig)
     self_rollout: float = 0.25  # share of steps whose prefix is the model's own rollout
     rollout_steps: int = 3  # Euler steps of that rollout (cheaper than the 12 of sampling)
+    # a memory style's target holds per-stream random choices (a palette, where the stars
+    # are) that the model's own rollout makes differently: a rolled-out history then
+    # teaches it to ignore the choice its history holds. false: those clips keep the
+    # damaged target as history
+    rollout_memory_styles: bool = True
 
 
 @dataclass

@@ -15,6 +15,7 @@ import torch
 
 from ..diffusion import add_noise, rollout, sample_t_logit_normal, velocity
 from ..models import LSDModel
+from ..styles import get_style
 from .config import TrainConfig
 from .history_damage import damage
 
@@ -62,7 +63,8 @@ def augmented_history(model: LSDModel, clips: dict, z0: torch.Tensor, z_in: torc
                       rollout_frames: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Latents for frames that serve as history, and their noise levels (B, T): frames in
     `mask` (B, T) get the target damaged in pixel space and re-encoded; those among the
-    first `rollout_frames` are replaced by the model's own rollout; every frame gets a
+    first `rollout_frames` are replaced by the model's own rollout (frame styles' clips
+    only, unless history.rollout_memory_styles); every frame gets a
     context noise level in [0, history.context_noise]."""
     hist, dev = cfg.history, z0.device
     history = z0.clone()
@@ -71,7 +73,11 @@ def augmented_history(model: LSDModel, clips: dict, z0: torch.Tensor, z_in: torc
     if rollout_frames:
         n = rollout_frames
         own = _own_rollout(model, z_in[:, :n], clips["prompts"], hist.rollout_steps, g)
-        keep = mask[:, :n, None, None, None].to(dev)
+        keep = mask[:, :n]
+        if not hist.rollout_memory_styles:
+            frame_clip = torch.tensor([get_style(s).kind == "frame" for s in clips["styles"]])
+            keep = keep & frame_clip[:, None]
+        keep = keep[..., None, None, None].to(dev)
         history[:, :n] = torch.where(keep, own.float(), history[:, :n])
     return history, torch.rand(z0.shape[:2], generator=g) * hist.context_noise
 

@@ -139,7 +139,7 @@ def guide(checkpoint: str, out: str, streams: int = 8, frames: int = 32, steps: 
               "final_loss": round(float(np.mean(losses[-50:])), 4),
               "val_psnr_db": {"plain_decoder": before, "guided_decoder": after},
               "seconds": round(time.time() - t0, 1)}
-    source = model.checkpoint_config
-    extra = {k: source[k] for k in ("sample", "train", "init_from") if k in source}
+    # everything the source says about itself (training, provenance, sampling) still holds
+    extra = {k: v for k, v in model.checkpoint_config.items() if k not in ("lsd_version", "model")}
     guided.save(Path(out) / "model", extra | {"guide": report}, dtype=torch.bfloat16)
     return {"model": str(Path(out) / "model"), **report}
