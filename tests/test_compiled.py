@@ -1,6 +1,9 @@
 """The torch.compile fast path: the same frames as eager, compiled once, never recompiled."""
 
+import dataclasses
+
 import numpy as np
+import pytest
 import torch
 from torch._dynamo.utils import counters
 
@@ -10,8 +13,11 @@ from test_models import randomized, small_config
 from test_stream_engine import frames
 
 
-def test_compiled_stream_matches_eager_and_compiles_once(tmp_path):
-    model = randomized(LSDModel(small_config()))
+@pytest.mark.parametrize("guide", [False, True], ids=["plain", "guided_decoder"])
+def test_compiled_stream_matches_eager_and_compiles_once(tmp_path, guide):
+    config = small_config()
+    config = dataclasses.replace(config, autoencoder=dataclasses.replace(config.autoencoder, guide=guide))
+    model = randomized(LSDModel(config))
     # last_step commits: the cache is written inside the compiled denoiser graph
     model.save(tmp_path / "m", extra_config={"sample": {"steps": 3, "shortcut": True,
                                                         "commit": "last_step"}})
