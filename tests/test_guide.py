@@ -53,7 +53,7 @@ def test_lsd_guide_trains_the_decoder_and_leaves_the_rest(tmp_path, capsys):
     model = randomized(LSDModel(config))
     model.save(tmp_path / "src", {"sample": {"steps": 2, "context_t": 0.1}, "step": 7})
     assert main(["guide", "--checkpoint", str(tmp_path / "src"), "--out", str(tmp_path / "run"),
-                 "--streams", "1", "--frames", "3", "--steps", "30", "--json", "--no-progress"]) == 0
+                 "--streams", "1", "--frames", "3", "--steps", "3", "--json", "--no-progress"]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     frame_styles = sum(get_style(n).kind == "frame" for n in style_names())
     assert report["pairs"] == 3 * (len(style_names()) + frame_styles)
@@ -69,11 +69,30 @@ def test_lsd_guide_trains_the_decoder_and_leaves_the_rest(tmp_path, capsys):
     assert out.codec.guide_in[-1].weight.abs().amax() > 0  # the guide branch was trained
     assert main(["guide", "--checkpoint", str(tmp_path / "run" / "model"), "--out", str(tmp_path / "again")]) == 2
     assert "already guided" in capsys.readouterr().err
+    assert main(["guide", "--checkpoint", str(tmp_path / "src"), "--out", str(tmp_path / "run")]) == 2
+    assert "exists" in capsys.readouterr().err  # a finished run is never overwritten
+    assert main(["guide", "--checkpoint", str(tmp_path / "src"), "--out", str(tmp_path / "x"),
+                 "--steps", "0"]) == 2
 
     # the streaming engine decodes against the frame it was given
     run = Stream(out, "ink wash painting", 2, seed=0)
     frame = np.random.default_rng(0).integers(0, 256, (32, 32, 3), np.uint8)
     assert run.step(frame).shape == frame.shape
+
+
+def test_rolling_out_a_frame_at_a_time_is_one_rollout():
+    from lsd.diffusion import rollout
+
+    model = randomized(LSDModel(small_config()))
+    z_in = torch.randn(2, 4, 8, 4, 4, generator=torch.Generator().manual_seed(0))
+    prompt = model.encode_prompts(["ink wash", "pop art"])
+    with torch.no_grad():
+        whole = rollout(model.denoiser, model.new_cache(), z_in, prompt, 2, context_t=0.2,
+                        generator=torch.Generator().manual_seed(1))
+        cache, g = model.new_cache(), torch.Generator().manual_seed(1)
+        parts = torch.cat([rollout(model.denoiser, cache, z_in[:, j:j + 1], prompt, 2, context_t=0.2,
+                                   generator=g) for j in range(4)], dim=1)
+    torch.testing.assert_close(parts, whole)
 
 
 def test_guided_model_keeps_every_weight():

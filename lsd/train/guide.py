@@ -12,7 +12,6 @@ to keep what a latent says; frame styles get both kinds.
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -35,7 +34,7 @@ VAL_SEED_OFFSET = 500  # validation worlds apart from lsd bench quality's (offse
 
 @torch.no_grad()
 def rolled_out(model: LSDModel, seeds: list[int], styles: list[str], frames: int,
-               seed: int) -> dict[str, torch.Tensor]:
+               seed: int, progress: bool = False) -> dict[str, torch.Tensor]:
     """Roll `model` out as it streams (its own sampling settings) on one world per
     (seed, style): input and target frames (N, T, H, W, 3) uint8 with the sampled latents
     (N, T, C, h, w) and the targets' own latents."""
@@ -48,10 +47,14 @@ def rolled_out(model: LSDModel, seeds: list[int], styles: list[str], frames: int
     rng = np.random.default_rng(seed)
     prompts = [str(rng.choice(get_style(name).prompts)) for name in styles]
     sample = model.checkpoint_config.get("sample", {})
-    latents = rollout(model.denoiser, model.new_cache(), z_in, model.encode_prompts(prompts),
-                      int(sample.get("steps", 3)), bool(sample.get("shortcut", False)),
-                      float(sample.get("context_t", 0.0)), torch.Generator().manual_seed(seed),
-                      sample.get("commit", "clean"))
+    cache, g, prompt = model.new_cache(), torch.Generator().manual_seed(seed), model.encode_prompts(prompts)
+    # a frame at a time (the cache and generator carry on: the same as one call) for progress
+    latents = torch.cat([
+        rollout(model.denoiser, cache, z_in[:, j:j + 1], prompt, int(sample.get("steps", 3)),
+                bool(sample.get("shortcut", False)), float(sample.get("context_t", 0.0)), g,
+                sample.get("commit", "clean"))
+        for j in tqdm(range(frames), desc=f"rolling out {len(styles)} streams", disable=not progress,
+                      leave=False)], dim=1)
     return {"input": torch.from_numpy(inputs), "target": torch.from_numpy(targets),
             "latent": latents.float(), "target_latent": model.codec.encode(to_frames(targets).to(dtype)).float()}
 
@@ -90,6 +93,8 @@ def guide(checkpoint: str, out: str, streams: int = 8, frames: int = 32, steps: 
           progress: bool = True) -> dict:
     """Write OUT/model: `checkpoint` with a guided decoder trained on its own rollouts."""
     t0 = time.time()
+    if min(streams, frames, steps, batch, val_frames) < 1:
+        raise ValueError("--streams, --frames and --steps must be at least 1")
     if (Path(out) / "model").exists():
         raise FileExistsError(f"{Path(out) / 'model'} exists: pick another --out")
     model = load(checkpoint).to(torch.bfloat16)
@@ -101,19 +106,18 @@ def guide(checkpoint: str, out: str, streams: int = 8, frames: int = 32, steps: 
     rng = np.random.default_rng(seed)
     styles = [n for n in names for _ in range(streams)]
     seeds = [int(s) for s in rng.integers(SEEDS_PER_SPLIT, size=len(styles))]
-    if progress:
-        print(f"rolling out {len(styles)} training streams of {frames} frames", file=sys.stderr)
-    pairs = training_pairs(rolled_out(model, seeds, styles, frames, seed), styles)
+    pairs = training_pairs(rolled_out(model, seeds, styles, frames, seed, progress), styles)
     frame_styles = [n for n in names if get_style(n).kind == "frame"]
     val_seeds = [VAL_SEED_START + VAL_SEED_OFFSET + i for i in range(len(frame_styles))]
-    val = rolled_out(model, val_seeds, frame_styles, val_frames, seed + 1)
+    val = rolled_out(model, val_seeds, frame_styles, val_frames, seed + 1, progress)
 
     guided = guided_model(model).float()
     codec = guided.codec
     before = decoded_psnr(codec, val)
     trained = [p for n, p in codec.named_parameters() if not n.startswith("encoder.")]
     opt = torch.optim.AdamW(trained, lr=lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.05)
+    sched = torch.optim.lr_scheduler.OneCycleLR(  # 5% warm-up, at least two steps of it
+        opt, lr, total_steps=max(steps, 4), pct_start=min(0.5, max(0.05, 2 / steps)))
     g = torch.Generator().manual_seed(seed)
     codec.train()
     losses = []
