@@ -88,7 +88,7 @@ def guided_model(model: LSDModel) -> LSDModel:
     return guided
 
 
-def guide(checkpoint: str, out: str, streams: int = 8, frames: int = 32, steps: int = 1500,
+def guide(checkpoint: str, out: str, streams: int = 16, frames: int = 32, steps: int = 3000,
           batch: int = 32, lr: float = 1e-3, val_frames: int = 24, seed: int = 0,
           progress: bool = True) -> dict:
     """Write OUT/model: `checkpoint` with a guided decoder trained on its own rollouts."""
