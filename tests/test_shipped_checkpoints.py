@@ -42,10 +42,9 @@ def test_twin_differs_from_the_teacher_only_in_history_augmentation():
 
 
 def assert_same_codec(a: Path, b: Path, encoder_only: bool = False) -> None:
-    ca, cb = load(a).codec.state_dict(), load(b).codec.state_dict()
-    if encoder_only:  # the latent space: encoder and latent statistics
-        ca = {k: v for k, v in ca.items() if not k.startswith(("decoder.", "guide_"))}
-        cb = {k: v for k, v in cb.items() if not k.startswith(("decoder.", "guide_"))}
+    decoding = ("decoder.", "guide_") if encoder_only else ()  # else: the whole codec
+    ca, cb = ({k: v for k, v in load(p).codec.state_dict().items() if not k.startswith(decoding)}
+              for p in (a, b))
     assert ca and ca.keys() == cb.keys()
     assert all(torch.equal(ca[k], cb[k]) for k in ca)
 

@@ -121,8 +121,12 @@ class ConvAutoencoder(Codec):
     def _decode(self, z, guide=None):
         if guide is None:
             return self.decoder(z)
-        h = self.decoder[:self.quarter](z) + self.guide_in(guide)
-        return self.decoder[self.quarter:](self.guide_mix(h))
+        h = z  # one pass over the layers: no Sequential slices built on every frame
+        for i, layer in enumerate(self.decoder):
+            if i == self.quarter:
+                h = self.guide_mix(h + self.guide_in(guide))
+            h = layer(h)
+        return h
 
 
 class PatchCodec(Codec):
