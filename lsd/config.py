@@ -46,6 +46,7 @@ class DenoiserConfig:
     mlp_ratio: int = 4
     patch: int = 2  # latent pixels per token side (2: 64 tokens for a 128x128 frame)
     history: int = 3  # k: a frame attends to itself and the k frames before it
+    anchor: bool = False  # ...and the first frame too (an attention sink; see denoiser.py)
     # per-block widths left by structured pruning (`lsd prune`); empty: every block has
     # `heads` heads and an MLP of dim * mlp_ratio. A head is always dim // heads wide.
     block_heads: tuple[int, ...] = ()

@@ -13,9 +13,10 @@ from test_models import randomized, small_config
 from test_stream_engine import frames
 
 
-@pytest.mark.parametrize("guide", [False, True], ids=["plain", "guided_decoder"])
-def test_compiled_stream_matches_eager_and_compiles_once(tmp_path, guide):
-    config = small_config()
+@pytest.mark.parametrize("guide,anchor", [(False, False), (True, False), (False, True)],
+                         ids=["plain", "guided_decoder", "anchor"])
+def test_compiled_stream_matches_eager_and_compiles_once(tmp_path, guide, anchor):
+    config = small_config(anchor=anchor)
     config = dataclasses.replace(config, autoencoder=dataclasses.replace(config.autoencoder, guide=guide))
     model = randomized(LSDModel(config))
     # last_step commits: the cache is written inside the compiled denoiser graph

@@ -25,20 +25,22 @@ def wide_config() -> ModelConfig:
 
 
 def outputs(model: LSDModel, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    """The clip pass, and the last frame streamed through the history cache."""
-    z_t, z_in, t, d, prompt = clip_inputs(model, frames=3, seed=seed)
+    """The clip pass, and the last frame streamed through the history cache (frame 3:
+    past a window of 2, so an anchor matters)."""
+    z_t, z_in, t, d, prompt = clip_inputs(model, frames=4, seed=seed)
     clip = model.denoiser(z_t, z_in, t, d, prompt)
     cache = model.new_cache()
-    for i in range(3):
+    for i in range(4):
         args = (z_t[:, i:i + 1], z_in[:, i:i + 1], t[:, i:i + 1], d[:, i:i + 1], prompt[:, i:i + 1])
         streamed = model.denoiser(*args, cache=cache, write=True)
         cache.advance()
     return clip, streamed
 
 
+@pytest.mark.parametrize("anchor", [False, True])
 @torch.no_grad()
-def test_pruning_equals_silencing_the_dropped_units():
-    model = randomized(LSDModel(small_config(history=2)), seed=3).float()
+def test_pruning_equals_silencing_the_dropped_units(anchor):
+    model = randomized(LSDModel(small_config(history=2, anchor=anchor)), seed=3).float()
     hd = model.config.denoiser.head_dim
     silenced = copy.deepcopy(model)
     blk = silenced.denoiser.blocks[1]

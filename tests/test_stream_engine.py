@@ -87,6 +87,26 @@ def test_prompt_blend_moves_monotonically_to_the_new_prompt(ckpt):
     assert to_new[0] == pytest.approx(float((old - new).norm()) * 11 / 12, rel=1e-2)  # bf16
 
 
+def test_an_anchored_stream_takes_a_new_anchor_when_a_prompt_switch_is_done(tmp_path):
+    model = randomized(LSDModel(small_config(anchor=True)))
+    model.save(tmp_path / "m", extra_config={"sample": {"steps": 2}})
+    s = Stream.from_pretrained(tmp_path / "m", prompt="ink wash")
+    anchor = lambda: s.cache.keys[:, :, :, 2 * model.denoiser.tokens:].clone()  # after k = 2 slots
+    inputs = frames(8)
+    s.step(inputs[0])
+    first = anchor()
+    for f in inputs[1:4]:
+        s.step(f)
+    assert torch.equal(anchor(), first)  # frames 1-3 leave frame 0 the anchor
+    s.set_prompt("thermal camera", blend_frames=3)
+    s.step(inputs[4])
+    s.step(inputs[5])
+    assert torch.equal(anchor(), first)  # still blending
+    s.step(inputs[6])  # the blend's last frame: in the new style, the new anchor
+    assert not torch.equal(anchor(), first)
+    assert s.cache.key_ages()[-1] == 3  # k + 1: the anchor slot is filled again
+
+
 @pytest.mark.parametrize("cuda_graph", [False, True])  # True: the graph path's CPU form
 def test_nan_step_resets_the_history_and_carries_on(ckpt, cuda_graph):
     s = Stream.from_pretrained(ckpt, prompt="ink wash", cuda_graph=cuda_graph)

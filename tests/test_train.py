@@ -115,6 +115,26 @@ def test_damage_kinds_change_frames_within_bounds():
     assert (every - x).abs().mean(dim=(1, 2, 3)).min() > 0.01
 
 
+def test_recolour_spares_clip_openers_and_remaps_the_rest():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(6, 3, 16, 16, generator=g)
+    first = torch.tensor([True, False, False, True, False, False])
+    y = damage(x, DamageConfig(0, 0, 0, 0, 0, recolour=1.0), g, first)
+    assert torch.equal(y[first], x[first])  # the anchors keep their colours
+    moved = (y[~first] - x[~first]).abs().mean(dim=(1, 2, 3))
+    assert moved.min() > 0.02
+    # a remap, not noise: each output channel follows one input channel (times a gain)
+    for out, inp in zip(y[~first], x[~first]):
+        for c in range(3):
+            corr = [float(torch.corrcoef(torch.stack([out[c].flatten(), inp[j].flatten()]))[0, 1])
+                    for j in range(3)]
+            assert max(corr) > 0.95
+    # recolour 0 draws nothing: older configs replay their damage exactly
+    a = damage(x, DamageConfig(), torch.Generator().manual_seed(1))
+    b = damage(x, DamageConfig(recolour=0.0), torch.Generator().manual_seed(1), first)
+    assert torch.equal(a, b)
+
+
 def test_lr_warms_up_then_decays():
     cfg = small_config(optim={"steps": 100, "warmup": 10, "lr": 1.0}).optim
     lrs = [lr_at(s, cfg) for s in range(100)]
@@ -171,6 +191,18 @@ def test_configs_differ_only_in_augmentation():
     assert {k for k in more if more[k] != memory[k]} == {"history", "optim", "run"}
     assert memory["history"] == {**more["history"], "rollout_memory_styles": False}
     assert {k for k in more["run"] if more["run"][k] != memory["run"][k]} == {"seed"}
+    # the anchor run: an anchor (on the guided teacher), memory clips keep their own history
+    anchor = TrainConfig.load(root / "tiny-anchor.yaml").to_dict()
+    assert {k for k in more if more[k] != anchor[k]} == {"model", "history", "optim", "run"}
+    assert anchor["model"]["denoiser"] == {**more["model"]["denoiser"], "anchor": True}
+    assert anchor["model"]["autoencoder"] == {**more["model"]["autoencoder"], "guide": True}
+    assert anchor["history"] == {**more["history"], "rollout_memory_styles": False}
+    assert {k for k in more["run"] if more["run"][k] != anchor["run"][k]} == {"seed"}
+    # ... continued with recolour damage
+    recoloured = TrainConfig.load(root / "tiny-anchor-recolour.yaml").to_dict()
+    assert {k for k in anchor if anchor[k] != recoloured[k]} == {"history", "optim", "run"}
+    assert recoloured["history"]["damage"] == {**anchor["history"]["damage"], "recolour": 0.5}
+    assert {k for k in anchor["run"] if anchor["run"][k] != recoloured["run"][k]} == {"seed", "val_every"}
 
 
 def test_uniform_share_reaches_the_top_levels_and_off_replays_the_old_draws():

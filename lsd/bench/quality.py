@@ -4,7 +4,9 @@ one per style, and compare with the styles' targets.
 Per style: PSNR and SSIM against the target, the output's warp error under the exact flow
 (temporal consistency) beside the target's own, and for memory styles the measure that
 tells whether the per-stream choice was kept (palette distance between the last and the
-first output frame, decoration F1 against the target, or trail PSNR).
+first output frame, decoration F1 against the target, or trail PSNR). One stream per style
+is quick; `--streams N` averages N streams per style, since one stream's palette distance
+moves by tens between seeds.
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ def consistency(kind: str | None, outputs: list[np.ndarray], targets: list[np.nd
     last (output, target) frames of a rollout; {} for frame styles."""
     if kind == "palette":
         return {"palette_last_vs_first": round(palette_distance(outputs[-1], outputs[0]), 2),
-                "palette_last_vs_target": round(palette_distance(outputs[-1], targets[-1]), 2)}
+                "palette_last_vs_target": round(palette_distance(outputs[-1], targets[-1]), 2),
+                # the scale: the target keeps one palette, yet shows it on other content
+                "target_palette_last_vs_first": round(palette_distance(targets[-1], targets[0]), 2)}
     if kind == "decorations":
         return {"decoration_f1_last": round(decoration_f1(outputs[-1], targets[-1]), 3),
                 "decoration_f1_first": round(decoration_f1(outputs[0], targets[0]), 3)}
@@ -59,6 +63,7 @@ def frame_scores(out: np.ndarray, sample: Sample, prev: tuple[Sample, np.ndarray
 
 
 STRIP_COLUMNS = 5  # frames shown per style in a strip, spread over the rollout
+STREAM_SEED_STRIDE = 1000  # stream j of style i has seed VAL_SEED_START + 100 + i + 1000 j
 
 
 def strip_image(columns: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]) -> np.ndarray:
@@ -105,11 +110,28 @@ def evaluate_style(model: LSDModel, style: str, seed: int, frames: int, steps: i
             "consistency": consistency(s.consistency, outputs, targets)}
 
 
+def average(reports: list[dict]) -> dict:
+    """Several streams' reports of one style, number by number (None where none had one)."""
+    out = {}
+    for key, value in reports[0].items():
+        if isinstance(value, dict):
+            out[key] = average([r[key] for r in reports])
+        elif value is None or isinstance(value, float):
+            values = [r[key] for r in reports if r[key] is not None]
+            out[key] = round(float(np.mean(values)), 3) if values else None
+        else:
+            out[key] = value
+    return out
+
+
 def bench_quality(checkpoint: str, steps: int = 12, frames: int = 300,
                   styles: list[str] | None = None, context_t: float | None = None,
-                  strips: str | None = None) -> dict:
-    """All styles (or `styles`) on held-out streams; `strips` names a folder to write one
-    PNG per style into (input / target / output rows over the rollout)."""
+                  strips: str | None = None, streams: int = 1) -> dict:
+    """All styles (or `styles`) on held-out streams, `streams` per style (averaged); `strips`
+    names a folder to write one PNG per style into (input / target / output rows over the
+    first stream's rollout)."""
+    if streams < 1:
+        raise ValueError(f"streams must be >= 1, not {streams}")
     model = load(checkpoint)
     if context_t is None:  # what the model runs with (Stream's default too)
         context_t = float(model.checkpoint_config.get("sample", {}).get("context_t", 0.0))
@@ -117,8 +139,12 @@ def bench_quality(checkpoint: str, steps: int = 12, frames: int = 300,
     per_style = {}
     for i, name in enumerate(styles or style_names()):
         strip = [] if strips else None
-        per_style[name] = evaluate_style(model, name, VAL_SEED_START + 100 + i, frames, steps,
-                                         context_t, strip)
+        runs = [evaluate_style(model, name, VAL_SEED_START + 100 + i + STREAM_SEED_STRIDE * j,
+                               frames, steps, context_t, strip if j == 0 else None)
+                for j in range(streams)]
+        per_style[name] = runs[0] if streams == 1 else {
+            **average(runs), "streams": streams,
+            "consistency_per_stream": [r["consistency"] for r in runs]}
         if strips:
             Path(strips).mkdir(parents=True, exist_ok=True)
             Image.fromarray(strip_image(strip)).save(Path(strips) / f"{name}.png")
@@ -126,7 +152,8 @@ def bench_quality(checkpoint: str, steps: int = 12, frames: int = 300,
     mean = lambda key, rows: round(float(np.mean([r[key] for r in rows if r[key] is not None])), 2)
     rows = list(per_style.values())
     return {
-        "checkpoint": str(checkpoint), "steps": steps, "frames": frames, "context_t": context_t,
+        "checkpoint": str(checkpoint), "steps": steps, "frames": frames, "streams": streams,
+        "context_t": context_t,
         "mean_psnr_db": mean("psnr_db", frame_styles) if frame_styles else None,
         "mean_psnr_db_all": mean("psnr_db", rows),
         "mean_ssim": mean("ssim", frame_styles) if frame_styles else None,

@@ -1,7 +1,9 @@
-"""Growing a trained denoiser deeper: the new blocks go after the trained ones and start as
-the identity (adaLN-Zero: their gates are zero), so the grown model computes exactly what
-the trained one did, and training goes on from there with the extra capacity
-(`lsd train --init-from DIR` with a config whose only change is a larger denoiser.depth)."""
+"""Growing a trained denoiser: deeper, or with an anchor. New blocks go after the trained
+ones and start as the identity (adaLN-Zero: their gates are zero), so the grown model
+computes exactly what the trained one did, and training goes on from there with the extra
+capacity (`lsd train --init-from DIR` with a config whose only change is a larger
+denoiser.depth). An anchor (denoiser.anchor) starts with each head's bias for the oldest
+frame of its window: the anchor is one more old frame to it, which it then learns to use."""
 
 from __future__ import annotations
 
@@ -17,15 +19,21 @@ def grown_state(start: LSDModel, fresh: LSDModel) -> dict[str, torch.Tensor]:
     with every trained tensor of `start` in place; new blocks keep their fresh,
     identity-starting weights. At equal depth this is a plain copy."""
     have, want = start.config, fresh.config
-    same_depth = dataclasses.replace(want, denoiser=dataclasses.replace(want.denoiser, depth=have.denoiser.depth))
-    if (same_depth != have or want.denoiser.depth < have.denoiser.depth
+    same = dataclasses.replace(want, denoiser=dataclasses.replace(
+        want.denoiser, depth=have.denoiser.depth, anchor=have.denoiser.anchor))
+    if (same != have or want.denoiser.depth < have.denoiser.depth
+            or (have.denoiser.anchor and not want.denoiser.anchor)
             or have.denoiser.block_heads or have.denoiser.block_mlp):
         raise ValueError("model config differs from the start model's in more than a larger "
-                         "denoiser.depth (an unpruned denoiser can only be grown deeper)")
+                         "denoiser.depth or an added denoiser.anchor (an unpruned denoiser "
+                         "can only be grown)")
     state = {k: v.float() for k, v in fresh.state_dict().items()}
     for key, value in start.state_dict().items():
-        if key == "denoiser.age_bias":  # (depth, heads, k + 1): the new layers' rows stay 0
+        if key in ("denoiser.age_bias", "denoiser.anchor_bias"):  # the new layers' rows stay 0
             state[key][: value.shape[0]] = value.float()
         else:
             state[key] = value.float()
+    if want.denoiser.anchor and not have.denoiser.anchor:
+        layers = have.denoiser.depth
+        state["denoiser.anchor_bias"][:layers] = state["denoiser.age_bias"][:layers, :, -1]
     return state

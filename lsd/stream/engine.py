@@ -93,11 +93,13 @@ class Stream:
 
     def set_prompt(self, prompt: str, blend_frames: int = 12) -> None:
         """Switch prompt; the embedding moves in a straight line from where it is now to the
-        new one over `blend_frames` frames (0 or 1: at once), so the picture never jumps."""
+        new one over `blend_frames` frames (0 or 1: at once), so the picture never jumps.
+        A model with an anchor frame takes a new one once the blend is done."""
         target = self._embed(prompt)
         self.prompt = prompt
         if blend_frames <= 1:
             self._embedding, self._blend = target, None
+            self.cache.drop_anchor()
         else:
             self._blend = (self._embedding, target, 0, int(blend_frames))
 
@@ -107,6 +109,8 @@ class Stream:
             done += 1
             self._embedding = torch.lerp(start, end, done / total)
             self._blend = None if done >= total else (start, end, done, total)
+            if self._blend is None:
+                self.cache.drop_anchor()  # this frame, in the new style, becomes the anchor
         return self._embedding
 
     # -- frames ------------------------------------------------------------------------------

@@ -2,6 +2,11 @@
 (blur), off-colour (gain/brightness/contrast drift), misplaced (a small warp), blocky
 (compression-like 8x8 blocks) or broken (up to `garbage_max` of the pixels replaced by junk).
 
+One more kind is for a model with an anchor frame (denoiser.anchor): *recolour* (channels
+swapped, strong gains) hits history frames other than the clip's first, the anchor, so
+their colours disagree with it the way a drifted window disagrees with the stream's first
+frame, and the model learns to keep the anchor's choice.
+
 Each kind is applied to a frame with its own probability; a frame can get several. All
 randomness comes from the generator passed in, so a resumed run damages the same way.
 Frames are float (N, 3, H, W) in [0, 1].
@@ -24,6 +29,7 @@ class DamageConfig:
     blocks: float = 0.2
     garbage: float = 0.2
     garbage_max: float = 0.3  # at most this share of a frame's pixels replaced
+    recolour: float = 0.0  # probability per history frame that is not its clip's first
 
 
 def _uniform(n: int, lo: float, hi: float, g: torch.Generator) -> torch.Tensor:
@@ -88,8 +94,20 @@ def garbage(x: torch.Tensor, g: torch.Generator, most: float = 0.3) -> torch.Ten
     return torch.where(mask, junk, x)
 
 
-def damage(x: torch.Tensor, cfg: DamageConfig, g: torch.Generator) -> torch.Tensor:
-    """Apply each kind of damage to each frame with the kind's probability."""
+def recolour(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """A different colour scheme: the RGB channels in a random order, each with a gain of
+    0.7-1.3."""
+    n = x.shape[0]
+    order = torch.argsort(torch.rand(n, 3, generator=g), dim=1)
+    gain = _uniform(n * 3, 0.7, 1.3, g).view(n, 3, 1, 1).to(x.dtype)
+    swapped = torch.gather(x, 1, order[:, :, None, None].expand_as(x))
+    return (swapped * gain).clamp(0, 1)
+
+
+def damage(x: torch.Tensor, cfg: DamageConfig, g: torch.Generator,
+           first: torch.Tensor | None = None) -> torch.Tensor:
+    """Apply each kind of damage to each frame with the kind's probability; `first` (bool
+    per frame) marks clips' first frames, which recolour spares."""
     kinds = [(blur, cfg.blur), (colour, cfg.colour), (warp, cfg.warp), (blocks, cfg.blocks),
              (lambda y, gen: garbage(y, gen, cfg.garbage_max), cfg.garbage)]
     for fn, prob in kinds:
@@ -97,4 +115,11 @@ def damage(x: torch.Tensor, cfg: DamageConfig, g: torch.Generator) -> torch.Tens
         if prob > 0 and chosen.any():
             x = x.clone()
             x[chosen] = fn(x[chosen], g).to(x.dtype)
+    if cfg.recolour > 0:  # drawn only when asked, so older configs replay exactly
+        chosen = torch.rand(x.shape[0], generator=g) < cfg.recolour
+        if first is not None:
+            chosen &= ~first
+        if chosen.any():
+            x = x.clone()
+            x[chosen] = recolour(x[chosen], g).to(x.dtype)
     return x
