@@ -113,7 +113,8 @@ def evaluate_style(model: LSDModel, style: str, seed: int, frames: int, steps: i
             "ssim": round(float(np.mean(ssims)), 3),
             "warp_error": round(float(np.nanmean(warp_out)), 2) if warp_out else None,
             "target_warp_error": round(float(np.nanmean(warp_target)), 2) if warp_target else None,
-            "consistency": consistency(s.consistency, outputs, targets) | consistency_scale(s.consistency, targets)}
+            "consistency": (consistency(s.consistency, outputs, targets)
+                            | consistency_scale(s.consistency, targets))}
 
 
 def average(reports: list[dict]) -> dict:

@@ -135,7 +135,8 @@ class CausalDenoiser(nn.Module):
         rows = torch.arange(frames, device=ages.device)[:, None]
         first = rows - ages[None]  # (T, k+1)
         if anchor:
-            ages, first = torch.cat([ages, ages.new_tensor([k + 1])]), torch.cat([first, rows - 1], 1)
+            ages = torch.cat([ages, ages.new_tensor([k + 1])])
+            first = torch.cat([first, rows - 1], 1)  # the anchor is frame 0, none for frame 0
         bias = self._age_bias(layer)[:, ages]  # (heads, k+1 [+1])
         bias = bias[:, None, :].expand(-1, frames, -1).masked_fill(first < 0, float("-inf"))
         bias = bias.repeat_interleave(self.tokens, dim=-1)  # (heads, T, (k+1 [+1]) N)
@@ -146,7 +147,8 @@ class CausalDenoiser(nn.Module):
             else:
                 past = _band(x[:history_rows], k)
                 current = torch.cat([past[..., : k * self.tokens, :], x[history_rows:]], dim=3)
-                window, source = torch.cat([past, current], dim=0), x[:history_rows].repeat(2, 1, 1, 1, 1)
+                window = torch.cat([past, current], dim=0)
+                source = x[:history_rows].repeat(2, 1, 1, 1, 1)  # both halves' anchor: history frame 0
             if not anchor:
                 return window
             return torch.cat([window, source[:, :, :1].expand(-1, -1, frames, -1, -1)], dim=3)

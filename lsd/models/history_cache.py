@@ -77,7 +77,8 @@ class HistoryCache:
                  heads: int = 0) -> None:
         """Allocate the buffers now (else the first write does): a compiled pass then never
         sees an empty cache."""
-        shape = (self.layers, batch, max(heads, self.heads or 0), self.slots * self.tokens, head_dim)
+        heads = max(heads, self.heads or 0)
+        shape = (self.layers, batch, heads, self.slots * self.tokens, head_dim)
         self.keys = torch.zeros(shape, dtype=dtype, device=device)
         self.values = torch.zeros_like(self.keys)
         self.age, self.slot, self.anchored, self.offsets = (

@@ -68,7 +68,8 @@ def augmented_history(model: LSDModel, clips: dict, z0: torch.Tensor, z_in: torc
     context noise level in [0, history.context_noise]."""
     hist, dev = cfg.history, z0.device
     history = z0.clone()
-    first = (torch.arange(mask.shape[1]) == 0).expand_as(mask)[mask]  # which damaged frames open a clip
+    # which of the damaged frames open their clip (the anchor; recolour spares them)
+    first = (torch.arange(mask.shape[1]) == 0).expand_as(mask)[mask]
     damaged = damage(clips["target"][mask], hist.damage, g, first).to(dev)
     history[mask.to(dev)] = model.codec.encode(damaged).to(history.dtype)
     if rollout_frames:
