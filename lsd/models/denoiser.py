@@ -143,15 +143,15 @@ class CausalDenoiser(nn.Module):
 
         def gather(x):  # (B, H, T, N, hd) -> (B, H, T, (k+1 [+1]) N, hd)
             if history_rows is None:
-                window, source = _band(x, k), x
+                window, first_frame = _band(x, k), x[:, :, :1]
             else:
                 past = _band(x[:history_rows], k)
                 current = torch.cat([past[..., : k * self.tokens, :], x[history_rows:]], dim=3)
                 window = torch.cat([past, current], dim=0)
-                source = x[:history_rows].repeat(2, 1, 1, 1, 1)  # both halves' anchor: history frame 0
+                first_frame = x[:history_rows, :, :1].repeat(2, 1, 1, 1, 1)  # both halves': history's
             if not anchor:
                 return window
-            return torch.cat([window, source[:, :, :1].expand(-1, -1, frames, -1, -1)], dim=3)
+            return torch.cat([window, first_frame.expand(-1, -1, frames, -1, -1)], dim=3)
 
         def attend(q, keys, values):  # (B, H, T, N, hd)
             b, h, t, n, hd = q.shape
