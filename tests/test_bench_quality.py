@@ -77,3 +77,24 @@ def test_quality_averages_several_streams_per_style(tmp_path, capsys):
     assert row["consistency"]["palette_last_vs_first"] == round(sum(distances) / 2, 3)
     rc = main(["bench", "quality", "--checkpoint", str(tmp_path / "ckpt"), "--streams", "0"])
     assert rc == 2 and "streams" in capsys.readouterr().err
+
+
+def test_quality_takes_fixed_noise_from_the_checkpoint_unless_told(tmp_path, capsys):
+    torch.manual_seed(0)
+    model = randomized(LSDModel(small_config()))
+    model.save(tmp_path / "ckpt", {"sample": {"steps": 2, "fixed_noise": True}})
+
+    def run(*flag):
+        assert main(["bench", "quality", "--checkpoint", str(tmp_path / "ckpt"), "--steps", "2",
+                     "--frames", "4", "--styles", "ink_wash", "--json", *flag]) == 0
+        return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+    default, fixed, fresh = run(), run("--fixed-noise"), run("--no-fixed-noise")
+    assert default["fixed_noise"] and fixed["fixed_noise"] and not fresh["fixed_noise"]
+    assert default["per_style"] == fixed["per_style"] != fresh["per_style"]
+    # fixed: the rollout is a Stream's whose noise is its seed's first draw at every frame
+    stream = Stream(LSDModel.load(tmp_path / "ckpt"), "ink wash painting", 2,
+                    seed=VAL_SEED_START + 100, fixed_noise=True)
+    scores = [psnr(stream.step(s.input), s.target)
+              for s in paired_stream(VAL_SEED_START + 100, "ink_wash", size=32, frames=4)]
+    assert abs(np.mean(scores) - fixed["per_style"]["ink_wash"]["psnr_db"]) < 0.01

@@ -151,3 +151,24 @@ def test_reset_forgets_history_but_keeps_the_prompt(ckpt):
         s.step(f)
     s.reset()
     assert s.cache.filled == 0 and s.prompt == "sepia"
+
+
+@pytest.mark.parametrize("cuda_graph", [False, True])
+def test_fixed_noise_gives_a_frame_the_same_output_whenever_its_history_is_the_same(ckpt, cuda_graph):
+    """With no history (after a reset) a frame's output is a function of its noise alone:
+    fixed noise repeats it, fresh noise does not. The checkpoint's sample.fixed_noise is the
+    default."""
+    f = frames(1)[0]
+    outs = {}
+    for fixed in (False, True):
+        s = Stream.from_pretrained(ckpt, prompt="sepia", fixed_noise=fixed, cuda_graph=cuda_graph)
+        first = s.step(f)
+        s.step(frames(1, seed=1)[0])
+        s.reset()
+        outs[fixed] = (first, s.step(f))
+    assert np.array_equal(*outs[True])
+    assert not np.array_equal(*outs[False])
+    assert not Stream.from_pretrained(ckpt).fixed_noise
+    model = lsd.models.load(ckpt)
+    model.checkpoint_config["sample"]["fixed_noise"] = True
+    assert Stream(model).fixed_noise and not Stream(model, fixed_noise=False).fixed_noise

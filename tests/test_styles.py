@@ -68,6 +68,17 @@ def _share_near(img: np.ndarray, palette: np.ndarray, within: float = 25.0) -> f
     return float((d < within).mean())
 
 
+@pytest.mark.parametrize("name", style_names())
+def test_path_free_styles_render_a_frame_the_same_after_skipping_the_ones_before(name):
+    """path_free says a stream may skip frames (far-first training clips rely on it):
+    frames 12-13 started at 12 equal frames 12-13 of the stream started at 0. The styles
+    that remember their path must fail this, or the flag is too narrow."""
+    after = lambda start: [(s.input, s.target) for s in paired_stream(5, name, 48, start, 14 - start)][-2:]
+    same = all(np.array_equal(a[1], b[1]) for a, b in zip(after(0), after(12)))
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(after(0), after(12)))
+    assert same == get_style(name).path_free
+
+
 def test_pop_art_palette_is_drawn_per_stream_and_kept():
     assert not np.array_equal(pop_palette(1), pop_palette(2))
     targets = [s.target for s in paired_stream(3, "pop_art", frames=150)]

@@ -9,11 +9,14 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 import yaml
 
 from lsd.checkpoint import load_checkpoint
+from lsd.data.sources import SEEDS_PER_SPLIT, seed_base
+from lsd.data.stills import MAX_START
 from lsd.models import LSDModel
 from lsd.train.config import TrainConfig
 from lsd.train.diffusion_forcing import diffusion_forcing
@@ -203,6 +206,61 @@ def test_configs_differ_only_in_augmentation():
     assert {k for k in anchor if anchor[k] != recoloured[k]} == {"history", "optim", "run"}
     assert recoloured["history"]["damage"] == {**anchor["history"]["damage"], "recolour": 0.5}
     assert {k for k in anchor["run"] if anchor["run"][k] != recoloured["run"][k]} == {"seed", "val_every"}
+    # ... again, with far-first clips and pop_art drawn more often
+    far = TrainConfig.load(root / "tiny-anchor-far.yaml").to_dict()
+    assert {k for k in anchor if anchor[k] != far[k]} == {"data", "optim", "run"}
+    assert far["data"] == {**anchor["data"], "style_weights": {"pop_art": 3}, "far_first": 0.5}
+    assert {k for k in anchor["optim"] if anchor["optim"][k] != far["optim"][k]} == {"steps"}
+    assert {k for k in anchor["run"] if anchor["run"][k] != far["run"][k]} == {"seed"}
+
+
+def only(name: str) -> dict:
+    from lsd.styles import style_names
+
+    return {n: float(n == name) for n in style_names()}
+
+
+def test_far_first_clips_take_frame_0_from_long_before_and_only_where_the_style_allows():
+    from lsd.data.paired import clip
+    from lsd.train.clips import ClipPool
+
+    for style, gap in (("pop_art", 40), ("star_glitter", 1)):  # stars remember their path
+        pool = ClipPool(3, 3, (16, 16), seed=1, style_weights=only(style), far_first=1.0,
+                        far_gap=(40, 40))
+        for i in range(len(pool)):
+            seed, name, start, got = pool._spec(int(pool.keys[i]))
+            assert (name, got) == (style, gap)
+            first, rest = clip(seed, name, 1, 16, start), clip(seed, name, 2, 16, start + gap)
+            assert np.array_equal(pool.input[i][:1], first["input"])
+            assert np.array_equal(pool.target[i][1:], rest["target"])
+
+
+def test_style_weights_skew_the_draw_and_none_keeps_the_old_one():
+    from lsd.train.clips import ClipPool
+
+    plain = ClipPool(1, 2, (16, 16), seed=2)
+    skewed = ClipPool(1, 2, (16, 16), seed=2, style_weights={"pop_art": 10.0}, far_first=0.5)
+    plain_styles = [plain._spec(k)[1] for k in range(400)]
+    skewed_styles = [skewed._spec(k)[1] for k in range(400)]
+    assert 0.03 < plain_styles.count("pop_art") / 400 < 0.16  # 1 in 11
+    assert 0.4 < skewed_styles.count("pop_art") / 400 < 0.7  # 10 in 20
+    assert {plain._spec(k)[3] for k in range(400)} == {1}  # far_first 0: every clip in a row
+    gaps = [skewed._spec(k)[3] for k in range(400)]
+    assert all(g == 1 or 30 <= g <= 300 for g in gaps) and 0.35 < np.mean([g > 1 for g in gaps]) < 0.55  # 18/20 x 0.5
+    # a pool's seeds, starts and (unweighted) styles are what they were before weights existed
+    rng = np.random.default_rng([2, 0, 0, 7])
+    seed = int(rng.integers(SEEDS_PER_SPLIT))
+    style = plain.styles[int(rng.integers(len(plain.styles)))]
+    assert plain._spec(7)[:3] == (seed_base("train") + seed, style, int(rng.integers(MAX_START)))
+
+
+@pytest.mark.parametrize("data, message", [({"style_weights": {"pop_artt": 2}}, "pop_artt"),
+                                           ({"style_weights": {"pop_art": -1}}, ">= 0"),
+                                           ({"far_first": 1.5}, "far_first"),
+                                           ({"far_gap": [30, 10]}, "far_gap")])
+def test_bad_data_settings_are_refused_by_name(data, message):
+    with pytest.raises(ValueError, match=message):
+        small_config(data=data)
 
 
 def test_uniform_share_reaches_the_top_levels_and_off_replays_the_old_draws():

@@ -44,7 +44,8 @@ class Stream:
     def __init__(self, model: LSDModel, prompt: str = "", steps: int | None = None,
                  device: str | torch.device = "cpu", dtype: torch.dtype = torch.bfloat16,
                  context_t: float | None = None, shortcut: bool | None = None, seed: int = 0,
-                 compile: bool = False, cuda_graph: bool | None = None):
+                 compile: bool = False, cuda_graph: bool | None = None,
+                 fixed_noise: bool | None = None):
         sample = model.checkpoint_config.get("sample", {})
         self.steps = int(steps if steps is not None else sample.get("steps", 3))
         if self.steps < 1:
@@ -53,6 +54,11 @@ class Stream:
         # a distilled (shortcut) model is told the step size; a teacher is not
         self.shortcut = bool(shortcut if shortcut is not None else sample.get("shortcut", False))
         self.commit = sample.get("commit", "clean")  # how the model was trained to see history
+        # fixed: every frame starts from the stream's one noise draw (as StreamDiffusion
+        # does), so what the model picks from the noise (pop_art's palette, say) is picked
+        # the same way every frame instead of anew
+        self.fixed_noise = bool(fixed_noise if fixed_noise is not None
+                                else sample.get("fixed_noise", False))
         self.device, self.dtype = check_device(device), dtype
         self.model = model.to(self.device, dtype).eval()
         self.size = tuple(model.config.frame_size)
@@ -168,9 +174,12 @@ class Stream:
         return z_in, self.model.codec.decode(z, x), z
 
     def _run(self, x: torch.Tensor, prompt: torch.Tensor):
-        """_work on fresh noise from the stream's CPU generator, through the graph if on."""
+        """_work on noise from the stream's CPU generator (fresh, or the stream's first draw
+        again when fixed), through the graph if on."""
         cfg = self.model.config
         shape = (x.shape[0], cfg.latent_channels, *cfg.latent_size)
+        if self.fixed_noise:
+            self.g.manual_seed(self.seed)
         draw = lambda: torch.randn(shape, generator=self.g).to(self.device, self.dtype)
         inputs = {"x": x, "prompt": prompt, "noise": draw()}
         if self.context_t > 0:

@@ -29,6 +29,13 @@ class Style:
     def renderer(self, seed: int = 0) -> Renderer:
         return self.make(seed)
 
+    @property
+    def path_free(self) -> bool:
+        """The target of frame t depends on the stream's seed and frame t alone, not on the
+        frames before it (a frame style, or a palette drawn once per stream), so frames of
+        a stream can be skipped without changing the targets of the rest."""
+        return self.kind == "frame" or self.consistency == "palette"
+
     def to_dict(self) -> dict:
         return {"name": self.name, "kind": self.kind, "prompts": list(self.prompts),
                 "description": self.description, "consistency": self.consistency,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..config import ModelConfig, build_dataclass, load_yaml, plain
 from ..diffusion.rollout import COMMITS
+from ..styles import style_names
 from .history_damage import DamageConfig
 
 
@@ -30,6 +31,26 @@ class DataConfig:
     refresh_every: int = 200  # steps between replacing part of the pool with new clips
     refresh_share: float = 0.1
     val_clips: int = 32  # held-out clips for the validation loss
+    # how often each style is drawn, relative to 1 for a style not named (empty: all equal)
+    style_weights: dict[str, float] = field(default_factory=dict)
+    # share of path-free clips (Style.path_free) whose first frame comes from far_gap
+    # [lo, hi] frames before the rest, so an anchor frame is trained at the ages it has
+    # in a long stream, not only at the few frames of a clip
+    far_first: float = 0.0
+    far_gap: tuple[int, ...] = (30, 300)
+
+    def __post_init__(self):
+        unknown = sorted(set(self.style_weights) - set(style_names()))
+        if unknown:
+            raise ValueError(f"data.style_weights: unknown style(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(style_names())}")
+        if any(not isinstance(w, (int, float)) or isinstance(w, bool) or w < 0
+               for w in self.style_weights.values()):
+            raise ValueError(f"data.style_weights: weights must be numbers >= 0, got {self.style_weights}")
+        if not 0 <= self.far_first <= 1:
+            raise ValueError(f"data.far_first must be in [0, 1], not {self.far_first}")
+        if len(self.far_gap) != 2 or not 1 <= self.far_gap[0] <= self.far_gap[1]:
+            raise ValueError(f"data.far_gap must be [lo, hi] with 1 <= lo <= hi, not {list(self.far_gap)}")
 
 
 @dataclass
@@ -77,6 +98,7 @@ class SampleConfig:
     # clean: one extra pass writes the finished frame into the history; last_step: the
     # last denoising step writes it (one pass a frame fewer; history at level 1/steps)
     commit: str = "clean"
+    fixed_noise: bool = False  # every frame of a stream starts from the same noise (Stream)
 
     def __post_init__(self):
         if self.commit not in COMMITS:

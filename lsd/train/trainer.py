@@ -271,7 +271,7 @@ class Trainer:
         encode = self._encoder()
         pool = ClipPool(cfg.data.pool_clips // d.world or 1, cfg.data.clip_frames, size, "train",
                         cfg.run.seed, d.rank, cfg.data.refresh_share, self.progress and d.main,
-                        encode)
+                        encode, cfg.data.style_weights, cfg.data.far_first, cfg.data.far_gap)
         pool.advance_to(self.step // cfg.data.refresh_every)
         val_clips = None
         if d.main:
