@@ -172,3 +172,18 @@ def test_fixed_noise_gives_a_frame_the_same_output_whenever_its_history_is_the_s
     model = lsd.models.load(ckpt)
     model.checkpoint_config["sample"]["fixed_noise"] = True
     assert Stream(model).fixed_noise and not Stream(model, fixed_noise=False).fixed_noise
+
+
+def test_fixed_noise_keeps_the_history_context_noise_fresh(tmp_path, monkeypatch):
+    """Only the sampling noise is fixed: a history committed at context_t > 0 gets its own
+    context noise each frame, as in training."""
+    model = randomized(LSDModel(small_config()))
+    model.save(tmp_path / "ckpt", extra_config={"sample": {"steps": 2, "context_t": 0.2}})
+    s = Stream.from_pretrained(tmp_path / "ckpt", fixed_noise=True)
+    seen = []
+    work = s._work
+    monkeypatch.setattr(s, "_work", lambda **kw: seen.append(kw) or work(**kw))
+    for f in frames(3):
+        s.step(f)
+    assert all(torch.equal(seen[0]["noise"], k["noise"]) for k in seen[1:])
+    assert not torch.equal(seen[0]["ctx"], seen[1]["ctx"])

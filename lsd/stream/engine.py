@@ -55,8 +55,9 @@ class Stream:
         self.shortcut = bool(shortcut if shortcut is not None else sample.get("shortcut", False))
         self.commit = sample.get("commit", "clean")  # how the model was trained to see history
         # fixed: every frame starts from the stream's one noise draw (as StreamDiffusion
-        # does), so what the model picks from the noise (pop_art's palette, say) is picked
-        # the same way every frame instead of anew
+        # does), so what the model picks from the noise (pop_art's palette) is picked the
+        # same way every frame. Off by default: it costs the shipped teacher ~3.7 dB on
+        # the frame styles (README, "The shipped teacher")
         self.fixed_noise = bool(fixed_noise if fixed_noise is not None
                                 else sample.get("fixed_noise", False))
         self.device, self.dtype = check_device(device), dtype
@@ -174,16 +175,16 @@ class Stream:
         return z_in, self.model.codec.decode(z, x), z
 
     def _run(self, x: torch.Tensor, prompt: torch.Tensor):
-        """_work on noise from the stream's CPU generator (fresh, or the stream's first draw
-        again when fixed), through the graph if on."""
+        """_work on noise from the stream's CPU generator, through the graph if on. Fixed
+        noise fixes only the sampling noise; the history's context noise stays fresh, as in
+        training."""
         cfg = self.model.config
         shape = (x.shape[0], cfg.latent_channels, *cfg.latent_size)
-        if self.fixed_noise:
-            self.g.manual_seed(self.seed)
-        draw = lambda: torch.randn(shape, generator=self.g).to(self.device, self.dtype)
-        inputs = {"x": x, "prompt": prompt, "noise": draw()}
+        draw = lambda g: torch.randn(shape, generator=g).to(self.device, self.dtype)
+        fixed = torch.Generator().manual_seed(self.seed) if self.fixed_noise else self.g
+        inputs = {"x": x, "prompt": prompt, "noise": draw(fixed)}
         if self.context_t > 0:
-            inputs["ctx"] = draw()
+            inputs["ctx"] = draw(self.g)
         if not self.cuda_graph:
             return self._work(**inputs)
         if self._graphed is None:
