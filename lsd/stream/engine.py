@@ -60,6 +60,7 @@ class Stream:
         # the frame styles (README, "The shipped teacher")
         self.fixed_noise = bool(fixed_noise if fixed_noise is not None
                                 else sample.get("fixed_noise", False))
+        self._fixed: torch.Tensor | None = None  # the fixed noise, once drawn
         self.device, self.dtype = check_device(device), dtype
         self.model = model.to(self.device, dtype).eval()
         self.size = tuple(model.config.frame_size)
@@ -181,8 +182,13 @@ class Stream:
         cfg = self.model.config
         shape = (x.shape[0], cfg.latent_channels, *cfg.latent_size)
         draw = lambda g: torch.randn(shape, generator=g).to(self.device, self.dtype)
-        fixed = torch.Generator().manual_seed(self.seed) if self.fixed_noise else self.g
-        inputs = {"x": x, "prompt": prompt, "noise": draw(fixed)}
+        if not self.fixed_noise:
+            noise = draw(self.g)
+        else:  # drawn once, on the first frame (the hot path only reuses it)
+            if self._fixed is None or self._fixed.shape != shape:
+                self._fixed = draw(torch.Generator().manual_seed(self.seed))
+            noise = self._fixed
+        inputs = {"x": x, "prompt": prompt, "noise": noise}
         if self.context_t > 0:
             inputs["ctx"] = draw(self.g)
         if not self.cuda_graph:
