@@ -174,6 +174,34 @@ def test_fixed_noise_gives_a_frame_the_same_output_whenever_its_history_is_the_s
     assert Stream(model).fixed_noise and not Stream(model, fixed_noise=False).fixed_noise
 
 
+def test_warm_start_samples_from_the_previous_output(ckpt, monkeypatch):
+    """A warm start at level 1 is a cold start (the previous output noised to 1 is pure
+    noise); below 1 every frame after the first starts from the previous output latent,
+    and a reset forgets it. The checkpoint's sample.warm_start is the default."""
+    fs = frames(3)
+    run = lambda **kw: [s.step(f) for s in [Stream.from_pretrained(ckpt, prompt="sepia", **kw)] for f in fs]
+    cold, at_one, warm = run(), run(warm_start=1.0), run(warm_start=0.5)
+    assert all(np.array_equal(a, b) for a, b in zip(cold, at_one))
+    assert np.array_equal(cold[0], warm[0])  # nothing to start from yet
+    assert not np.array_equal(cold[2], warm[2])
+    s = Stream.from_pretrained(ckpt, prompt="sepia", warm_start=0.5)
+    seen = []
+    work = s._work
+    monkeypatch.setattr(s, "_work", lambda **kw: seen.append(kw) or work(**kw))
+    _, _, latent = s._run(s._to_model(fs[0]), s._embedding)
+    s._run(s._to_model(fs[1]), s._embedding)
+    assert "start" not in seen[0] and torch.equal(seen[1]["start"], latent)
+    s.reset()
+    assert s._previous is None
+    with pytest.raises(ValueError, match="warm_start must be in"):
+        Stream.from_pretrained(ckpt, warm_start=1.5)
+    with pytest.raises(ValueError, match="cuda_graph"):
+        Stream.from_pretrained(ckpt, warm_start=0.5, cuda_graph=True)
+    model = lsd.models.load(ckpt)
+    model.checkpoint_config["sample"]["warm_start"] = 0.7
+    assert Stream(model).warm_start == 0.7 and Stream(model, warm_start=0.0).warm_start == 0.0
+
+
 def test_fixed_noise_keeps_the_history_context_noise_fresh(tmp_path, monkeypatch):
     """Only the sampling noise is fixed: a history committed at context_t > 0 gets its own
     context noise each frame, as in training."""

@@ -212,6 +212,14 @@ def test_configs_differ_only_in_augmentation():
     assert far["data"] == {**anchor["data"], "style_weights": {"pop_art": 3}, "far_first": 0.5}
     assert {k for k in anchor["optim"] if anchor["optim"][k] != far["optim"][k]} == {"steps"}
     assert {k for k in anchor["run"] if anchor["run"][k] != far["run"][k]} == {"seed"}
+    # a choice code instead of the anchor, pop_art drawn more often, memory clips roll out
+    choice = TrainConfig.load(root / "tiny-choice.yaml").to_dict()
+    assert {k for k in anchor if anchor[k] != choice[k]} == {"model", "data", "history", "optim", "run"}
+    assert choice["model"]["denoiser"] == {**anchor["model"]["denoiser"], "anchor": False, "choice": 8}
+    assert choice["data"] == {**anchor["data"], "style_weights": {"pop_art": 5}}
+    assert choice["history"] == more["history"]
+    assert {k for k in anchor["optim"] if anchor["optim"][k] != choice["optim"][k]} == {"steps", "ema", "choice_free", "choice_lr_scale"}
+    assert {k for k in anchor["run"] if anchor["run"][k] != choice["run"][k]} == {"seed"}
 
 
 def only(name: str) -> dict:

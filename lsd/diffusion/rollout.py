@@ -49,11 +49,22 @@ COMMITS = ("clean", "last_step")
 @torch.no_grad()
 def generate_frame(denoiser, cache, z_in: torch.Tensor, prompt: torch.Tensor, noise: torch.Tensor,
                    steps: int, shortcut: bool = False, context_t: float = 0.0,
-                   context_noise: torch.Tensor | None = None, commit: str = "clean") -> torch.Tensor:
+                   context_noise: torch.Tensor | None = None, commit: str = "clean",
+                   start: torch.Tensor | None = None, t_start: float = 1.0) -> torch.Tensor:
     """Sample one frame's latent (B, C, h, w) from `noise` given the encoded input frame
-    z_in and the cached history, then commit it. prompt is (B, E)."""
+    z_in and the cached history, then commit it. prompt is (B, E). With `start` (a latent,
+    e.g. the previous output) sampling begins at level t_start from `start` noised to it,
+    not at 1 from pure noise (a warm start: what the noise cannot hide, the colours,
+    carries over)."""
     if commit not in COMMITS:
         raise ValueError(f"commit must be one of {COMMITS}, not {commit!r}")
+    if start is None:
+        t_start = 1.0
+    elif not 0 < t_start <= 1:
+        raise ValueError(f"a warm start needs 0 < t_start <= 1, not {t_start}")
+    else:
+        level = torch.full((start.shape[0],), float(t_start), device=start.device)
+        noise = add_noise(start, noise, level).to(start.dtype)
     calls = 0
 
     def velocity(x, t, d):
@@ -63,7 +74,7 @@ def generate_frame(denoiser, cache, z_in: torch.Tensor, prompt: torch.Tensor, no
         return denoiser(x[:, None], z_in[:, None], t[:, None], d[:, None], prompt, cache=cache,
                         write=write)[:, 0]
 
-    latent = sample_euler(velocity, noise, steps, shortcut=shortcut)
+    latent = sample_euler(velocity, noise, steps, t_start, shortcut=shortcut)
     if commit == "last_step":
         cache.advance()
     else:

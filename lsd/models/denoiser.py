@@ -8,7 +8,9 @@ is told by a learned per-layer, per-head logit bias indexed by the frame's age (
 1 = the frame before, ..., k), so the model sees relative time only and runs forever.
 With `anchor`, every frame after the first also attends the first frame (of the clip, or
 of the stream since the last reset) through its own bias: an attention sink that carries a
-per-stream choice made at frame 0 without the drift of a chain of copies.
+per-stream choice made at frame 0 without the drift of a chain of copies. With `choice`,
+a per-stream code is added to the prompt embedding instead (models/choice.py): the choice
+is told to every frame rather than remembered.
 
 One module, three ways to run it:
 - a clip (B, T, ...) in parallel, each frame with its own t (Diffusion Forcing training);
@@ -27,6 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..config import DenoiserConfig
+from .choice import ChoicePosterior
 from .history_cache import HistoryCache
 from .fused_norm import norm_modulate
 from .layers import MLP, Attention, LevelEmbedder, frame_attention, sincos_2d
@@ -67,6 +70,9 @@ class CausalDenoiser(nn.Module):
         self.t_embed = LevelEmbedder(cfg.dim)
         self.d_embed = LevelEmbedder(cfg.dim)
         self.prompt_proj = nn.Linear(prompt_dim, cfg.dim)
+        if cfg.choice:  # the code moves the prompt embedding; its posterior is for training
+            self.choice_embed = nn.Linear(cfg.choice, prompt_dim, bias=False)
+            self.choice_posterior = ChoicePosterior(latent_channels, cfg.choice)
         self.blocks = nn.ModuleList(DenoiserBlock(cfg.dim, cfg.heads_of(i), cfg.head_dim, cfg.mlp_of(i))
                                     for i in range(cfg.depth))
         # logit bias by the key frame's age (0 = itself .. k), per layer and head; a pruned
@@ -84,7 +90,8 @@ class CausalDenoiser(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 nn.init.xavier_uniform_(m.weight)
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
         for emb in (self.t_embed, self.d_embed):
             nn.init.normal_(emb.mlp[0].weight, std=0.02)
             nn.init.normal_(emb.mlp[2].weight, std=0.02)
@@ -94,6 +101,18 @@ class CausalDenoiser(nn.Module):
         for layer in (self.final_ada[-1], self.out):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
+        if self.cfg.choice:  # a new code changes nothing until trained (a grown model too);
+            # the posterior starts random, so the projection's gradient sees target facts
+            # from the first step (both at zero, neither would get a gradient)
+            nn.init.zeros_(self.choice_embed.weight)
+            self.choice_posterior.reset_parameters()
+
+    def with_choice(self, prompt: torch.Tensor, code: torch.Tensor | None) -> torch.Tensor:
+        """The prompt embedding (B, E) moved by a choice code (B or 1, choice); no code, or a
+        model without one, leaves it as it is (the code at the prior's mean)."""
+        if code is None or not self.cfg.choice:
+            return prompt
+        return prompt + self.choice_embed(code.to(self.choice_embed.weight)).to(prompt.dtype)
 
     def new_cache(self) -> HistoryCache:
         return HistoryCache(self.cfg.depth, self.cfg.history, self.tokens, self.cfg.heads,

@@ -27,8 +27,10 @@ class LSDModel(nn.Module):
                                        config.latent_size, config.text.out_dim)
         self.checkpoint_config: dict = {}  # set by `load`
 
-    def encode_prompts(self, prompts: list[str]) -> torch.Tensor:
-        return self.text(prompts)
+    def encode_prompts(self, prompts: list[str], code: torch.Tensor | None = None) -> torch.Tensor:
+        """Prompt embeddings (B, E), moved by a per-stream choice code where the model has
+        one and a code is given."""
+        return self.denoiser.with_choice(self.text(prompts), code)
 
     def new_cache(self) -> HistoryCache:
         return self.denoiser.new_cache()

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from ..diffusion import commit_frame, generate_frame
 from ..models import LSDModel, load
+from ..models.choice import stream_code
 from .compiled import compile_streaming
 from .cuda_graph import GraphedStep
 
@@ -45,7 +46,7 @@ class Stream:
                  device: str | torch.device = "cpu", dtype: torch.dtype = torch.bfloat16,
                  context_t: float | None = None, shortcut: bool | None = None, seed: int = 0,
                  compile: bool = False, cuda_graph: bool | None = None,
-                 fixed_noise: bool | None = None):
+                 fixed_noise: bool | None = None, warm_start: float | None = None):
         sample = model.checkpoint_config.get("sample", {})
         self.steps = int(steps if steps is not None else sample.get("steps", 3))
         if self.steps < 1:
@@ -61,6 +62,13 @@ class Stream:
         self.fixed_noise = bool(fixed_noise if fixed_noise is not None
                                 else sample.get("fixed_noise", False))
         self._fixed: torch.Tensor | None = None  # the fixed noise, once drawn
+        # warm start t0 in (0, 1]: each frame is sampled from level t0, starting from the
+        # previous output noised to it, so the colours it chose carry over; 0: off
+        self.warm_start = float(warm_start if warm_start is not None
+                                else sample.get("warm_start", 0.0))
+        if not 0 <= self.warm_start <= 1:
+            raise ValueError(f"warm_start must be in [0, 1], not {self.warm_start}")
+        self._previous: torch.Tensor | None = None  # the last output latent (warm start)
         self.device, self.dtype = check_device(device), dtype
         self.model = model.to(self.device, dtype).eval()
         self.size = tuple(model.config.frame_size)
@@ -70,9 +78,16 @@ class Stream:
         # on by default on a GPU; on the CPU the flag runs the same static-buffer code
         # without a graph (lsd.stream.cuda_graph), for tests
         self.cuda_graph = self.device.type == "cuda" if cuda_graph is None else bool(cuda_graph)
+        if self.warm_start and self.cuda_graph:  # the graph has no input for the previous output
+            if cuda_graph:
+                raise ValueError("warm_start does not run under cuda_graph yet")
+            self.cuda_graph = False
         self._graphed: GraphedStep | None = None  # captured on the first frame
         self.seed = seed
         self.g = torch.Generator().manual_seed(seed)
+        # a model with a choice code gets the stream's own, kept for every frame and prompt
+        choice = model.config.denoiser.choice
+        self.code = stream_code(seed, choice) if choice else None
         self._embeddings: OrderedDict[str, torch.Tensor] = OrderedDict()
         self.prompt = prompt
         self._embedding = self._embed(prompt)
@@ -94,7 +109,7 @@ class Stream:
         if prompt in self._embeddings:
             self._embeddings.move_to_end(prompt)
         else:
-            self._embeddings[prompt] = self.model.encode_prompts([prompt])
+            self._embeddings[prompt] = self.model.encode_prompts([prompt], self.code)
             if len(self._embeddings) > PROMPT_CACHE:
                 self._embeddings.popitem(last=False)
         return self._embeddings[prompt]
@@ -126,6 +141,7 @@ class Stream:
     def reset(self) -> None:
         """Forget the history (a scene change, a new camera); the prompt stays."""
         self.cache.reset()
+        self._previous = None
 
     @torch.no_grad()
     def rebuild_history(self, pairs: list[tuple[np.ndarray, np.ndarray]]) -> None:
@@ -167,12 +183,14 @@ class Stream:
         return x.permute(1, 2, 0).cpu().numpy()
 
     def _work(self, x: torch.Tensor, prompt: torch.Tensor, noise: torch.Tensor,
-              ctx: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """A frame's device work: encode, sample against the cache and commit, decode.
+              ctx: torch.Tensor | None = None,
+              start: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A frame's device work: encode, sample against the cache (from `start` at the
+        warm-start level, if given) and commit, decode.
         Returns (input latent, output image, output latent)."""
         z_in = self.model.codec.encode(x)
         z = generate_frame(self.model.denoiser, self.cache, z_in, prompt, noise, self.steps,
-                           self.shortcut, self.context_t, ctx, self.commit)
+                           self.shortcut, self.context_t, ctx, self.commit, start, self.warm_start)
         return z_in, self.model.codec.decode(z, x), z
 
     def _run(self, x: torch.Tensor, prompt: torch.Tensor):
@@ -191,8 +209,13 @@ class Stream:
         inputs = {"x": x, "prompt": prompt, "noise": noise}
         if self.context_t > 0:
             inputs["ctx"] = draw(self.g)
+        if self.warm_start and self._previous is not None and self._previous.shape == shape:
+            inputs["start"] = self._previous
         if not self.cuda_graph:
-            return self._work(**inputs)
+            out = self._work(**inputs)
+            if self.warm_start:
+                self._previous = out[2]
+            return out
         if self._graphed is None:
             if self.cache.keys is None:  # the graph needs the buffers' final addresses
                 self.cache.allocate(x.shape[0], self.model.denoiser.cfg.head_dim, self.dtype, self.device)
@@ -208,10 +231,10 @@ class Stream:
         if not torch.isfinite(z).all():
             # a poisoned history would poison every later frame: drop it and redo this one
             self.recoveries += 1
-            self.cache.reset()
+            self.reset()
             z_in, image, z = self._run(x, prompt)
             if not torch.isfinite(z).all():
-                self.cache.reset()
+                self.reset()
                 # nothing sane came out: show the input's latent, try again next frame
                 image = self.model.codec.decode(z_in, x)
         out = self._to_frame(image, frame.shape[:2])

@@ -68,6 +68,14 @@ class OptimConfig:
     # share of frames whose level is uniform in [0, 1] instead: the logit-normal almost never
     # draws t near 1, where every sampling run starts
     t_uniform: float = 0.0
+    # a model with denoiser.choice: the weight of its code's KL term (nats per clip)
+    # against the per-element MSE, charged only above choice_free nats ("free bits": with
+    # no pull toward an unused code, it is not emptied before the model learns to read it)
+    choice_kl: float = 1e-3
+    choice_free: float = 10.0
+    # the code's projection starts at zero and its posterior learns only through it:
+    # both get this multiple of the learning rate, so a short run can teach them
+    choice_lr_scale: float = 1.0
 
 
 @dataclass
@@ -99,6 +107,7 @@ class SampleConfig:
     # last denoising step writes it (one pass a frame fewer; history at level 1/steps)
     commit: str = "clean"
     fixed_noise: bool = False  # every frame of a stream starts from the same noise (Stream)
+    warm_start: float = 0.0  # sample each frame from this level, from the previous output (Stream)
 
     def __post_init__(self):
         if self.commit not in COMMITS:
@@ -141,6 +150,13 @@ class TrainConfig:
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, not {self.objective!r}")
+        if self.objective == "shortcut" and self.model.denoiser.choice:
+            raise ValueError("shortcut distillation of a model with a choice code "
+                             "(model.denoiser.choice) is not supported yet")
+        if self.optim.choice_kl < 0 or self.optim.choice_free < 0 or self.optim.choice_lr_scale <= 0:
+            raise ValueError(f"optim.choice_kl and optim.choice_free must be >= 0 and "
+                             f"optim.choice_lr_scale > 0, not {self.optim.choice_kl}, "
+                             f"{self.optim.choice_free} and {self.optim.choice_lr_scale}")
 
     def to_dict(self) -> dict:
         from dataclasses import asdict

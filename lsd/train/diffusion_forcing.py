@@ -6,7 +6,9 @@ also get a *history prefix*: its first c frames stand for output the model alrea
 They carry no loss; with augmentation they are damaged in pixel space (history_damage),
 noised to a small level the model is told (context noise), or replaced by the model's own
 frame-by-frame rollout (the streaming engine's rollout function), so the frames after them
-must be right although their history is not.
+must be right although their history is not. A model with a choice code
+(models/choice.py) is told a code read off the clip's targets; the self-rollout uses the
+same code, so its frames make the choice the targets make.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ def _prefix_lengths(batch: int, frames: int, share: float, g: torch.Generator) -
 
 def diffusion_forcing(model: LSDModel, clips: dict, cfg: TrainConfig, g: torch.Generator,
                       rollout_now: bool = False) -> tuple[dict, torch.Tensor, torch.Tensor]:
-    """Returns inputs for `model.denoiser` (z_t, z_in, t, d; prompts as strings), the target
+    """Returns inputs for `Trainable` (z_t, z_in, t, d; prompts as strings; with a choice
+    code, the targets it is read off and the reparameterisation noise), the target
     velocity (B, T, C, h, w) and a per-frame loss weight (B, T)."""
     hist, dev = cfg.history, model.codec.latent_mean.device
     x_in, x_target = clips["input"], clips["target"]  # on the CPU, where damage is done
@@ -43,16 +46,23 @@ def diffusion_forcing(model: LSDModel, clips: dict, cfg: TrainConfig, g: torch.G
         t = torch.where(uniform, torch.rand(b, frames, generator=g), t)
     c = _prefix_lengths(b, frames, hist.prefix, g)
     prefix = torch.arange(frames)[None] < c[:, None]  # (B, T)
+    choice, code = {}, None
+    if model.config.denoiser.choice:  # drawn only for such a model, so older runs replay exactly
+        eps = torch.randn(b, model.config.denoiser.choice, generator=g).to(dev)
+        choice = {"choice_target": z0, "choice_eps": eps}
+        with torch.no_grad():
+            code = model.denoiser.choice_posterior.sample(z0, z_in, eps)[0]
     history, t_history = z0, torch.zeros(b, frames)
     if hist.enabled and prefix.any():
         rollout_frames = int(c.max()) if rollout_now else 0
-        history, t_history = augmented_history(model, clips, z0, z_in, cfg, g, prefix, rollout_frames)
+        history, t_history = augmented_history(model, clips, z0, z_in, cfg, g, prefix,
+                                               rollout_frames, code)
     t = torch.where(prefix, t_history, t).to(dev)
     prefix = prefix.to(dev)
     clean = torch.where(prefix[..., None, None, None], history, z0)
     noise = torch.randn(z0.shape, generator=g).to(dev, z0.dtype)
     inputs = {"z_t": add_noise(clean, noise, t), "z_in": z_in, "t": t,
-              "d": torch.zeros(b, frames, device=dev), "prompts": clips["prompts"]}
+              "d": torch.zeros(b, frames, device=dev), "prompts": clips["prompts"], **choice}
     weight = (~prefix).float()
     return inputs, velocity(z0, noise), weight
 
@@ -60,11 +70,13 @@ def diffusion_forcing(model: LSDModel, clips: dict, cfg: TrainConfig, g: torch.G
 @torch.no_grad()
 def augmented_history(model: LSDModel, clips: dict, z0: torch.Tensor, z_in: torch.Tensor,
                       cfg: TrainConfig, g: torch.Generator, mask: torch.Tensor,
-                      rollout_frames: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+                      rollout_frames: int = 0,
+                      code: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Latents for frames that serve as history, and their noise levels (B, T): frames in
     `mask` (B, T) get the target damaged in pixel space and re-encoded; those among the
     first `rollout_frames` are replaced by the model's own rollout (frame styles' clips
-    only, unless history.rollout_memory_styles); every frame gets a
+    only, unless history.rollout_memory_styles; told the choice `code` where the model
+    has one); every frame gets a
     context noise level in [0, history.context_noise]."""
     hist, dev = cfg.history, z0.device
     history = z0.clone()
@@ -74,7 +86,7 @@ def augmented_history(model: LSDModel, clips: dict, z0: torch.Tensor, z_in: torc
     history[mask.to(dev)] = model.codec.encode(damaged).to(history.dtype)
     if rollout_frames:
         n = rollout_frames
-        own = _own_rollout(model, z_in[:, :n], clips["prompts"], hist.rollout_steps, g)
+        own = _own_rollout(model, z_in[:, :n], clips["prompts"], hist.rollout_steps, g, code)
         keep = mask[:, :n]
         if not hist.rollout_memory_styles:
             frame_clip = torch.tensor([get_style(s).kind == "frame" for s in clips["styles"]])
@@ -93,11 +105,11 @@ def latents(model: LSDModel, clips: dict, key: str, frames: torch.Tensor, dev) -
 
 @torch.no_grad()
 def _own_rollout(model: LSDModel, z_in: torch.Tensor, prompts: list[str], steps: int,
-                 g: torch.Generator) -> torch.Tensor:
+                 g: torch.Generator, code: torch.Tensor | None = None) -> torch.Tensor:
     """The model's own frames for the prefix, made the way streaming makes them."""
     was_training = model.training
     model.eval()
-    out = rollout(model.denoiser, model.new_cache(), z_in, model.encode_prompts(prompts), steps,
+    out = rollout(model.denoiser, model.new_cache(), z_in, model.encode_prompts(prompts, code), steps,
                   generator=g)
     model.train(was_training)
     return out

@@ -42,14 +42,30 @@ VAL_LEVELS = (0.25, 0.5, 0.75)  # fixed noise levels of the validation loss
 
 
 class Trainable(nn.Module):
-    """The parts that learn in the denoiser stage (what DDP wraps)."""
+    """The parts that learn in the denoiser stage (what DDP wraps). Returns the predicted
+    velocity and the choice code's KL term (0 without a code)."""
 
     def __init__(self, model: LSDModel):
         super().__init__()
         self.denoiser, self.text = model.denoiser, model.text
 
-    def forward(self, z_t, z_in, t, d, prompts, history=None):
-        return self.denoiser(z_t, z_in, t, d, self.text(prompts), history=history)
+    def forward(self, z_t, z_in, t, d, prompts, history=None, choice_target=None, choice_eps=None):
+        prompt = self.text(prompts)
+        kl = prompt.new_zeros((), dtype=torch.float32)
+        if choice_target is not None:  # inside forward, so DDP averages the posterior's gradients
+            code, kl = self.denoiser.choice_posterior.sample(choice_target, z_in, choice_eps)
+            prompt = self.denoiser.with_choice(prompt, code)
+        return self.denoiser(z_t, z_in, t, d, prompt, history=history), kl
+
+
+def _param_groups(trainable: nn.Module, oc) -> list[dict]:
+    """AdamW groups: everything at the schedule's rate, a choice code's parts (if any) at
+    optim.choice_lr_scale times it."""
+    named = list(trainable.named_parameters())
+    code = [p for n, p in named if n.startswith(("denoiser.choice_embed.", "denoiser.choice_posterior."))]
+    rest = [p for n, p in named if not n.startswith(("denoiser.choice_embed.", "denoiser.choice_posterior."))]
+    groups = [{"params": rest, "lr_scale": 1.0}]
+    return groups + ([{"params": code, "lr_scale": oc.choice_lr_scale}] if code else [])
 
 
 def lr_at(step: int, cfg) -> float:
@@ -233,7 +249,7 @@ class Trainer:
             for d in cfg.distill.d_grid:
                 with self._autocast():
                     inputs, target, weight = self.objective(self.ema, clips, cfg, g, forced_d=d)
-                    pred = Trainable(self.ema)(**inputs)
+                    pred, _ = Trainable(self.ema)(**inputs)
                 out[f"val_loss_d{d}of12"] = round(float(weighted_mse(pred, target, weight)), 5)
             return out
         for level in VAL_LEVELS:
@@ -261,7 +277,7 @@ class Trainer:
         oc = cfg.optim
         trainable = Trainable(self.model)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
-        opt = torch.optim.AdamW(trainable.parameters(), lr=oc.lr, betas=tuple(oc.betas),
+        opt = torch.optim.AdamW(_param_groups(trainable, oc), lr=oc.lr, betas=tuple(oc.betas),
                                 weight_decay=oc.weight_decay)
         if is_checkpoint(self.out / "state"):
             self._restore(opt)
@@ -282,6 +298,8 @@ class Trainer:
         params = list(trainable.parameters())
         bar = tqdm(total=oc.steps, initial=self.step, desc="train", disable=not (self.progress and d.main))
         recent: list[float] = []
+        recent_kl: list[float] = []  # the choice code's KL, nats per clip
+        choice = bool(cfg.model.denoiser.choice)
         t_start, steps_start = time.time(), self.step
         try:
             while self.step < oc.steps:
@@ -289,14 +307,15 @@ class Trainer:
                     pool.advance_to(self.step // cfg.data.refresh_every)
                 lr = lr_at(self.step, oc)
                 for group in opt.param_groups:
-                    group["lr"] = lr
+                    group["lr"] = lr * group["lr_scale"]
                 clips = pool.sample(per_rank, self.g)
                 rollout_now = bool(torch.rand((), generator=self.g) < cfg.history.self_rollout)
                 with self._autocast():
                     inputs, target, weight = self.objective(
                         self.model, clips, cfg, self.g, rollout_now and cfg.history.enabled)
-                    pred = wrapped(**inputs)
-                loss = weighted_mse(pred, target, weight)
+                    pred, kl = wrapped(**inputs)
+                mse = weighted_mse(pred, target, weight)  # what is logged as the loss
+                loss = mse + oc.choice_kl * kl.clamp_min(oc.choice_free) if choice else mse
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 grad_norm = torch.nn.utils.clip_grad_norm_(params, oc.grad_clip)
@@ -305,12 +324,15 @@ class Trainer:
                     for pe, p in zip(ema_params, params):
                         pe.lerp_(p, 1 - oc.ema)
                 self.step += 1
-                recent = (recent + [loss.item()])[-50:]
+                recent = (recent + [mse.item()])[-50:]
+                recent_kl = (recent_kl + [kl.item()])[-50:]
                 bar.update(1)
                 bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}", lr=f"{lr:.1e}")
                 if self.step % cfg.run.log_every == 0:
                     self.log(step=self.step, loss=round(d.mean(sum(recent) / len(recent)), 5),
                              lr=lr, grad_norm=round(float(grad_norm), 4),
+                             **({"choice_kl": round(d.mean(sum(recent_kl) / len(recent_kl)), 3)}
+                                if choice else {}),
                              sec_per_step=round((time.time() - t_start) / (self.step - steps_start), 3))
                 if d.main and (self.step % cfg.run.val_every == 0 or self.step == oc.steps):
                     self.log(step=self.step, **self.validate(val_clips))
