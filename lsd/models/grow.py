@@ -1,7 +1,7 @@
-"""Growing a trained denoiser: deeper, with an anchor, or with a choice code. New blocks go after the trained
-ones and start as the identity (adaLN-Zero: their gates are zero), so the grown model
-computes exactly what the trained one did, and training goes on from there with the extra
-capacity (`lsd train --init-from DIR` with a config whose only change is a larger
+"""Growing a trained denoiser: deeper, with an anchor, or with a choice code. New blocks go
+after the trained ones and start as the identity (adaLN-Zero: their gates are zero), so the
+grown model computes exactly what the trained one did, and training goes on from there with
+the extra capacity (`lsd train --init-from DIR` with a config whose only change is a larger
 denoiser.depth). An anchor (denoiser.anchor) starts with each head's bias for the oldest
 frame of its window: the anchor is one more old frame to it, which it then learns to use.
 A choice code (denoiser.choice) starts with a zero projection: it adds nothing at first."""

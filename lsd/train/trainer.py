@@ -61,9 +61,10 @@ class Trainable(nn.Module):
 def _param_groups(trainable: nn.Module, oc) -> list[dict]:
     """AdamW groups: everything at the schedule's rate, a choice code's parts (if any) at
     optim.choice_lr_scale times it."""
+    parts = ("denoiser.choice_embed.", "denoiser.choice_posterior.")
     named = list(trainable.named_parameters())
-    code = [p for n, p in named if n.startswith(("denoiser.choice_embed.", "denoiser.choice_posterior."))]
-    rest = [p for n, p in named if not n.startswith(("denoiser.choice_embed.", "denoiser.choice_posterior."))]
+    code = [p for n, p in named if n.startswith(parts)]
+    rest = [p for n, p in named if not n.startswith(parts)]
     groups = [{"params": rest, "lr_scale": 1.0}]
     return groups + ([{"params": code, "lr_scale": oc.choice_lr_scale}] if code else [])
 
