@@ -209,7 +209,7 @@ class Stream:
         inputs = {"x": x, "prompt": prompt, "noise": noise}
         if self.context_t > 0:
             inputs["ctx"] = draw(self.g)
-        if self.warm_start and self._previous is not None and self._previous.shape == shape:
+        if self._previous is not None:  # kept only with a warm start
             inputs["start"] = self._previous
         if not self.cuda_graph:
             out = self._work(**inputs)

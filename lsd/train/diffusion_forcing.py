@@ -50,8 +50,9 @@ def diffusion_forcing(model: LSDModel, clips: dict, cfg: TrainConfig, g: torch.G
     if model.config.denoiser.choice:  # drawn only for such a model, so older runs replay exactly
         eps = torch.randn(b, model.config.denoiser.choice, generator=g).to(dev)
         choice = {"choice_target": z0, "choice_eps": eps}
-        with torch.no_grad():
-            code = model.denoiser.choice_posterior.sample(z0, z_in, eps)[0]
+        if rollout_now:  # the rollout needs the code now; the loss's code is made with gradient
+            with torch.no_grad():
+                code = model.denoiser.choice_posterior.sample(z0, z_in, eps)[0]
     history, t_history = z0, torch.zeros(b, frames)
     if hist.enabled and prefix.any():
         rollout_frames = int(c.max()) if rollout_now else 0
