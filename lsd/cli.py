@@ -68,7 +68,8 @@ def cmd_bench_quality(args: argparse.Namespace) -> None:
     for name in styles or []:
         get_style(name)  # a typo fails now, not after minutes of rollout
     _emit(bench_quality(args.checkpoint, args.steps, args.frames, styles, args.context_t,
-                        args.strips, args.streams, args.fixed_noise, args.warm_start), args.json)
+                        args.strips, args.streams, args.fixed_noise, args.warm_start,
+                        args.settle), args.json)
 
 
 def cmd_bench_levels(args: argparse.Namespace) -> None:
@@ -439,6 +440,10 @@ def build_parser() -> argparse.ArgumentParser:
     bq.add_argument("--warm-start", type=float,
                     help="sample every frame from this noise level, starting from the previous "
                          "output noised to it (0: off; default: the checkpoint's sample.warm_start)")
+    bq.add_argument("--settle", type=int,
+                    help="sample a stream's first frame this many extra times, each pass reading "
+                         "the last as history, before showing it (default: the checkpoint's "
+                         "sample.settle)")
     bq.add_argument("--strips", help="folder for one input/target/output PNG per style")
     bq.add_argument("--json", action="store_true")
     bq.set_defaults(func=cmd_bench_quality)

@@ -95,6 +95,9 @@ def test_quality_takes_fixed_noise_from_the_checkpoint_unless_told(tmp_path, cap
     warm = run("--warm-start", "0.5")  # a warm start is passed through and changes the rollout
     assert default["warm_start"] == 0.0 and warm["warm_start"] == 0.5
     assert warm["per_style"] != default["per_style"]
+    settled = run("--settle", "2")  # so is settling
+    assert default["settle"] == 0 and settled["settle"] == 2
+    assert settled["per_style"] != default["per_style"]
     # fixed: the rollout is a Stream's whose noise is its seed's first draw at every frame
     stream = Stream(LSDModel.load(tmp_path / "ckpt"), "ink wash painting", 2,
                     seed=VAL_SEED_START + 100, fixed_noise=True)

@@ -107,6 +107,45 @@ def test_an_anchored_stream_takes_a_new_anchor_when_a_prompt_switch_is_done(tmp_
     assert s.cache.key_ages()[-1] == 3  # k + 1: the anchor slot is filled again
 
 
+def test_settling_samples_the_first_frame_again_before_showing_it(tmp_path):
+    """settle k shows what a plain stream shows after k more passes on the first frame (and
+    after a reset); with an anchor, the last pass is the anchor. 0 is off; from the checkpoint."""
+    model = randomized(LSDModel(small_config(anchor=True)))
+    model.save(tmp_path / "m", extra_config={"sample": {"steps": 2}})
+    fs = frames(4)
+    anchor = lambda s: s.cache.keys[:, :, :, 2 * model.denoiser.tokens:].clone()  # after k = 2 slots
+
+    def by_hand(passes_kept_as_anchor):
+        s = Stream.from_pretrained(tmp_path / "m", prompt="sepia", seed=3)
+        for _ in range(2):
+            s.step(fs[0])
+            if passes_kept_as_anchor:
+                s.cache.drop_anchor()
+        return [s.step(f) for f in fs], anchor(s)
+
+    settled = Stream.from_pretrained(tmp_path / "m", prompt="sepia", seed=3, settle=2)
+    outs = [settled.step(f) for f in fs]
+    hand, hand_anchor = by_hand(True)
+    assert all(np.array_equal(a, b) for a, b in zip(outs, hand))
+    assert torch.equal(anchor(settled), hand_anchor)
+    assert not torch.equal(by_hand(False)[1], hand_anchor)  # without the drop: pass 1's anchor
+    assert settled.frames == 4  # the passes are not frames
+    plain = Stream.from_pretrained(tmp_path / "m", prompt="sepia", seed=3)
+    assert not np.array_equal(plain.step(fs[0]), outs[0])
+    calls = []
+    work = settled._work
+    settled._work = lambda **kw: calls.append(1) or work(**kw)
+    settled.step(fs[1])
+    settled.reset()  # a new history is settled again
+    settled.step(fs[2])
+    assert len(calls) == 1 + 3
+    with pytest.raises(ValueError, match="settle must be"):
+        Stream.from_pretrained(tmp_path / "m", settle=-1)
+    loaded = lsd.models.load(tmp_path / "m")
+    loaded.checkpoint_config["sample"]["settle"] = 5
+    assert Stream(loaded).settle == 5 and Stream(loaded, settle=0).settle == 0
+
+
 @pytest.mark.parametrize("cuda_graph", [False, True])  # True: the graph path's CPU form
 def test_nan_step_resets_the_history_and_carries_on(ckpt, cuda_graph):
     s = Stream.from_pretrained(ckpt, prompt="ink wash", cuda_graph=cuda_graph)

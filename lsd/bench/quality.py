@@ -84,13 +84,12 @@ def strip_image(columns: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]) -
 
 def evaluate_style(model: LSDModel, style: str, seed: int, frames: int, steps: int,
                    context_t: float | None = None, strip: list | None = None,
-                   fixed_noise: bool | None = None, warm_start: float | None = None) -> dict:
+                   sampling: dict | None = None) -> dict:
     """Metrics of one style's rollout; with `strip` (a list), the frames for a picture of it
-    are appended to it."""
+    are appended to it. `sampling`: more Stream settings (fixed_noise, warm_start, settle)."""
     size = tuple(model.config.frame_size)
     s = get_style(style)
-    run = Stream(model, s.prompts[0], steps, context_t=context_t, seed=seed, fixed_noise=fixed_noise,
-                 warm_start=warm_start)
+    run = Stream(model, s.prompts[0], steps, context_t=context_t, seed=seed, **(sampling or {}))
     outputs, targets, psnrs, ssims, warp_out, warp_target = [], [], [], [], [], []
     prev = None
     shown = set(np.linspace(0, frames - 1, STRIP_COLUMNS).round().astype(int).tolist())
@@ -136,27 +135,28 @@ def average(reports: list[dict]) -> dict:
 def bench_quality(checkpoint: str, steps: int = 12, frames: int = 300,
                   styles: list[str] | None = None, context_t: float | None = None,
                   strips: str | None = None, streams: int = 1,
-                  fixed_noise: bool | None = None, warm_start: float | None = None) -> dict:
+                  fixed_noise: bool | None = None, warm_start: float | None = None,
+                  settle: int | None = None) -> dict:
     """All styles (or `styles`) on held-out streams, `streams` per style (averaged); `strips`
     names a folder to write one PNG per style into (input / target / output rows over the
-    first stream's rollout). fixed_noise, warm_start None: as the checkpoint says (Stream's
-    defaults)."""
+    first stream's rollout). context_t, fixed_noise, warm_start, settle None: as the
+    checkpoint says (Stream's defaults)."""
     if streams < 1:
         raise ValueError(f"streams must be >= 1, not {streams}")
     model = load(checkpoint)
-    if context_t is None:  # what the model runs with (Stream's default too)
-        context_t = float(model.checkpoint_config.get("sample", {}).get("context_t", 0.0))
-    if fixed_noise is None:
-        fixed_noise = bool(model.checkpoint_config.get("sample", {}).get("fixed_noise", False))
-    if warm_start is None:
-        warm_start = float(model.checkpoint_config.get("sample", {}).get("warm_start", 0.0))
+    told = {"context_t": context_t, "fixed_noise": fixed_noise, "warm_start": warm_start,
+            "settle": settle}
+    sample = model.checkpoint_config.get("sample", {})
+    defaults = {"context_t": 0.0, "fixed_noise": False, "warm_start": 0.0, "settle": 0}
+    # what the rollout runs with, written into the report
+    sampling = {k: type(v)(sample.get(k, v)) if told[k] is None else told[k] for k, v in defaults.items()}
+    context_t = sampling.pop("context_t")
     t0 = time.time()
     per_style = {}
     for i, name in enumerate(styles or style_names()):
         strip = [] if strips else None
         runs = [evaluate_style(model, name, VAL_SEED_START + 100 + i + STREAM_SEED_STRIDE * j,
-                               frames, steps, context_t, strip if j == 0 else None, fixed_noise,
-                               warm_start)
+                               frames, steps, context_t, strip if j == 0 else None, sampling)
                 for j in range(streams)]
         per_style[name] = runs[0] if streams == 1 else {
             **average(runs), "streams": streams,
@@ -169,7 +169,7 @@ def bench_quality(checkpoint: str, steps: int = 12, frames: int = 300,
     rows = list(per_style.values())
     return {
         "checkpoint": str(checkpoint), "steps": steps, "frames": frames, "streams": streams,
-        "context_t": context_t, "fixed_noise": fixed_noise, "warm_start": warm_start,
+        "context_t": context_t, **sampling,
         "mean_psnr_db": mean("psnr_db", frame_styles) if frame_styles else None,
         "mean_psnr_db_all": mean("psnr_db", rows),
         "mean_ssim": mean("ssim", frame_styles) if frame_styles else None,

@@ -46,7 +46,8 @@ class Stream:
                  device: str | torch.device = "cpu", dtype: torch.dtype = torch.bfloat16,
                  context_t: float | None = None, shortcut: bool | None = None, seed: int = 0,
                  compile: bool = False, cuda_graph: bool | None = None,
-                 fixed_noise: bool | None = None, warm_start: float | None = None):
+                 fixed_noise: bool | None = None, warm_start: float | None = None,
+                 settle: int | None = None):
         sample = model.checkpoint_config.get("sample", {})
         self.steps = int(steps if steps is not None else sample.get("steps", 3))
         if self.steps < 1:
@@ -69,6 +70,15 @@ class Stream:
         if not 0 <= self.warm_start <= 1:
             raise ValueError(f"warm_start must be in [0, 1], not {self.warm_start}")
         self._previous: torch.Tensor | None = None  # the last output latent (warm start)
+        # settle k: the first frame after an empty history is sampled k extra times, each
+        # pass reading the one before as history, before it is shown. A pick made from the
+        # noise alone (pop_art's palette) comes out as a patchwork of several; the passes
+        # pull it toward one, as the model was trained to mend a damaged history, before
+        # later frames copy it (and an anchor keeps it). Costs k frames' work once.
+        self.settle = int(settle if settle is not None else sample.get("settle", 0))
+        if self.settle < 0:
+            raise ValueError(f"settle must be >= 0, not {self.settle}")
+        self._settled = False  # has the history's first frame been settled?
         self.device, self.dtype = check_device(device), dtype
         self.model = model.to(self.device, dtype).eval()
         self.size = tuple(model.config.frame_size)
@@ -142,6 +152,7 @@ class Stream:
         """Forget the history (a scene change, a new camera); the prompt stays."""
         self.cache.reset()
         self._previous = None
+        self._settled = False
 
     @torch.no_grad()
     def rebuild_history(self, pairs: list[tuple[np.ndarray, np.ndarray]]) -> None:
@@ -152,6 +163,7 @@ class Stream:
         frame, so rebuilding from the stream's own outputs matches it only up to the codec's
         round trip. The sampling noise generator is not touched."""
         self.cache.reset()
+        self._settled = True  # a history made here is not settled over
         g = torch.Generator().manual_seed(self.seed + self.frames)  # for noised commits only
         # a last-step commit holds the frame at the last step's level, told that step size
         level, d = self.context_t, 0.0
@@ -222,17 +234,26 @@ class Stream:
             self._graphed = GraphedStep(self._work, inputs, self.cache)
         return self._graphed(**inputs)
 
+    def _sample(self, x: torch.Tensor, prompt: torch.Tensor):
+        """_run, after the settling passes if the history is new."""
+        if not self._settled:
+            self._settled = True
+            for _ in range(self.settle):
+                self._run(x, prompt)
+                self.cache.drop_anchor()  # the shown frame, settled, becomes the anchor
+        return self._run(x, prompt)
+
     @torch.no_grad()
     def step(self, frame: np.ndarray) -> np.ndarray:
         """The output frame for this input frame (same size), generated now: no lag."""
         t0 = time.perf_counter()
         x, prompt = self._to_model(frame), self._next_embedding()
-        z_in, image, z = self._run(x, prompt)
+        z_in, image, z = self._sample(x, prompt)
         if not torch.isfinite(z).all():
             # a poisoned history would poison every later frame: drop it and redo this one
             self.recoveries += 1
             self.reset()
-            z_in, image, z = self._run(x, prompt)
+            z_in, image, z = self._sample(x, prompt)
             if not torch.isfinite(z).all():
                 self.reset()
                 # nothing sane came out: show the input's latent, try again next frame

@@ -108,6 +108,7 @@ class SampleConfig:
     commit: str = "clean"
     fixed_noise: bool = False  # every frame of a stream starts from the same noise (Stream)
     warm_start: float = 0.0  # sample each frame from this level, from the previous output (Stream)
+    settle: int = 0  # extra passes that settle a stream's first frame before it is shown (Stream)
 
     def __post_init__(self):
         if self.commit not in COMMITS:
