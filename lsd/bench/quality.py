@@ -24,7 +24,7 @@ from ..data import VAL_SEED_START, Sample, paired_stream
 from ..io import side_by_side
 from ..metrics import decoration_f1, palette_distance, psnr, ssim, warp_error
 from ..models import LSDModel, load
-from ..stream.engine import Stream
+from ..stream.engine import Stream, sample_setting
 from ..styles import get_style, style_names
 from .machine import machine_name
 
@@ -144,13 +144,9 @@ def bench_quality(checkpoint: str, steps: int = 12, frames: int = 300,
     if streams < 1:
         raise ValueError(f"streams must be >= 1, not {streams}")
     model = load(checkpoint)
-    told = {"context_t": context_t, "fixed_noise": fixed_noise, "warm_start": warm_start,
-            "settle": settle}
-    sample = model.checkpoint_config.get("sample", {})
-    defaults = {"context_t": 0.0, "fixed_noise": False, "warm_start": 0.0, "settle": 0}
-    # what the rollout runs with, written into the report
-    sampling = {k: type(v)(sample.get(k, v)) if told[k] is None else told[k] for k, v in defaults.items()}
-    context_t = sampling.pop("context_t")
+    context_t = sample_setting(model, "context_t", context_t)
+    told = {"fixed_noise": fixed_noise, "warm_start": warm_start, "settle": settle}
+    sampling = {k: sample_setting(model, k, v) for k, v in told.items()}  # also reported
     t0 = time.time()
     per_style = {}
     for i, name in enumerate(styles or style_names()):

@@ -32,6 +32,18 @@ LATENCY_WINDOW = 1000  # frames the latency percentiles are taken over
 PROMPT_CACHE = 32  # prompt embeddings kept (switching back to a recent prompt is free)
 
 
+# what a stream samples with when neither the caller nor the checkpoint's `sample` says
+SAMPLE_DEFAULTS = {"steps": 3, "context_t": 0.0, "shortcut": False, "fixed_noise": False,
+                   "warm_start": 0.0, "settle": 0, "commit": "clean"}
+
+
+def sample_setting(model: LSDModel, name: str, told=None):
+    """A sampling setting: as told, else the checkpoint's sample.<name>, else the default."""
+    default = SAMPLE_DEFAULTS[name]
+    return type(default)(told if told is not None
+                         else model.checkpoint_config.get("sample", {}).get(name, default))
+
+
 def check_device(device: str | torch.device) -> torch.device:
     """The device, or a clear error when this torch cannot run on it."""
     device = torch.device(device)
@@ -48,34 +60,31 @@ class Stream:
                  compile: bool = False, cuda_graph: bool | None = None,
                  fixed_noise: bool | None = None, warm_start: float | None = None,
                  settle: int | None = None):
-        sample = model.checkpoint_config.get("sample", {})
-        self.steps = int(steps if steps is not None else sample.get("steps", 3))
+        self.steps = sample_setting(model, "steps", steps)
         if self.steps < 1:
             raise ValueError(f"steps must be >= 1, not {self.steps}")
-        self.context_t = float(context_t if context_t is not None else sample.get("context_t", 0.0))
+        self.context_t = sample_setting(model, "context_t", context_t)
         # a distilled (shortcut) model is told the step size; a teacher is not
-        self.shortcut = bool(shortcut if shortcut is not None else sample.get("shortcut", False))
-        self.commit = sample.get("commit", "clean")  # how the model was trained to see history
+        self.shortcut = sample_setting(model, "shortcut", shortcut)
+        self.commit = sample_setting(model, "commit")  # how the model was trained to see history
         # fixed: every frame starts from the stream's one noise draw (as StreamDiffusion
         # does), so what the model picks from the noise (pop_art's palette) is picked the
         # same way every frame. Off by default: it costs the shipped teacher ~3.7 dB on
         # the frame styles (README, "The shipped teacher")
-        self.fixed_noise = bool(fixed_noise if fixed_noise is not None
-                                else sample.get("fixed_noise", False))
+        self.fixed_noise = sample_setting(model, "fixed_noise", fixed_noise)
         self._fixed: torch.Tensor | None = None  # the fixed noise, once drawn
         # warm start t0 in (0, 1]: each frame is sampled from level t0, starting from the
         # previous output noised to it, so the colours it chose carry over; 0: off
-        self.warm_start = float(warm_start if warm_start is not None
-                                else sample.get("warm_start", 0.0))
+        self.warm_start = sample_setting(model, "warm_start", warm_start)
         if not 0 <= self.warm_start <= 1:
             raise ValueError(f"warm_start must be in [0, 1], not {self.warm_start}")
         self._previous: torch.Tensor | None = None  # the last output latent (warm start)
         # settle k: the first frame after an empty history is sampled k extra times, each
         # pass reading the one before as history, before it is shown. A pick made from the
         # noise alone (pop_art's palette) comes out as a patchwork of several; the passes
-        # pull it toward one, as the model was trained to mend a damaged history, before
+        # can pull it toward one, as the model was trained to mend a damaged history, before
         # later frames copy it (and an anchor keeps it). Costs k frames' work once.
-        self.settle = int(settle if settle is not None else sample.get("settle", 0))
+        self.settle = sample_setting(model, "settle", settle)
         if self.settle < 0:
             raise ValueError(f"settle must be >= 0, not {self.settle}")
         self._settled = False  # has the history's first frame been settled?

@@ -326,7 +326,8 @@ class Trainer:
                         pe.lerp_(p, 1 - oc.ema)
                 self.step += 1
                 recent = (recent + [mse.item()])[-50:]
-                recent_kl = (recent_kl + [kl.item()])[-50:]
+                if choice:  # .item() waits for the device: only where there is a KL
+                    recent_kl = (recent_kl + [kl.item()])[-50:]
                 bar.update(1)
                 bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}", lr=f"{lr:.1e}")
                 if self.step % cfg.run.log_every == 0:
