@@ -47,7 +47,7 @@ class DenoiserConfig:
     patch: int = 2  # latent pixels per token side (2: 64 tokens for a 128x128 frame)
     history: int = 3  # k: a frame attends to itself and the k frames before it
     anchor: bool = False  # ...and the first frame too (an attention sink; see denoiser.py)
-    choice: int = 0  # size of a per-stream choice code (models/choice.py); 0: none
+    choice: bool = False  # told the stream's picks on every frame (styles/picks.py)
     # per-block widths left by structured pruning (`lsd prune`); empty: every block has
     # `heads` heads and an MLP of dim * mlp_ratio. A head is always dim // heads wide.
     block_heads: tuple[int, ...] = ()
@@ -106,8 +106,8 @@ class ModelConfig:
             raise ValueError(f"denoiser.dim {d.dim} is not divisible by heads {d.heads}")
         if d.history < 0:
             raise ValueError(f"denoiser.history must be >= 0, not {d.history}")
-        if d.choice < 0:
-            raise ValueError(f"denoiser.choice must be >= 0, not {d.choice}")
+        if not isinstance(d.choice, bool):  # the old CVAE code's size, say
+            raise ValueError(f"denoiser.choice must be true or false, not {d.choice!r}")
         for name, widths, most in (("block_heads", d.block_heads, d.heads),
                                    ("block_mlp", d.block_mlp, None)):
             if widths and (len(widths) != d.depth

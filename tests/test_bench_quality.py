@@ -40,6 +40,13 @@ def test_quality_report_and_strips(tmp_path, capsys):
     scores = [psnr(run.step(s.input), s.target)
               for s in paired_stream(VAL_SEED_START + 100, "ink_wash", size=32, frames=6)]
     assert abs(np.mean(scores) - report["per_style"]["ink_wash"]["psnr_db"]) < 0.01
+    # the codec's ceiling: the target through the codec (frame 0 of 6, every SSIM_EVERY-th)
+    first = next(paired_stream(VAL_SEED_START + 100, "ink_wash", size=32, frames=1))
+    x = torch.from_numpy(first.target).movedim(-1, 0)[None].float() / 255
+    with torch.no_grad():
+        back = run.model.codec.decode(run.model.codec.encode(x.to(run.model.codec.latent_mean.dtype)))
+    back = (back[0].float().clamp(0, 1) * 255).round().byte().movedim(0, -1).numpy()
+    assert abs(psnr(back, first.target) - report["per_style"]["ink_wash"]["codec_psnr_db"]) < 0.01
 
 
 def test_quality_rejects_unknown_style(tmp_path, capsys):

@@ -85,6 +85,22 @@ def test_history_prefix_carries_no_loss_and_its_level_is_told(enabled):
     assert target.shape == inputs["z_t"].shape
 
 
+def test_a_blanked_prefix_is_pure_noise_told_as_such():
+    """history.blank 1: every prefix frame is at level 1 (pure noise, nothing to copy), the
+    frames after it are drawn as without blanking."""
+    t = {}
+    for blank in (0.0, 1.0):
+        cfg = small_config(history={"prefix": 1.0, "blank": blank})
+        model = LSDModel(cfg.model)
+        inputs, _, weight = diffusion_forcing(model, clips_batch(), cfg, torch.Generator().manual_seed(1))
+        prefix = weight == 0
+        t[blank] = inputs["t"]
+    assert (t[1.0][prefix] == 1).all() and (t[0.0][prefix] <= 0.3).all()
+    torch.testing.assert_close(t[1.0][~prefix], t[0.0][~prefix])
+    with pytest.raises(ValueError, match="history.blank must be in"):
+        small_config(history={"blank": 1.5})
+
+
 def test_memory_styles_can_keep_their_target_history_when_others_get_the_rollout():
     clips = clips_batch() | {"styles": ["pop_art", "ink_wash", "star_glitter"],
                              "prompts": ["pop art", "ink wash", "glitter stars"]}
@@ -212,13 +228,13 @@ def test_configs_differ_only_in_augmentation():
     assert far["data"] == {**anchor["data"], "style_weights": {"pop_art": 3}, "far_first": 0.5}
     assert {k for k in anchor["optim"] if anchor["optim"][k] != far["optim"][k]} == {"steps"}
     assert {k for k in anchor["run"] if anchor["run"][k] != far["run"][k]} == {"seed"}
-    # a choice code instead of the anchor, pop_art drawn more often, memory clips roll out
+    # a choice input instead of the anchor, pop_art drawn more often, memory clips roll out
     choice = TrainConfig.load(root / "tiny-choice.yaml").to_dict()
     assert {k for k in anchor if anchor[k] != choice[k]} == {"model", "data", "history", "optim", "run"}
-    assert choice["model"]["denoiser"] == {**anchor["model"]["denoiser"], "anchor": False, "choice": 8}
+    assert choice["model"]["denoiser"] == {**anchor["model"]["denoiser"], "anchor": False, "choice": True}
     assert choice["data"] == {**anchor["data"], "style_weights": {"pop_art": 5}}
     assert choice["history"] == more["history"]
-    assert {k for k in anchor["optim"] if anchor["optim"][k] != choice["optim"][k]} == {"steps", "ema", "choice_free", "choice_lr_scale"}
+    assert {k for k in anchor["optim"] if anchor["optim"][k] != choice["optim"][k]} == {"steps", "ema", "choice_lr_scale"}
     assert {k for k in anchor["run"] if anchor["run"][k] != choice["run"][k]} == {"seed"}
 
 

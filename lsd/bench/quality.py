@@ -4,7 +4,9 @@ one per style, and compare with the styles' targets.
 Per style: PSNR and SSIM against the target, the output's warp error under the exact flow
 (temporal consistency) beside the target's own, and for memory styles the measure that
 tells whether the per-stream choice was kept (palette distance between the last and the
-first output frame, decoration F1 against the target, or trail PSNR). One stream per style
+first output frame, decoration F1 against the target, or trail PSNR), and the codec's
+ceiling: the target's own PSNR through the model's codec, the best any denoiser could
+score with that codec. One stream per style
 is quick; `--streams N` averages N streams per style, since one stream's palette distance
 moves by tens between seeds.
 """
@@ -26,10 +28,20 @@ from ..metrics import decoration_f1, palette_distance, psnr, ssim, warp_error
 from ..models import LSDModel, load
 from ..stream.engine import Stream, sample_setting
 from ..styles import get_style, style_names
+from ..train.clips import to_frames, to_uint8
 from .machine import machine_name
 
 OCCLUSION_MARGIN = 2  # px: warp errors are measured away from occlusions
-SSIM_EVERY = 10  # SSIM is slow; every 10th frame is plenty
+SSIM_EVERY = 10  # SSIM (and the codec's ceiling) is slow; every 10th frame is plenty
+
+
+@torch.no_grad()
+def through_codec(model: LSDModel, target: np.ndarray, guide: np.ndarray) -> np.ndarray:
+    """The target frame (H, W, 3) uint8 encoded and decoded, guided by the input frame where
+    the codec is guided: what the codec lets through of it."""
+    p = next(model.codec.parameters())
+    x, g = (to_frames(a)[None].to(p.device, p.dtype) for a in (target, guide))
+    return to_uint8(model.codec.decode(model.codec.encode(x), guide=g)[0].cpu())
 
 
 def consistency(kind: str | None, outputs: list[np.ndarray], targets: list[np.ndarray]) -> dict:
@@ -90,7 +102,7 @@ def evaluate_style(model: LSDModel, style: str, seed: int, frames: int, steps: i
     size = tuple(model.config.frame_size)
     s = get_style(style)
     run = Stream(model, s.prompts[0], steps, context_t=context_t, seed=seed, **(sampling or {}))
-    outputs, targets, psnrs, ssims, warp_out, warp_target = [], [], [], [], [], []
+    outputs, targets, psnrs, ssims, warp_out, warp_target, ceiling = [], [], [], [], [], [], []
     prev = None
     shown = set(np.linspace(0, frames - 1, STRIP_COLUMNS).round().astype(int).tolist())
     for i, sample in enumerate(paired_stream(seed, style, size=size, frames=frames)):
@@ -103,6 +115,7 @@ def evaluate_style(model: LSDModel, style: str, seed: int, frames: int, steps: i
         psnrs.append(scores["psnr_db"])
         if i % SSIM_EVERY == 0:
             ssims.append(ssim(out, sample.target))
+            ceiling.append(psnr(through_codec(model, sample.target, sample.input), sample.target))
         if not math.isnan(scores["warp_error"]):
             warp_out.append(scores["warp_error"])
             warp_target.append(scores["target_warp_error"])
@@ -112,6 +125,7 @@ def evaluate_style(model: LSDModel, style: str, seed: int, frames: int, steps: i
     return {"kind": s.kind, "psnr_db": round(float(np.mean(finite)), 2),
             "psnr_db_last_10pct": round(float(np.mean(finite[-max(1, len(finite) // 10):])), 2),
             "ssim": round(float(np.mean(ssims)), 3),
+            "codec_psnr_db": round(float(np.mean([p for p in ceiling if math.isfinite(p)])), 2),
             "warp_error": round(float(np.nanmean(warp_out)), 2) if warp_out else None,
             "target_warp_error": round(float(np.nanmean(warp_target)), 2) if warp_target else None,
             "consistency": (consistency(s.consistency, outputs, targets)

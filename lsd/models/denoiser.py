@@ -9,8 +9,8 @@ is told by a learned per-layer, per-head logit bias indexed by the frame's age (
 With `anchor`, every frame after the first also attends the first frame (of the clip, or
 of the stream since the last reset) through its own bias: an attention sink that carries a
 per-stream choice made at frame 0 without the drift of a chain of copies. With `choice`,
-a per-stream code is added to the prompt embedding instead (models/choice.py): the choice
-is told to every frame rather than remembered.
+the stream's picks (styles/picks.py) are told to every frame instead, as a code added to
+the prompt embedding: the choice is an input rather than a memory.
 
 One module, three ways to run it:
 - a clip (B, T, ...) in parallel, each frame with its own t (Diffusion Forcing training);
@@ -29,7 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..config import DenoiserConfig
-from .choice import ChoicePosterior
+from ..styles.picks import CODE_SIZE
 from .history_cache import HistoryCache
 from .fused_norm import norm_modulate
 from .layers import MLP, Attention, LevelEmbedder, frame_attention, sincos_2d
@@ -70,9 +70,8 @@ class CausalDenoiser(nn.Module):
         self.t_embed = LevelEmbedder(cfg.dim)
         self.d_embed = LevelEmbedder(cfg.dim)
         self.prompt_proj = nn.Linear(prompt_dim, cfg.dim)
-        if cfg.choice:  # the code moves the prompt embedding; its posterior is for training
-            self.choice_embed = nn.Linear(cfg.choice, prompt_dim, bias=False)
-            self.choice_posterior = ChoicePosterior(latent_channels, cfg.choice)
+        if cfg.choice:  # the picks' code moves the prompt embedding: a vector per pick
+            self.choice_embed = nn.Linear(CODE_SIZE, prompt_dim, bias=False)
         self.blocks = nn.ModuleList(DenoiserBlock(cfg.dim, cfg.heads_of(i), cfg.head_dim, cfg.mlp_of(i))
                                     for i in range(cfg.depth))
         # logit bias by the key frame's age (0 = itself .. k), per layer and head; a pruned
@@ -101,15 +100,12 @@ class CausalDenoiser(nn.Module):
         for layer in (self.final_ada[-1], self.out):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
-        if self.cfg.choice:  # a new code changes nothing until trained (a grown model too);
-            # the posterior starts random, so the projection's gradient sees target facts
-            # from the first step (both at zero, neither would get a gradient)
+        if self.cfg.choice:  # a new code changes nothing until trained (a grown model too)
             nn.init.zeros_(self.choice_embed.weight)
-            self.choice_posterior.reset_parameters()
 
     def with_choice(self, prompt: torch.Tensor, code: torch.Tensor | None) -> torch.Tensor:
-        """The prompt embedding (B, E) moved by a choice code (B or 1, choice); no code, or a
-        model without one, leaves it as it is (the code at the prior's mean)."""
+        """The prompt embedding (B, E) moved by a picks code (B or 1, CODE_SIZE); no code, or
+        a model without a choice input, leaves it as it is."""
         if code is None or not self.cfg.choice:
             return prompt
         return prompt + self.choice_embed(code.to(self.choice_embed.weight)).to(prompt.dtype)

@@ -1,10 +1,10 @@
-"""Growing a trained denoiser: deeper, with an anchor, or with a choice code. New blocks go
+"""Growing a trained denoiser: deeper, with an anchor, or with a choice input. New blocks go
 after the trained ones and start as the identity (adaLN-Zero: their gates are zero), so the
 grown model computes exactly what the trained one did, and training goes on from there with
 the extra capacity (`lsd train --init-from DIR` with a config whose only change is a larger
 denoiser.depth). An anchor (denoiser.anchor) starts with each head's bias for the oldest
 frame of its window: the anchor is one more old frame to it, which it then learns to use.
-A choice code (denoiser.choice) starts with a zero projection: it adds nothing at first."""
+A choice input (denoiser.choice) starts with a zero projection: it adds nothing at first."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def grown_state(start: LSDModel, fresh: LSDModel) -> dict[str, torch.Tensor]:
         choice=have.denoiser.choice))
     if (same != have or want.denoiser.depth < have.denoiser.depth
             or (have.denoiser.anchor and not want.denoiser.anchor)
-            or have.denoiser.choice not in (0, want.denoiser.choice)
+            or (have.denoiser.choice and not want.denoiser.choice)
             or have.denoiser.block_heads or have.denoiser.block_mlp):
         raise ValueError("model config differs from the start model's in more than a larger "
                          "denoiser.depth, an added denoiser.anchor or an added denoiser.choice "

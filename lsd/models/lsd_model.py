@@ -28,8 +28,8 @@ class LSDModel(nn.Module):
         self.checkpoint_config: dict = {}  # set by `load`
 
     def encode_prompts(self, prompts: list[str], code: torch.Tensor | None = None) -> torch.Tensor:
-        """Prompt embeddings (B, E), moved by a per-stream choice code where the model has
-        one and a code is given."""
+        """Prompt embeddings (B, E), moved by the stream's picks code where the model has a
+        choice input and a code is given."""
         return self.denoiser.with_choice(self.text(prompts), code)
 
     def new_cache(self) -> HistoryCache:

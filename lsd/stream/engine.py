@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from ..diffusion import commit_frame, generate_frame
 from ..models import LSDModel, load
-from ..models.choice import stream_code
+from ..styles.picks import picks_code
 from .compiled import compile_streaming
 from .cuda_graph import GraphedStep
 
@@ -104,9 +104,10 @@ class Stream:
         self._graphed: GraphedStep | None = None  # captured on the first frame
         self.seed = seed
         self.g = torch.Generator().manual_seed(seed)
-        # a model with a choice code gets the stream's own, kept for every frame and prompt
-        choice = model.config.denoiser.choice
-        self.code = stream_code(seed, choice) if choice else None
+        # a model with a choice input is told the stream's picks, the same for every frame
+        # and prompt
+        self.code = (torch.from_numpy(picks_code(seed))[None]
+                     if model.config.denoiser.choice else None)
         self._embeddings: OrderedDict[str, torch.Tensor] = OrderedDict()
         self.prompt = prompt
         self._embedding = self._embed(prompt)

@@ -9,6 +9,7 @@ import numpy as np
 
 from .base import Renderer, Style
 from .ops import blur, edges, gradient_map, luminance, mix, scale, soft_steps
+from .picks import OPTIONS, PICKS, stream_picks
 
 # --- (a) a per-stream random choice made at frame 0 and kept forever --------------------
 
@@ -17,13 +18,14 @@ POP_COLOURS = np.array([
     (1.0, 0.4, 0.7), (0.1, 0.8, 0.3), (1.0, 0.5, 0.0), (0.55, 0.2, 0.85),
     (0.0, 0.85, 0.8), (0.98, 0.96, 0.9), (0.35, 0.15, 0.05), (0.7, 0.95, 0.2),
 ], np.float32)
-POP_BANDS = 4
+POP_BANDS = PICKS
+assert len(POP_COLOURS) == OPTIONS
 
 
 def pop_palette(seed: int) -> np.ndarray:
-    """The stream's palette: POP_BANDS distinct colours in random order (11,880 choices)."""
-    rng = np.random.default_rng([seed, 0x909])
-    return POP_COLOURS[rng.choice(len(POP_COLOURS), POP_BANDS, replace=False)]
+    """The stream's palette: its picks (styles/picks.py), POP_BANDS distinct colours in
+    random order (11,880 choices)."""
+    return POP_COLOURS[stream_picks(seed)]
 
 
 def make_pop_art(seed: int) -> Renderer:

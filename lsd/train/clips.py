@@ -21,6 +21,7 @@ from ..data.paired import clip
 from ..data.sources import SEEDS_PER_SPLIT, seed_base
 from ..data.stills import MAX_START
 from ..styles import get_style, style_names
+from ..styles.picks import CODE_SIZE, picks_code
 
 
 
@@ -49,6 +50,7 @@ class ClipPool:
         self.input = np.zeros((clips, frames, *self.size, 3), np.uint8)
         self.target = np.zeros_like(self.input)
         self.style = np.zeros(clips, np.int64)
+        self.code = np.zeros((clips, CODE_SIZE), np.float32)  # the picks its world drew
         self.encode = encode
         self.latents: dict[str, torch.Tensor] = {}
         self._render(range(clips), progress)
@@ -85,6 +87,7 @@ class ClipPool:
                 c = {k: np.concatenate([first[k], rest[k]]) for k in ("input", "target")}
             self.input[i], self.target[i] = c["input"], c["target"]
             self.style[i] = self.styles.index(style)
+            self.code[i] = picks_code(world_seed)
             if self.encode is not None:
                 self._store_latents(i)
 
@@ -113,14 +116,15 @@ class ClipPool:
 
     def sample(self, batch: int, g: torch.Generator) -> dict:
         """A batch of clips: input/target float (B, T, 3, H, W) in [0, 1], the style names,
-        one prompt phrasing per clip drawn at random, and the latents z_in/z0 (B, T, C, h, w)
-        when the pool keeps them."""
+        one prompt phrasing per clip drawn at random, the picks code its world drew (B,
+        CODE_SIZE; styles/picks.py), and the latents z_in/z0 (B, T, C, h, w) when the pool
+        keeps them."""
         idx = torch.randint(len(self), (batch,), generator=g).numpy()
         phrasing = torch.randint(1 << 30, (batch,), generator=g).tolist()
         names = [self.styles[s] for s in self.style[idx]]
         prompts = [get_style(n).prompts[p % len(get_style(n).prompts)] for n, p in zip(names, phrasing)]
         batch_ = {"input": to_frames(self.input[idx]), "target": to_frames(self.target[idx]),
-                  "styles": names, "prompts": prompts}
+                  "styles": names, "prompts": prompts, "code": torch.from_numpy(self.code[idx])}
         batch_.update({k: v[torch.from_numpy(idx)] for k, v in self.latents.items()})
         return batch_
 

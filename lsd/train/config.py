@@ -68,13 +68,8 @@ class OptimConfig:
     # share of frames whose level is uniform in [0, 1] instead: the logit-normal almost never
     # draws t near 1, where every sampling run starts
     t_uniform: float = 0.0
-    # a model with denoiser.choice: the weight of its code's KL term (nats per clip)
-    # against the per-element MSE, charged only above choice_free nats ("free bits": with
-    # no pull toward an unused code, it is not emptied before the model learns to read it)
-    choice_kl: float = 1e-3
-    choice_free: float = 10.0
-    # the code's projection starts at zero and its posterior learns only through it:
-    # both get this multiple of the learning rate, so a short run can teach them
+    # a choice input's projection starts at zero and each pick's row learns only from the
+    # clips with that pick: it gets this multiple of the learning rate
     choice_lr_scale: float = 1.0
 
 
@@ -96,6 +91,10 @@ class HistoryConfig:
     # teaches it to ignore the choice its history holds. false: those clips keep the
     # damaged target as history
     rollout_memory_styles: bool = True
+    # share of clips whose prefix is blanked to pure noise (told t = 1): the frame after it
+    # has nothing to copy a choice from and must make it (from the picks, with a choice
+    # input), as a stream's first frame must; without blanking only a clip's frame 0 does
+    blank: float = 0.0
 
 
 @dataclass
@@ -152,12 +151,12 @@ class TrainConfig:
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, not {self.objective!r}")
         if self.objective == "shortcut" and self.model.denoiser.choice:
-            raise ValueError("shortcut distillation of a model with a choice code "
+            raise ValueError("shortcut distillation of a model with a choice input "
                              "(model.denoiser.choice) is not supported yet")
-        if self.optim.choice_kl < 0 or self.optim.choice_free < 0 or self.optim.choice_lr_scale <= 0:
-            raise ValueError(f"optim.choice_kl and optim.choice_free must be >= 0 and "
-                             f"optim.choice_lr_scale > 0, not {self.optim.choice_kl}, "
-                             f"{self.optim.choice_free} and {self.optim.choice_lr_scale}")
+        if not 0 <= self.history.blank <= 1:
+            raise ValueError(f"history.blank must be in [0, 1], not {self.history.blank}")
+        if self.optim.choice_lr_scale <= 0:
+            raise ValueError(f"optim.choice_lr_scale must be > 0, not {self.optim.choice_lr_scale}")
 
     def to_dict(self) -> dict:
         from dataclasses import asdict

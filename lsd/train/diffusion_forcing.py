@@ -6,9 +6,10 @@ also get a *history prefix*: its first c frames stand for output the model alrea
 They carry no loss; with augmentation they are damaged in pixel space (history_damage),
 noised to a small level the model is told (context noise), or replaced by the model's own
 frame-by-frame rollout (the streaming engine's rollout function), so the frames after them
-must be right although their history is not. A model with a choice code
-(models/choice.py) is told a code read off the clip's targets; the self-rollout uses the
-same code, so its frames make the choice the targets make.
+must be right although their history is not; a share of prefixes may be blanked to pure
+noise. A model with a choice input is told the picks the clip's world drew
+(styles/picks.py); the self-rollout is told them too, so its frames make the choice the
+targets make.
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ def _prefix_lengths(batch: int, frames: int, share: float, g: torch.Generator) -
 
 def diffusion_forcing(model: LSDModel, clips: dict, cfg: TrainConfig, g: torch.Generator,
                       rollout_now: bool = False) -> tuple[dict, torch.Tensor, torch.Tensor]:
-    """Returns inputs for `Trainable` (z_t, z_in, t, d; prompts as strings; with a choice
-    code, the targets it is read off and the reparameterisation noise), the target
-    velocity (B, T, C, h, w) and a per-frame loss weight (B, T)."""
+    """Returns inputs for `Trainable` (z_t, z_in, t, d; prompts as strings; the picks code
+    for a model with a choice input, else None), the target velocity (B, T, C, h, w) and
+    a per-frame loss weight (B, T)."""
     hist, dev = cfg.history, model.codec.latent_mean.device
     x_in, x_target = clips["input"], clips["target"]  # on the CPU, where damage is done
     b, frames = x_in.shape[:2]
@@ -46,24 +47,21 @@ def diffusion_forcing(model: LSDModel, clips: dict, cfg: TrainConfig, g: torch.G
         t = torch.where(uniform, torch.rand(b, frames, generator=g), t)
     c = _prefix_lengths(b, frames, hist.prefix, g)
     prefix = torch.arange(frames)[None] < c[:, None]  # (B, T)
-    choice, code = {}, None
-    if model.config.denoiser.choice:  # drawn only for such a model, so older runs replay exactly
-        eps = torch.randn(b, model.config.denoiser.choice, generator=g).to(dev)
-        choice = {"choice_target": z0, "choice_eps": eps}
-        if rollout_now:  # the rollout needs the code now; the loss's code is made with gradient
-            with torch.no_grad():
-                code = model.denoiser.choice_posterior.sample(z0, z_in, eps)[0]
+    code = clips["code"].to(dev) if model.config.denoiser.choice else None
     history, t_history = z0, torch.zeros(b, frames)
     if hist.enabled and prefix.any():
         rollout_frames = int(c.max()) if rollout_now else 0
         history, t_history = augmented_history(model, clips, z0, z_in, cfg, g, prefix,
                                                rollout_frames, code)
+        if hist.blank > 0:  # drawn only when asked, so older configs replay exactly
+            blank = torch.rand(b, generator=g) < hist.blank
+            t_history = torch.where(blank[:, None], torch.ones_like(t_history), t_history)
     t = torch.where(prefix, t_history, t).to(dev)
     prefix = prefix.to(dev)
     clean = torch.where(prefix[..., None, None, None], history, z0)
     noise = torch.randn(z0.shape, generator=g).to(dev, z0.dtype)
     inputs = {"z_t": add_noise(clean, noise, t), "z_in": z_in, "t": t,
-              "d": torch.zeros(b, frames, device=dev), "prompts": clips["prompts"], **choice}
+              "d": torch.zeros(b, frames, device=dev), "prompts": clips["prompts"], "code": code}
     weight = (~prefix).float()
     return inputs, velocity(z0, noise), weight
 
@@ -76,9 +74,9 @@ def augmented_history(model: LSDModel, clips: dict, z0: torch.Tensor, z_in: torc
     """Latents for frames that serve as history, and their noise levels (B, T): frames in
     `mask` (B, T) get the target damaged in pixel space and re-encoded; those among the
     first `rollout_frames` are replaced by the model's own rollout (frame styles' clips
-    only, unless history.rollout_memory_styles; told the choice `code` where the model
-    has one); every frame gets a
-    context noise level in [0, history.context_noise]."""
+    only, unless history.rollout_memory_styles; told the picks `code` where the model
+    has a choice input); every frame gets a context noise level in
+    [0, history.context_noise]."""
     hist, dev = cfg.history, z0.device
     history = z0.clone()
     # which of the damaged frames open their clip (the anchor; recolour spares them)

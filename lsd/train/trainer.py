@@ -42,29 +42,24 @@ VAL_LEVELS = (0.25, 0.5, 0.75)  # fixed noise levels of the validation loss
 
 
 class Trainable(nn.Module):
-    """The parts that learn in the denoiser stage (what DDP wraps). Returns the predicted
-    velocity and the choice code's KL term (0 without a code)."""
+    """The parts that learn in the denoiser stage (what DDP wraps): the predicted velocity,
+    the prompts moved by the picks `code` where the model has a choice input."""
 
     def __init__(self, model: LSDModel):
         super().__init__()
         self.denoiser, self.text = model.denoiser, model.text
 
-    def forward(self, z_t, z_in, t, d, prompts, history=None, choice_target=None, choice_eps=None):
-        prompt = self.text(prompts)
-        kl = prompt.new_zeros((), dtype=torch.float32)
-        if choice_target is not None:  # inside forward, so DDP averages the posterior's gradients
-            code, kl = self.denoiser.choice_posterior.sample(choice_target, z_in, choice_eps)
-            prompt = self.denoiser.with_choice(prompt, code)
-        return self.denoiser(z_t, z_in, t, d, prompt, history=history), kl
+    def forward(self, z_t, z_in, t, d, prompts, history=None, code=None):
+        prompt = self.denoiser.with_choice(self.text(prompts), code)
+        return self.denoiser(z_t, z_in, t, d, prompt, history=history)
 
 
 def _param_groups(trainable: nn.Module, oc) -> list[dict]:
-    """AdamW groups: everything at the schedule's rate, a choice code's parts (if any) at
-    optim.choice_lr_scale times it."""
-    parts = ("denoiser.choice_embed.", "denoiser.choice_posterior.")
+    """AdamW groups: everything at the schedule's rate, a choice input's projection (if
+    any) at optim.choice_lr_scale times it."""
     named = list(trainable.named_parameters())
-    code = [p for n, p in named if n.startswith(parts)]
-    rest = [p for n, p in named if not n.startswith(parts)]
+    code = [p for n, p in named if n.startswith("denoiser.choice_embed.")]
+    rest = [p for n, p in named if not n.startswith("denoiser.choice_embed.")]
     groups = [{"params": rest, "lr_scale": 1.0}]
     return groups + ([{"params": code, "lr_scale": oc.choice_lr_scale}] if code else [])
 
@@ -250,15 +245,14 @@ class Trainer:
             for d in cfg.distill.d_grid:
                 with self._autocast():
                     inputs, target, weight = self.objective(self.ema, clips, cfg, g, forced_d=d)
-                    pred, _ = Trainable(self.ema)(**inputs)
+                    pred = Trainable(self.ema)(**inputs)
                 out[f"val_loss_d{d}of12"] = round(float(weighted_mse(pred, target, weight)), 5)
             return out
         for level in VAL_LEVELS:
             cfg.optim.t_mean, cfg.optim.t_std = math.log(level / (1 - level)), 0.0
             with self._autocast():
                 inputs, target, weight = diffusion_forcing(self.ema, clips, cfg, g)
-                pred = self.ema.denoiser(inputs["z_t"], inputs["z_in"], inputs["t"], inputs["d"],
-                                         self.ema.encode_prompts(inputs["prompts"]))
+                pred = Trainable(self.ema)(**inputs)
             out[f"val_loss_t{level}"] = round(float(weighted_mse(pred, target, weight)), 5)
         return out
 
@@ -299,8 +293,6 @@ class Trainer:
         params = list(trainable.parameters())
         bar = tqdm(total=oc.steps, initial=self.step, desc="train", disable=not (self.progress and d.main))
         recent: list[float] = []
-        recent_kl: list[float] = []  # the choice code's KL, nats per clip
-        choice = bool(cfg.model.denoiser.choice)
         t_start, steps_start = time.time(), self.step
         try:
             while self.step < oc.steps:
@@ -314,9 +306,8 @@ class Trainer:
                 with self._autocast():
                     inputs, target, weight = self.objective(
                         self.model, clips, cfg, self.g, rollout_now and cfg.history.enabled)
-                    pred, kl = wrapped(**inputs)
-                mse = weighted_mse(pred, target, weight)  # what is logged as the loss
-                loss = mse + oc.choice_kl * kl.clamp_min(oc.choice_free) if choice else mse
+                    pred = wrapped(**inputs)
+                loss = weighted_mse(pred, target, weight)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 grad_norm = torch.nn.utils.clip_grad_norm_(params, oc.grad_clip)
@@ -325,16 +316,12 @@ class Trainer:
                     for pe, p in zip(ema_params, params):
                         pe.lerp_(p, 1 - oc.ema)
                 self.step += 1
-                recent = (recent + [mse.item()])[-50:]
-                if choice:  # .item() waits for the device: only where there is a KL
-                    recent_kl = (recent_kl + [kl.item()])[-50:]
+                recent = (recent + [loss.item()])[-50:]
                 bar.update(1)
                 bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}", lr=f"{lr:.1e}")
                 if self.step % cfg.run.log_every == 0:
                     self.log(step=self.step, loss=round(d.mean(sum(recent) / len(recent)), 5),
                              lr=lr, grad_norm=round(float(grad_norm), 4),
-                             **({"choice_kl": round(d.mean(sum(recent_kl) / len(recent_kl)), 3)}
-                                if choice else {}),
                              sec_per_step=round((time.time() - t_start) / (self.step - steps_start), 3))
                 if d.main and (self.step % cfg.run.val_every == 0 or self.step == oc.steps):
                     self.log(step=self.step, **self.validate(val_clips))
