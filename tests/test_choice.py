@@ -19,7 +19,6 @@ from test_models import clip_inputs, randomized, small_config
 from test_train import small_config as small_train_config
 
 
-
 def code_of(seed: int) -> torch.Tensor:
     return torch.from_numpy(picks_code(seed))[None]
 
