@@ -32,7 +32,7 @@ from ..train.clips import to_frames, to_uint8
 from .machine import machine_name
 
 OCCLUSION_MARGIN = 2  # px: warp errors are measured away from occlusions
-SSIM_EVERY = 10  # SSIM (and the codec's ceiling) is slow; every 10th frame is plenty
+SSIM_EVERY = 10  # SSIM is slow; every 10th frame is plenty (the codec's ceiling too)
 
 
 @torch.no_grad()

@@ -58,8 +58,9 @@ def _param_groups(trainable: nn.Module, oc) -> list[dict]:
     """AdamW groups: everything at the schedule's rate, a choice input's projection (if
     any) at optim.choice_lr_scale times it."""
     named = list(trainable.named_parameters())
-    code = [p for n, p in named if n.startswith("denoiser.choice_embed.")]
-    rest = [p for n, p in named if not n.startswith("denoiser.choice_embed.")]
+    is_code = lambda name: name.startswith("denoiser.choice_embed.")
+    code = [p for n, p in named if is_code(n)]
+    rest = [p for n, p in named if not is_code(n)]
     groups = [{"params": rest, "lr_scale": 1.0}]
     return groups + ([{"params": code, "lr_scale": oc.choice_lr_scale}] if code else [])
 
