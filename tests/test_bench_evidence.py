@@ -539,13 +539,18 @@ def test_drift_cli_will_not_overwrite_nor_resume_nothing(ckpt, tmp_path, capsys)
     assert "--csv" in capsys.readouterr().err
 
 
+RESUME_TOLERANCE = 0.03  # dB, and report units: half of what a lost generator costs
+
+
 def test_drift_cli_resume_of_a_real_model_is_close(ckpt, tmp_path, capsys, monkeypatch):
     """The tiny random model, 40 frames in one go or 25 and then resumed to 40. The frames
     before the resume are the same; after it the history was rebuilt from 8-bit frames, so
     they are close, not equal. Measured: every report number within 0.003 and each frame's
-    PSNR within 0.004 dB of the uninterrupted run's (without the generator restored: 0.06
-    dB, and 0.2 on the last window's warp error). This random model hardly uses its
-    history, so only the fake above tells a rebuilt history from none."""
+    PSNR within 0.004 dB of the uninterrupted run's when run alone, and up to 0.011 dB on
+    the first frame after the resume inside the full suite (bf16 rounding moves with the
+    process's state); without the generator restored: 0.06 dB, and 0.2 on the last
+    window's warp error. This random model hardly uses its history, so only the fake above
+    tells a rebuilt history from none."""
     monkeypatch.setattr(drift, "SNAPSHOT_EVERY", 10)
     base = ["bench", "drift", "--checkpoint", str(ckpt), "--window", "8", "--json"]
     whole_csv, cut_csv = tmp_path / "whole.csv", tmp_path / "cut.csv"
@@ -558,8 +563,8 @@ def test_drift_cli_resume_of_a_real_model_is_close(ckpt, tmp_path, capsys, monke
     lines = lambda p: p.read_text().splitlines()
     assert lines(cut_csv)[:26] == lines(whole_csv)[:26] and len(lines(cut_csv)) == 41
     after = lambda p: drift.read_column(p, "psnr_db")[25:]
-    assert np.abs(after(cut_csv) - after(whole_csv)).max() < 0.01
+    assert np.abs(after(cut_csv) - after(whole_csv)).max() < RESUME_TOLERANCE
     for column in drift.SCORES:
         for key, value in whole[column].items():
-            assert resumed[column][key] == pytest.approx(value, abs=0.01), (column, key)
+            assert resumed[column][key] == pytest.approx(value, abs=RESUME_TOLERANCE), (column, key)
     assert_report_is_the_csv(resumed, cut_csv, 8)

@@ -6,7 +6,9 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
+from lsd.bench.machine import torch_threads
 from lsd.cli import main
 from lsd.data.export import flow_to_rgb
 from lsd.io import read_frames, video_info
@@ -47,10 +49,20 @@ def test_unknown_style_is_a_clear_error(tmp_path, capsys):
 
 
 def test_bench_data_reports_speed(capsys):
+    threads = torch.get_num_threads()
     assert main(["bench", "data", "--frames", "22", "--size", "64", "--json"]) == 0
     r = _last_json(capsys)
     assert r["frames"] == 22 and r["fps"] > 0 and r["ms_p95"] >= r["ms_p50"] > 0
     assert "thread" in r["machine"]
+    assert torch.get_num_threads() == threads  # measured on one, then given back
+
+
+def test_torch_threads_gives_the_count_back_even_after_an_error():
+    before = torch.get_num_threads()
+    with pytest.raises(RuntimeError), torch_threads(before + 1):
+        assert torch.get_num_threads() == before + 1
+        raise RuntimeError("a failing bench")
+    assert torch.get_num_threads() == before
 
 
 def test_bench_targets_separates_exact_from_wrong_flow(capsys):

@@ -5,29 +5,22 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ..data import paired_stream
 from ..styles import style_names
-from .machine import machine_name
-
-
-def one_thread():
-    """Limit numpy's BLAS and torch to one thread, so the number means 'one core'."""
-    from threadpoolctl import threadpool_limits
-
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:
-        pass
-    return threadpool_limits(1)
+from .machine import machine_name, torch_threads
 
 
 def bench_data(frames: int = 1000, size: int = 128) -> dict:
     """Render `frames` frames spread over one stream per style; report per-frame time
-    percentiles and the total (input, target and flow, all included)."""
-    limits = one_thread()
+    percentiles and the total (input, target and flow, all included). numpy's BLAS and
+    torch run on one thread meanwhile, so the number means 'one core'."""
+    with threadpool_limits(1), torch_threads(1):
+        return _measure(frames, size)
+
+
+def _measure(frames: int, size: int) -> dict:
     styles = style_names()
     seeds = len(styles)
     per_stream = -(-frames // seeds)
@@ -42,7 +35,6 @@ def bench_data(frames: int = 1000, size: int = 128) -> dict:
             times.append(t1 - t0)
             t0 = t1
     total = time.perf_counter() - start
-    limits.restore_original_limits()
     ms = np.array(times) * 1000
     return {
         "frames": len(times), "size": size, "total_s": round(total, 3),

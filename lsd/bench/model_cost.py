@@ -17,7 +17,7 @@ from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from ..config import preset, with_overrides
 from ..models import LSDModel, load
-from .machine import machine_name
+from .machine import machine_name, torch_threads
 
 aten = torch.ops.aten
 
@@ -92,13 +92,18 @@ def streaming_step(model: LSDModel):
     return step, commit, cache
 
 
-@torch.no_grad()
 def bench_model(checkpoint: str | None = None, preset_name: str = "tiny", iters: int = 200,
                 threads: int | None = None, dtype: torch.dtype = torch.bfloat16,
                 overrides: list[str] | None = None) -> dict:
-    """`overrides` ("denoiser.patch=1", ...) change an untrained preset, to compare designs."""
-    if threads:
-        torch.set_num_threads(threads)
+    """`overrides` ("denoiser.patch=1", ...) change an untrained preset, to compare designs.
+    `threads`: torch's thread count for the measurement (None: as it is)."""
+    with torch_threads(threads):
+        return _measure(checkpoint, preset_name, iters, dtype, overrides)
+
+
+@torch.no_grad()
+def _measure(checkpoint: str | None, preset_name: str, iters: int, dtype: torch.dtype,
+             overrides: list[str] | None) -> dict:
     if checkpoint and overrides:
         raise ValueError("--set changes a preset; it cannot be combined with --checkpoint")
     model = load(checkpoint) if checkpoint else LSDModel(with_overrides(preset(preset_name),
