@@ -32,6 +32,8 @@ def test_quality_report_and_strips(tmp_path, capsys):
     assert {"palette_last_vs_first", "palette_last_vs_target", "target_palette_last_vs_first"} <= set(palette)
     pop = list(paired_stream(VAL_SEED_START + 101, "pop_art", size=32, frames=6))
     assert palette["target_palette_last_vs_first"] == round(palette_distance(pop[-1].target, pop[0].target), 2)
+    own = [palette_distance(f, f) for f in (pop[0].target, pop[-1].target)]
+    assert palette["target_palette_own"] == round(sum(own) / 2, 2) and palette["palette_own"] > 0
     strip = np.asarray(Image.open(tmp_path / "strips" / "ink_wash.png"))
     assert strip.shape[0] == 3 * 32 + 4 and strip.shape[1] >= STRIP_COLUMNS * 32
 

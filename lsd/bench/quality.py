@@ -4,7 +4,8 @@ one per style, and compare with the styles' targets.
 Per style: PSNR and SSIM against the target, the output's warp error under the exact flow
 (temporal consistency) beside the target's own, and for memory styles the measure that
 tells whether the per-stream choice was kept (palette distance between the last and the
-first output frame, decoration F1 against the target, or trail PSNR), and the codec's
+first output frame, beside each frame's distance to its own palette; decoration F1 against
+the target; or trail PSNR), and the codec's
 ceiling: the target's own PSNR through the model's codec, the best any denoiser could
 score with that codec. One stream per style
 is quick; `--streams N` averages N streams per style, since one stream's palette distance
@@ -58,11 +59,15 @@ def consistency(kind: str | None, outputs: list[np.ndarray], targets: list[np.nd
     return {}
 
 
-def consistency_scale(kind: str | None, targets: list[np.ndarray]) -> dict:
-    """What a kept choice scores: the target keeps its palette, yet shows it on other
-    content by the last frame (quality reports it beside the output's distance)."""
+def consistency_scale(kind: str | None, outputs: list[np.ndarray], targets: list[np.ndarray]) -> dict:
+    """What a kept choice scores. The target keeps its palette, yet shows it on other content
+    by the last frame. And a frame is some way from even its own 8-colour palette (the more
+    so the less flat its colours), so a palette kept exactly still scores about that: the
+    mean over the first and the last frame of each one's distance to itself."""
     if kind == "palette":
-        return {"target_palette_last_vs_first": round(palette_distance(targets[-1], targets[0]), 2)}
+        own = lambda frames: round(0.5 * sum(palette_distance(f, f) for f in (frames[0], frames[-1])), 2)
+        return {"target_palette_last_vs_first": round(palette_distance(targets[-1], targets[0]), 2),
+                "palette_own": own(outputs), "target_palette_own": own(targets)}
     return {}
 
 
@@ -129,7 +134,7 @@ def evaluate_style(model: LSDModel, style: str, seed: int, frames: int, steps: i
             "warp_error": round(float(np.nanmean(warp_out)), 2) if warp_out else None,
             "target_warp_error": round(float(np.nanmean(warp_target)), 2) if warp_target else None,
             "consistency": (consistency(s.consistency, outputs, targets)
-                            | consistency_scale(s.consistency, targets))}
+                            | consistency_scale(s.consistency, outputs, targets))}
 
 
 def average(reports: list[dict]) -> dict:
