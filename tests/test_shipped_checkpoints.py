@@ -1,7 +1,8 @@
 """The checkpoints committed under checkpoints/: each loads without unpickling, stays under
 the repo's size limit; the no-augmentation twin is the 5,000-step teacher's config but for
 history augmentation (so the ablation compares one thing), and the shipped teacher is that
-teacher continued by configs/tiny-more.yaml, then given a guided decoder by `lsd guide`."""
+teacher continued by configs/tiny-more.yaml, given a guided decoder by `lsd guide`, then
+taught the told picks by the configs/tiny-choice*.yaml chain."""
 
 from pathlib import Path
 
@@ -49,17 +50,36 @@ def assert_same_codec(a: Path, b: Path, encoder_only: bool = False) -> None:
     assert all(torch.equal(ca[k], cb[k]) for k in ca)
 
 
-def test_shipped_teacher_continues_the_5000_step_one_with_the_repos_configs():
+# the told-picks chain (configs/tiny-choice*.yaml), last stage first; its first stage
+# continued the guided teacher of configs/tiny-more.yaml
+CHOICE_CHAIN = ("tiny-choice-polish", "tiny-choice-mix", "tiny-choice-focus", "tiny-choice-blank",
+                "tiny-choice-more", "tiny-choice")
+
+
+def provenance(config: dict) -> list[dict]:
+    """The init_from chain of a checkpoint's config, latest first."""
+    chain, link = [], config.get("init_from")
+    while link:
+        chain.append(link)
+        link = link.get("init_from")
+    return chain
+
+
+def test_shipped_teacher_is_the_5000_step_one_continued_by_the_repos_configs():
+    """5,000 steps of tiny.yaml, 2,500 of tiny-more.yaml, `lsd guide`'s decoder, then the
+    told-picks chain: every stage ran as its config in the repo says, for its steps."""
     first, shipped = read_config(ROOT / "lsd-tiny-teacher-5k"), read_config(ROOT / "lsd-tiny-teacher")
     train_config = lambda c: TrainConfig.from_dict(c["train"]).to_dict()
     assert train_config(first) == TrainConfig.load(REPO / "configs/tiny.yaml").to_dict()
-    assert train_config(shipped) == TrainConfig.load(REPO / "configs/tiny-more.yaml").to_dict()
-    assert first["step"] == 5000 and shipped["init_from"]["step"] == first["step"]
+    chain = [TrainConfig.load(REPO / f"configs/{name}.yaml") for name in CHOICE_CHAIN]
+    chain.append(TrainConfig.load(REPO / "configs/tiny-more.yaml"))
+    assert train_config(shipped) == chain[0].to_dict()
+    steps = [shipped["step"]] + [link["step"] for link in provenance(shipped)]
+    assert steps == [c.optim.steps for c in chain] + [first["step"]] and first["step"] == 5000
     model = ModelConfig.from_dict(shipped["model"])
-    assert model.autoencoder.guide  # lsd guide's decoder; nothing else in the model changed
-    model.autoencoder.guide = False
-    assert model == ModelConfig.from_dict(first["model"])
+    assert model.autoencoder.guide and model.denoiser.choice  # lsd guide's decoder, told picks
+    model.autoencoder.guide = model.denoiser.choice = False
+    assert model == ModelConfig.from_dict(first["model"])  # nothing else in the model changed
     sample = train_config(shipped)["sample"]  # runs as its config says (keys added since: defaults)
     assert {**sample, **shipped["sample"]} == sample
-    assert shipped["guide"]["val_psnr_db"]["guided_decoder"] > shipped["guide"]["val_psnr_db"]["plain_decoder"]
     assert_same_codec(ROOT / "lsd-tiny-teacher-5k", ROOT / "lsd-tiny-teacher", encoder_only=True)
