@@ -3,7 +3,7 @@
 Frames are HxWx3 (or HxW) arrays, uint8 or float, in the 0-255 range; every
 function converts to float64 first so uint8 arithmetic never wraps around.
 Fidelity (psnr, ssim), temporal consistency (warp_error, flicker), style
-consistency (palette_distance) and small-detail survival (decoration_f1).
+consistency (palette_distance, picked_share) and small-detail survival (decoration_f1).
 """
 
 import math
@@ -264,6 +264,14 @@ def palette_distance(a: np.ndarray, b: np.ndarray, k: int = 8) -> float:
     """
     pa, pb = _as_rgb(a).reshape(-1, 3), _as_rgb(b).reshape(-1, 3)
     return 0.5 * (_mean_nearest(pa, palette(b, k)) + _mean_nearest(pb, palette(a, k)))
+
+
+def picked_share(frame: np.ndarray, options: np.ndarray, picked) -> float:
+    """Share of a frame's pixels whose nearest colour among `options` (K x 3, RGB 0-255) is
+    one of the `picked` indices: how much of the frame is drawn in the colours a stream
+    picked from a known set, whatever the layout and however mottled."""
+    nearest = _sq_dists(_as_rgb(frame).reshape(-1, 3), _as_float(options)).argmin(axis=1)
+    return float(np.isin(nearest, picked).mean())
 
 
 # -----------------------------------------------------------------------------

@@ -10,9 +10,10 @@ from PIL import Image
 from lsd.bench.quality import STRIP_COLUMNS, bench_quality
 from lsd.cli import main
 from lsd.data import VAL_SEED_START, paired_stream
-from lsd.metrics import palette_distance, psnr
+from lsd.metrics import palette_distance, picked_share, psnr
 from lsd.models import LSDModel
 from lsd.stream.engine import Stream
+from lsd.styles.memory import pop_colours
 from test_models import randomized, small_config
 
 
@@ -34,6 +35,9 @@ def test_quality_report_and_strips(tmp_path, capsys):
     assert palette["target_palette_last_vs_first"] == round(palette_distance(pop[-1].target, pop[0].target), 2)
     own = [palette_distance(f, f) for f in (pop[0].target, pop[-1].target)]
     assert palette["target_palette_own"] == round(sum(own) / 2, 2) and palette["palette_own"] > 0
+    options, picked = pop_colours(VAL_SEED_START + 101)
+    assert palette["target_picked_share_last"] == round(picked_share(pop[-1].target, options, picked), 3)
+    assert 0 <= palette["picked_share_first"] <= 1 and 0 <= palette["picked_share_last"] <= 1
     strip = np.asarray(Image.open(tmp_path / "strips" / "ink_wash.png"))
     assert strip.shape[0] == 3 * 32 + 4 and strip.shape[1] >= STRIP_COLUMNS * 32
 

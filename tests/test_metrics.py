@@ -212,6 +212,17 @@ def test_palette_distance_known_values():
     assert metrics.palette_distance(red, blue) == pytest.approx(255 * math.sqrt(2))
 
 
+def test_picked_share_counts_pixels_nearest_a_picked_colour():
+    options = np.array([[255, 0, 0], [0, 0, 255], [0, 255, 0]])
+    frame = np.zeros((4, 4, 3), np.uint8)
+    frame[:, :2] = (200, 30, 30)  # nearest red
+    frame[:, 2:] = (20, 40, 220)  # nearest blue
+    frame[0, 3] = (10, 250, 10)  # nearest green: 1 pixel of 16
+    assert metrics.picked_share(frame, options, [0, 1]) == pytest.approx(15 / 16)
+    assert metrics.picked_share(frame, options, [0]) == pytest.approx(8 / 16)
+    assert metrics.picked_share(frame, options, [2]) == pytest.approx(1 / 16)
+
+
 def test_palette_distance_ignores_layout():
     img, _ = three_colour_image()
     shuffled = img.reshape(-1, 3)[np.random.default_rng(0).permutation(H * W)].reshape(H, W, 3)

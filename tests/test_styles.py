@@ -5,9 +5,9 @@ import pytest
 from scipy import ndimage
 
 from lsd.data import World, WorldConfig, paired_stream
-from lsd.metrics import decoration_f1, palette_distance, warp_error
+from lsd.metrics import decoration_f1, palette_distance, picked_share, warp_error
 from lsd.styles import STYLES, get_style, style_names
-from lsd.styles.memory import EXPOSURE_RATE, NIGHT, pop_palette
+from lsd.styles.memory import EXPOSURE_RATE, NIGHT, pop_colours, pop_palette
 from lsd.styles.ops import gradient_map, luminance
 
 
@@ -88,6 +88,18 @@ def test_pop_art_palette_is_drawn_per_stream_and_kept():
     for t in (0, 75, 149):  # the same four colours all along, whatever the scene
         assert _share_near(targets[t], own) > 0.6
         assert _share_near(targets[t], other) < 0.5 * _share_near(targets[t], own)
+
+
+def test_pop_art_targets_are_drawn_in_their_streams_picks():
+    """picked_share, the bench's measure of the choice, on the targets themselves: nearly
+    every pixel is nearest one of the stream's picks (or the outlines' black), almost none
+    another stream's."""
+    targets = [s.target for s in paired_stream(3, "pop_art", frames=150)]
+    options, own = pop_colours(3)
+    other = next(s for s in range(100) if not set(pop_colours(s)[1][:-1]) & set(own[:-1]))
+    for t in (0, 75, 149):
+        assert picked_share(targets[t], options, own) > 0.9
+        assert picked_share(targets[t], options, pop_colours(other)[1]) < 0.1
 
 
 def test_star_glitter_stars_are_glued_to_the_background():

@@ -4,8 +4,8 @@ one per style, and compare with the styles' targets.
 Per style: PSNR and SSIM against the target, the output's warp error under the exact flow
 (temporal consistency) beside the target's own, and for memory styles the measure that
 tells whether the per-stream choice was kept (palette distance between the last and the
-first output frame, beside each frame's distance to its own palette; decoration F1 against
-the target; or trail PSNR), and the codec's
+first output frame, beside each frame's distance to its own palette and the share of pixels
+in the stream's own picks; decoration F1 against the target; or trail PSNR), and the codec's
 ceiling: the target's own PSNR through the model's codec, the best any denoiser could
 score with that codec. One stream per style
 is quick; `--streams N` averages N streams per style, since one stream's palette distance
@@ -25,10 +25,11 @@ from scipy import ndimage
 
 from ..data import VAL_SEED_START, Sample, paired_stream
 from ..io import side_by_side
-from ..metrics import decoration_f1, palette_distance, psnr, ssim, warp_error
+from ..metrics import decoration_f1, palette_distance, picked_share, psnr, ssim, warp_error
 from ..models import LSDModel, load
 from ..stream.engine import Stream, sample_setting
 from ..styles import get_style, style_names
+from ..styles.memory import pop_colours
 from ..train.clips import to_frames, to_uint8
 from .machine import machine_name
 
@@ -59,16 +60,24 @@ def consistency(kind: str | None, outputs: list[np.ndarray], targets: list[np.nd
     return {}
 
 
-def consistency_scale(kind: str | None, outputs: list[np.ndarray], targets: list[np.ndarray]) -> dict:
-    """What a kept choice scores. The target keeps its palette, yet shows it on other content
-    by the last frame. And a frame is some way from even its own 8-colour palette (the more
-    so the less flat its colours), so a palette kept exactly still scores about that: the
-    mean over the first and the last frame of each one's distance to itself."""
-    if kind == "palette":
-        own = lambda frames: round(0.5 * sum(palette_distance(f, f) for f in (frames[0], frames[-1])), 2)
-        return {"target_palette_last_vs_first": round(palette_distance(targets[-1], targets[0]), 2),
-                "palette_own": own(outputs), "target_palette_own": own(targets)}
-    return {}
+def consistency_scale(kind: str | None, outputs: list[np.ndarray], targets: list[np.ndarray],
+                      seed: int) -> dict:
+    """What a kept choice scores, beside the measure. The target keeps its palette, yet shows
+    it on other content by the last frame. A frame is some way from even its own 8-colour
+    palette (the more so the less flat its colours), so a palette kept exactly still scores
+    about that: the mean over the first and the last frame of each one's distance to itself.
+    And the share of pixels drawn nearest to one of the stream's own picks (pop_art's
+    colours, styles/memory.py), first and last: the choice itself, however mottled."""
+    if kind != "palette":
+        return {}
+    own = lambda frames: round(0.5 * sum(palette_distance(f, f) for f in (frames[0], frames[-1])), 2)
+    options, picked = pop_colours(seed)
+    share = lambda frame: round(picked_share(frame, options, picked), 3)
+    return {"target_palette_last_vs_first": round(palette_distance(targets[-1], targets[0]), 2),
+            "palette_own": own(outputs), "target_palette_own": own(targets),
+            "picked_share_first": share(outputs[0]), "picked_share_last": share(outputs[-1]),
+            "target_picked_share_first": share(targets[0]),
+            "target_picked_share_last": share(targets[-1])}
 
 
 def frame_scores(out: np.ndarray, sample: Sample, prev: tuple[Sample, np.ndarray] | None) -> dict:
@@ -134,7 +143,7 @@ def evaluate_style(model: LSDModel, style: str, seed: int, frames: int, steps: i
             "warp_error": round(float(np.nanmean(warp_out)), 2) if warp_out else None,
             "target_warp_error": round(float(np.nanmean(warp_target)), 2) if warp_target else None,
             "consistency": (consistency(s.consistency, outputs, targets)
-                            | consistency_scale(s.consistency, outputs, targets))}
+                            | consistency_scale(s.consistency, outputs, targets, seed))}
 
 
 def average(reports: list[dict]) -> dict:

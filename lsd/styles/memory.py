@@ -28,6 +28,13 @@ def pop_palette(seed: int) -> np.ndarray:
     return POP_COLOURS[stream_picks(seed)]
 
 
+def pop_colours(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every colour a pop_art frame can be drawn in (the options and the outlines' black),
+    RGB 0-255, and the indices of those this stream's picks allow."""
+    options = np.concatenate([POP_COLOURS, np.zeros((1, 3), np.float32)]) * 255
+    return options, np.append(stream_picks(seed), OPTIONS)
+
+
 def make_pop_art(seed: int) -> Renderer:
     palette = pop_palette(seed)
 
