@@ -67,7 +67,8 @@ def provenance(config: dict) -> list[dict]:
 
 def test_shipped_teacher_is_the_5000_step_one_continued_by_the_repos_configs():
     """5,000 steps of tiny.yaml, 2,500 of tiny-more.yaml, `lsd guide`'s decoder, then the
-    told-picks chain: every stage ran as its config in the repo says, for its steps."""
+    told-picks chain. A checkpoint keeps only its last stage's config (checked whole); the
+    init_from chain keeps every earlier stage's step count (checked against its config)."""
     first, shipped = read_config(ROOT / "lsd-tiny-teacher-5k"), read_config(ROOT / "lsd-tiny-teacher")
     train_config = lambda c: TrainConfig.from_dict(c["train"]).to_dict()
     assert train_config(first) == TrainConfig.load(REPO / "configs/tiny.yaml").to_dict()
