@@ -19,6 +19,7 @@ POP_COLOURS = np.array([
     (0.0, 0.85, 0.8), (0.98, 0.96, 0.9), (0.35, 0.15, 0.05), (0.7, 0.95, 0.2),
 ], np.float32)
 POP_BANDS = PICKS
+POP_OUTLINE = (0.0, 0.0, 0.0)  # edges are drawn in black over any stream's palette
 assert len(POP_COLOURS) == OPTIONS
 
 
@@ -31,7 +32,7 @@ def pop_palette(seed: int) -> np.ndarray:
 def pop_colours(seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Every colour a pop_art frame can be drawn in (the options and the outlines' black),
     RGB 0-255, and the indices of those this stream's picks allow."""
-    options = np.concatenate([POP_COLOURS, np.zeros((1, 3), np.float32)]) * 255
+    options = np.concatenate([POP_COLOURS, [POP_OUTLINE]]) * 255
     return options, np.append(stream_picks(seed), OPTIONS)
 
 
@@ -43,7 +44,7 @@ def make_pop_art(seed: int) -> Renderer:
         bands = soft_steps(np.clip((grey - 0.1) / 0.8, 0, 1), POP_BANDS, 30.0)
         flat = gradient_map(bands, palette)
         outline = np.clip(3.0 * edges(luminance(frame), 1.0) - 0.5, 0, 1)
-        return mix(flat, (0.0, 0.0, 0.0), outline)
+        return mix(flat, POP_OUTLINE, outline)
 
     return render
 
