@@ -234,7 +234,7 @@ def cmd_prune(args: argparse.Namespace) -> None:
 def cmd_guide(args: argparse.Namespace) -> None:
     from .train.guide import guide
 
-    _emit(guide(args.checkpoint, args.out, args.streams, args.frames, args.steps,
+    _emit(guide(args.checkpoint, args.out, args.streams, args.frames, args.steps, lr=args.lr,
                 seed=args.seed, progress=not args.no_progress), args.json)
 
 
@@ -346,12 +346,14 @@ def build_parser() -> argparse.ArgumentParser:
     pr.set_defaults(func=cmd_prune)
 
     gd = sub.add_parser("guide", help="give a model a decoder that also sees the input frame, "
-                        "trained on the model's own rollouts (denoiser unchanged)")
+                        "trained on the model's own rollouts (denoiser unchanged); a guided "
+                        "one is trained further")
     gd.add_argument("--checkpoint", required=True, help="a trained model (teacher or student)")
     gd.add_argument("--out", required=True, help="run directory; the guided model is OUT/model")
     gd.add_argument("--streams", type=int, default=16, help="training streams per style")
     gd.add_argument("--frames", type=int, default=32, help="rolled-out frames per stream")
     gd.add_argument("--steps", type=int, default=3000, help="decoder training steps")
+    gd.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (one cycle)")
     gd.add_argument("--seed", type=int, default=0)
     gd.add_argument("--json", action="store_true")
     gd.add_argument("--no-progress", action="store_true")

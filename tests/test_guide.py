@@ -13,7 +13,8 @@ from lsd.config import AutoencoderConfig, ModelConfig
 from lsd.models import LSDModel, build_codec
 from lsd.stream.engine import Stream
 from lsd.styles import get_style, style_names
-from lsd.train.guide import guided_model, training_pairs
+from lsd.train.guide import guided_model, rolled_out, training_pairs
+from test_choice import with_choice
 from test_models import randomized, small_config
 
 
@@ -37,15 +38,30 @@ def test_only_a_conv_codec_can_be_guided():
         ModelConfig(autoencoder=AutoencoderConfig(kind="patches", guide=True))
 
 
-def test_memory_styles_train_only_on_their_target_latents():
-    styles = ["ink_wash", "pop_art"]
-    rolls = {"latent": torch.full((2, 3, 8, 2, 2), 1.0), "target_latent": torch.full((2, 3, 8, 2, 2), 2.0),
-             "input": torch.zeros(2, 3, 4, 4, 3, dtype=torch.uint8),
-             "target": torch.arange(2, dtype=torch.uint8).view(2, 1, 1, 1, 1).expand(2, 3, 4, 4, 3)}
+def test_memory_styles_train_only_on_their_target_latents_unless_told_the_picks():
+    styles = ["ink_wash", "pop_art", "star_glitter"]
+    rolls = {"latent": torch.full((3, 3, 8, 2, 2), 1.0), "target_latent": torch.full((3, 3, 8, 2, 2), 2.0),
+             "input": torch.zeros(3, 3, 4, 4, 3, dtype=torch.uint8),
+             "target": torch.arange(3, dtype=torch.uint8).view(3, 1, 1, 1, 1).expand(3, 3, 4, 4, 3)}
     pairs = training_pairs(rolls, styles)
-    assert len(pairs["latent"]) == 3 + 3 + 3  # both target latents, ink_wash's sampled ones
+    assert len(pairs["latent"]) == 3 * 3 + 3  # every target latent, ink_wash's sampled ones
     sampled = pairs["latent"][:, 0, 0, 0] == 1.0
     assert sampled.sum() == 3 and (pairs["target"][sampled] == 0).all()  # ink_wash's targets
+    # told the picks, pop_art's palette is the target's: its sampled latents fit too, while
+    # star_glitter's stars are still the model's own
+    told = training_pairs(rolls, styles, told=True)
+    sampled = told["latent"][:, 0, 0, 0] == 1.0
+    assert len(told["latent"]) == 3 * 3 + 6 and sampled.sum() == 6
+    assert sorted(told["target"][sampled][:, 0, 0, 0].tolist()) == [0] * 3 + [1] * 3
+
+
+def test_a_choice_models_rollouts_are_told_each_worlds_picks():
+    model = randomized(LSDModel(with_choice(small_config())))
+    rolls = lambda: rolled_out(model, [3, 4], ["pop_art", "pop_art"], 2, seed=0)["latent"]
+    told = rolls()
+    with torch.no_grad():
+        model.denoiser.choice_embed.weight.zero_()  # as if no code were given
+    assert (told - rolls()).abs().amax() > 1e-3
 
 
 def test_lsd_guide_trains_the_decoder_and_leaves_the_rest(tmp_path, capsys):
@@ -57,7 +73,7 @@ def test_lsd_guide_trains_the_decoder_and_leaves_the_rest(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     frame_styles = sum(get_style(n).kind == "frame" for n in style_names())
     assert report["pairs"] == 3 * (len(style_names()) + frame_styles)
-    assert set(report["val_psnr_db"]) == {"plain_decoder", "guided_decoder"}
+    assert set(report["val_psnr_db"]) == {"source_decoder", "guided_decoder"}
 
     out = LSDModel.load(tmp_path / "run" / "model")
     src = LSDModel.load(tmp_path / "src")
@@ -67,8 +83,16 @@ def test_lsd_guide_trains_the_decoder_and_leaves_the_rest(tmp_path, capsys):
         if not name.startswith("codec.decoder."):  # encoder, prompt encoder, denoiser: untouched
             assert torch.equal(out.state_dict()[name], value.to(torch.bfloat16)), name  # saved in bf16
     assert out.codec.guide_in[-1].weight.abs().amax() > 0  # the guide branch was trained
-    assert main(["guide", "--checkpoint", str(tmp_path / "run" / "model"), "--out", str(tmp_path / "again")]) == 2
-    assert "already guided" in capsys.readouterr().err
+    # a guided decoder is trained further from where it is: at a vanishing rate it stays
+    assert main(["guide", "--checkpoint", str(tmp_path / "run" / "model"), "--out", str(tmp_path / "again"),
+                 "--streams", "1", "--frames", "2", "--steps", "2", "--lr", "1e-12", "--json",
+                 "--no-progress"]) == 0
+    again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert again["source_guided"] and not report["source_guided"]
+    kept = LSDModel.load(tmp_path / "again" / "model").state_dict()
+    assert all(torch.equal(kept[name], value) for name, value in out.state_dict().items())
+    assert main(["guide", "--checkpoint", str(tmp_path / "src"), "--out", str(tmp_path / "y"),
+                 "--lr", "0"]) == 2
     assert main(["guide", "--checkpoint", str(tmp_path / "src"), "--out", str(tmp_path / "run")]) == 2
     assert "exists" in capsys.readouterr().err  # a finished run is never overwritten
     assert main(["guide", "--checkpoint", str(tmp_path / "src"), "--out", str(tmp_path / "x"),

@@ -7,7 +7,12 @@ come from the streaming rollout itself on training streams (the latents the deco
 meet live, drift included), decoded against the style's target. A memory style's target
 holds per-stream random choices (a palette, decorations) that the model makes its own way,
 so for those styles the pair is the target's own latent instead, which teaches the decoder
-to keep what a latent says; frame styles get both kinds.
+to keep what a latent says; frame styles get both kinds. A model with a choice input is told
+its stream's picks in the rollout as it is live, so a style whose only choice is the picks
+(pop_art's palette) gets both kinds too.
+
+A model whose decoder is already guided has it trained further, from where it is, on
+pairs from its denoiser as it is now (one that was trained on after it got its decoder).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from ..diffusion import rollout
 from ..metrics import psnr
 from ..models import LSDModel, load
 from ..styles import get_style, style_names
+from ..styles.picks import picks_code
 from .clips import to_frames, to_uint8
 
 VAL_SEED_OFFSET = 500  # validation worlds apart from lsd bench quality's (offset 100)
@@ -35,9 +41,10 @@ VAL_SEED_OFFSET = 500  # validation worlds apart from lsd bench quality's (offse
 @torch.no_grad()
 def rolled_out(model: LSDModel, seeds: list[int], styles: list[str], frames: int,
                seed: int, progress: bool = False) -> dict[str, torch.Tensor]:
-    """Roll `model` out as it streams (its own sampling settings) on one world per
-    (seed, style): input and target frames (N, T, H, W, 3) uint8 with the sampled latents
-    (N, T, C, h, w) and the targets' own latents."""
+    """Roll `model` out as it streams (its own sampling settings, told each world's picks
+    where it has a choice input) on one world per (seed, style): input and target frames
+    (N, T, H, W, 3) uint8 with the sampled latents (N, T, C, h, w) and the targets' own
+    latents."""
     size = tuple(model.config.frame_size)
     clips = [clip(s, name, frames, size) for s, name in zip(seeds, styles)]
     inputs = np.stack([c["input"] for c in clips])
@@ -47,7 +54,8 @@ def rolled_out(model: LSDModel, seeds: list[int], styles: list[str], frames: int
     rng = np.random.default_rng(seed)
     prompts = [str(rng.choice(get_style(name).prompts)) for name in styles]
     sample = model.checkpoint_config.get("sample", {})
-    cache, g, prompt = model.new_cache(), torch.Generator().manual_seed(seed), model.encode_prompts(prompts)
+    code = torch.from_numpy(np.stack([picks_code(s) for s in seeds])) if model.config.denoiser.choice else None
+    cache, g, prompt = model.new_cache(), torch.Generator().manual_seed(seed), model.encode_prompts(prompts, code)
     # a frame at a time (the cache and generator carry on: the same as one call) for progress
     latents = torch.cat([
         rollout(model.denoiser, cache, z_in[:, j:j + 1], prompt, int(sample.get("steps", 3)),
@@ -59,19 +67,28 @@ def rolled_out(model: LSDModel, seeds: list[int], styles: list[str], frames: int
             "latent": latents.float(), "target_latent": model.codec.encode(to_frames(targets).to(dtype)).float()}
 
 
-def training_pairs(rolls: dict[str, torch.Tensor], styles: list[str]) -> dict[str, torch.Tensor]:
+def sampled_pairs_fit(style: str, told: bool) -> bool:
+    """Does a rollout's own latent of `style` fit its target? For frame styles, and where
+    the rollout was `told` the picks, for styles the input frame and the picks fix
+    (Style.path_free: pop_art); not where the target holds a choice the model makes."""
+    return get_style(style).path_free if told else get_style(style).kind == "frame"
+
+
+def training_pairs(rolls: dict[str, torch.Tensor], styles: list[str],
+                   told: bool = False) -> dict[str, torch.Tensor]:
     """Flatten rollouts into (latent, input, target) pairs: every style's target latent,
-    and the sampled latent for frame styles."""
-    frame_style = torch.tensor([get_style(s).kind == "frame" for s in styles])
+    and the sampled latent where it fits the target (sampled_pairs_fit)."""
+    sampled = torch.tensor([sampled_pairs_fit(s, told) for s in styles])
     flat = lambda x, keep=None: (x if keep is None else x[keep]).flatten(0, 1)
-    return {"latent": torch.cat([flat(rolls["target_latent"]), flat(rolls["latent"], frame_style)]),
-            "input": torch.cat([flat(rolls["input"]), flat(rolls["input"], frame_style)]),
-            "target": torch.cat([flat(rolls["target"]), flat(rolls["target"], frame_style)])}
+    return {"latent": torch.cat([flat(rolls["target_latent"]), flat(rolls["latent"], sampled)]),
+            "input": torch.cat([flat(rolls["input"]), flat(rolls["input"], sampled)]),
+            "target": torch.cat([flat(rolls["target"]), flat(rolls["target"], sampled)])}
 
 
 @torch.no_grad()
 def decoded_psnr(codec, rolls: dict[str, torch.Tensor]) -> float:
-    """Mean PSNR of the decoded sampled latents against their targets."""
+    """Mean PSNR of the decoded sampled latents against their targets (validation: styles
+    whose sampled latents fit their targets)."""
     dtype = next(codec.parameters()).dtype
     x = to_frames(rolls["input"].flatten(0, 1).numpy()).to(dtype)
     out = to_uint8(codec.decode(rolls["latent"].flatten(0, 1).to(dtype), x).float())
@@ -95,23 +112,24 @@ def guide(checkpoint: str, out: str, streams: int = 16, frames: int = 32, steps:
     t0 = time.time()
     if min(streams, frames, steps, batch, val_frames) < 1:
         raise ValueError("--streams, --frames and --steps must be at least 1")
+    if lr <= 0:
+        raise ValueError(f"--lr must be > 0, not {lr}")
     if (Path(out) / "model").exists():
         raise FileExistsError(f"{Path(out) / 'model'} exists: pick another --out")
     model = load(checkpoint).to(torch.bfloat16)
-    if model.codec.guided:
-        raise ValueError(f"{checkpoint}: its codec is already guided")
     if model.config.autoencoder.kind != "conv":
         raise ValueError(f"{checkpoint}: only a conv codec can be guided")
     names = style_names()
     rng = np.random.default_rng(seed)
     styles = [n for n in names for _ in range(streams)]
     seeds = [int(s) for s in rng.integers(SEEDS_PER_SPLIT, size=len(styles))]
-    pairs = training_pairs(rolled_out(model, seeds, styles, frames, seed, progress), styles)
-    frame_styles = [n for n in names if get_style(n).kind == "frame"]
-    val_seeds = [VAL_SEED_START + VAL_SEED_OFFSET + i for i in range(len(frame_styles))]
-    val = rolled_out(model, val_seeds, frame_styles, val_frames, seed + 1, progress)
+    told, source_guided = model.config.denoiser.choice, model.codec.guided
+    pairs = training_pairs(rolled_out(model, seeds, styles, frames, seed, progress), styles, told)
+    val_styles = [n for n in names if sampled_pairs_fit(n, told)]
+    val_seeds = [VAL_SEED_START + VAL_SEED_OFFSET + i for i in range(len(val_styles))]
+    val = rolled_out(model, val_seeds, val_styles, val_frames, seed + 1, progress)
 
-    guided = guided_model(model).float()
+    guided = (model if source_guided else guided_model(model)).float()
     codec = guided.codec
     before = decoded_psnr(codec, val)
     trained = [p for n, p in codec.named_parameters() if not n.startswith("encoder.")]
@@ -141,7 +159,8 @@ def guide(checkpoint: str, out: str, streams: int = 16, frames: int = 32, steps:
     report = {"source": str(checkpoint), "streams_per_style": streams, "frames": frames,
               "pairs": len(pairs["latent"]), "steps": steps, "batch": batch, "lr": lr, "seed": seed,
               "final_loss": round(float(np.mean(losses[-50:])), 4),
-              "val_psnr_db": {"plain_decoder": before, "guided_decoder": after},
+              "source_guided": source_guided, "told_picks": told,
+              "val_psnr_db": {"source_decoder": before, "guided_decoder": after},
               "seconds": round(time.time() - t0, 1)}
     # everything the source says about itself (training, provenance, sampling) still holds
     extra = {k: v for k, v in model.checkpoint_config.items() if k not in ("lsd_version", "model")}
