@@ -69,7 +69,7 @@ def cmd_bench_quality(args: argparse.Namespace) -> None:
         get_style(name)  # a typo fails now, not after minutes of rollout
     _emit(bench_quality(args.checkpoint, args.steps, args.frames, styles, args.context_t,
                         args.strips, args.streams, args.fixed_noise, args.warm_start,
-                        args.settle), args.json)
+                        args.settle, args.choice_guidance), args.json)
 
 
 def cmd_bench_levels(args: argparse.Namespace) -> None:
@@ -446,6 +446,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="sample a stream's first frame this many extra times, each pass reading "
                          "the last as history, before showing it (default: the checkpoint's "
                          "sample.settle)")
+    bq.add_argument("--choice-guidance", type=float,
+                    help="classifier-free guidance on the picks code, a model with a choice "
+                         "input (1: off; default: the checkpoint's sample.choice_guidance)")
     bq.add_argument("--strips", help="folder for one input/target/output PNG per style")
     bq.add_argument("--json", action="store_true")
     bq.set_defaults(func=cmd_bench_quality)

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lsd.bench.quality import STRIP_COLUMNS, bench_quality
+from lsd.bench.quality import STRIP_COLUMNS, bench_quality, through_codec
 from lsd.cli import main
 from lsd.data import VAL_SEED_START, paired_stream
 from lsd.metrics import palette_distance, picked_share, psnr
@@ -38,6 +38,12 @@ def test_quality_report_and_strips(tmp_path, capsys):
     options, picked = pop_colours(VAL_SEED_START + 101)
     assert palette["target_picked_share_last"] == round(picked_share(pop[-1].target, options, picked), 3)
     assert 0 <= palette["picked_share_first"] <= 1 and 0 <= palette["picked_share_last"] <= 1
+    # the palette measure's floor for this codec: the targets sent through it (in bf16, as
+    # the streams had left the model)
+    model = LSDModel.load(tmp_path / "ckpt").to(torch.bfloat16)
+    coded = [through_codec(model, f.target, f.input) for f in (pop[0], pop[-1])]
+    assert palette["codec_palette_last_vs_first"] == round(palette_distance(coded[1], coded[0]), 2)
+    assert palette["codec_palette_own"] == round(sum(palette_distance(f, f) for f in coded) / 2, 2)
     strip = np.asarray(Image.open(tmp_path / "strips" / "ink_wash.png"))
     assert strip.shape[0] == 3 * 32 + 4 and strip.shape[1] >= STRIP_COLUMNS * 32
 
@@ -111,6 +117,10 @@ def test_quality_takes_fixed_noise_from_the_checkpoint_unless_told(tmp_path, cap
     settled = run("--settle", "2")  # so is settling
     assert default["settle"] == 0 and settled["settle"] == 2
     assert settled["per_style"] != default["per_style"]
+    assert default["choice_guidance"] == 1.0  # guidance on the picks needs a choice input
+    assert main(["bench", "quality", "--checkpoint", str(tmp_path / "ckpt"), "--frames", "2",
+                 "--styles", "ink_wash", "--choice-guidance", "2"]) == 2
+    assert "choice input" in capsys.readouterr().err
     # fixed: the rollout is a Stream's whose noise is its seed's first draw at every frame
     stream = Stream(LSDModel.load(tmp_path / "ckpt"), "ink wash painting", 2,
                     seed=VAL_SEED_START + 100, fixed_noise=True)

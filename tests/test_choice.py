@@ -132,3 +132,56 @@ def test_bad_choice_settings_are_refused():
     with pytest.raises(ValueError, match="shortcut distillation of a model with a choice input"):
         TrainConfig.from_dict({**small_train_config().to_dict(), "model": model,
                                "objective": "shortcut"})
+    guided = lambda w, m=model: {**small_train_config().to_dict(), "model": m,
+                                 "sample": {"choice_guidance": w}}
+    assert TrainConfig.from_dict(guided(2.0)).sample.choice_guidance == 2.0
+    with pytest.raises(ValueError, match="sample.choice_guidance must be >= 0"):
+        TrainConfig.from_dict(guided(-1.0))
+    with pytest.raises(ValueError, match="sample.choice_guidance needs a choice input"):
+        TrainConfig.from_dict(guided(2.0, small_train_config().to_dict()["model"]))
+
+
+def test_choice_guidance_pushes_each_step_away_from_the_prompt_without_the_code():
+    """One Euler step is linear in the velocity, so a guided frame is the unguided one
+    moved `guidance` times the way the code moves it; the history hears only the prompt."""
+    from lsd.diffusion import generate_frame
+
+    model = randomized(LSDModel(with_choice(small_config())))
+    z_in = torch.randn(1, model.config.latent_channels, *model.config.latent_size)
+    noise = torch.randn(z_in.shape)
+    with torch.no_grad():
+        told, plain = model.encode_prompts(["pop art"], code_of(3)), model.encode_prompts(["pop art"])
+
+        def frame(prompt, **guide):
+            cache = model.new_cache()
+            return generate_frame(model.denoiser, cache, z_in, prompt, noise, 1, **guide), cache
+
+        (z_told, cache_told), (z_plain, _) = frame(told), frame(plain)
+        z_guided, cache_guided = frame(told, guidance=2.5, unguided=plain)
+        torch.testing.assert_close(z_guided, z_plain + 2.5 * (z_told - z_plain))
+        assert (z_guided - z_told).abs().amax() > 1e-3
+        assert torch.equal(frame(told, guidance=1.0, unguided=plain)[0], z_told)  # 1: off
+    # the guided frame is committed with the told prompt, as an unguided stream commits
+    with torch.no_grad():
+        cache = model.new_cache()
+        from lsd.diffusion import commit_frame
+        commit_frame(model.denoiser, cache, z_guided, z_in, told)
+    torch.testing.assert_close(cache_guided.keys, cache.keys)
+
+
+def test_a_stream_guides_on_its_own_picks():
+    model = randomized(LSDModel(with_choice(small_config())))
+    frame = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    stream = lambda **kw: Stream(model, "pop art", steps=2, seed=3, dtype=torch.float32, **kw)
+    guided = stream(choice_guidance=3.0)
+    with torch.no_grad():
+        torch.testing.assert_close(guided._embedding - guided._choice_shift, model.text(["pop art"]))
+    assert stream()._choice_shift is None  # off by default: no second pass
+    out = [s.step(frame) for s in (stream(), guided, stream(choice_guidance=1.0))]
+    assert np.array_equal(out[0], out[2]) and not np.array_equal(out[0], out[1])
+    with pytest.raises(ValueError, match="needs a model with a choice input"):
+        Stream(randomized(LSDModel(small_config())), "pop art", choice_guidance=2.0)
+    with pytest.raises(ValueError, match="choice_guidance must be >= 0"):
+        stream(choice_guidance=-1.0)
+    model.checkpoint_config = {"sample": {"choice_guidance": 2.0}}
+    assert stream().choice_guidance == 2.0 and stream(choice_guidance=1.0).choice_guidance == 1.0

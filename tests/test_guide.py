@@ -59,6 +59,9 @@ def test_a_choice_models_rollouts_are_told_each_worlds_picks():
     model = randomized(LSDModel(with_choice(small_config())))
     rolls = lambda: rolled_out(model, [3, 4], ["pop_art", "pop_art"], 2, seed=0)["latent"]
     told = rolls()
+    model.checkpoint_config = {"sample": {"choice_guidance": 2.0}}  # streams guided: so do these
+    assert (told - rolls()).abs().amax() > 1e-3
+    model.checkpoint_config = {}
     with torch.no_grad():
         model.denoiser.choice_embed.weight.zero_()  # as if no code were given
     assert (told - rolls()).abs().amax() > 1e-3

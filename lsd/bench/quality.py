@@ -61,20 +61,24 @@ def consistency(kind: str | None, outputs: list[np.ndarray], targets: list[np.nd
 
 
 def consistency_scale(kind: str | None, outputs: list[np.ndarray], targets: list[np.ndarray],
-                      seed: int) -> dict:
+                      seed: int, coded: list[np.ndarray]) -> dict:
     """What a kept choice scores, beside the measure. The target keeps its palette, yet shows
-    it on other content by the last frame. A frame is some way from even its own 8-colour
-    palette (the more so the less flat its colours), so a palette kept exactly still scores
-    about that: the mean over the first and the last frame of each one's distance to itself.
-    And the share of pixels drawn nearest to one of the stream's own picks (pop_art's
-    colours, styles/memory.py), first and last: the choice itself, however mottled."""
+    it on other content by the last frame; sent through the codec (`coded`: the first and
+    the last target, encoded and decoded), it is what a denoiser that got every latent
+    right would show. A frame is some way from even its own 8-colour palette (the more so
+    the less flat its colours), so a palette kept exactly still scores about that: the
+    mean over the first and the last frame of each one's distance to itself. And the share
+    of pixels drawn nearest to one of the stream's own picks (pop_art's colours,
+    styles/memory.py), first and last: the choice itself, however mottled."""
     if kind != "palette":
         return {}
     own = lambda frames: round(0.5 * sum(palette_distance(f, f) for f in (frames[0], frames[-1])), 2)
     options, picked = pop_colours(seed)
     share = lambda frame: round(picked_share(frame, options, picked), 3)
     return {"target_palette_last_vs_first": round(palette_distance(targets[-1], targets[0]), 2),
+            "codec_palette_last_vs_first": round(palette_distance(coded[-1], coded[0]), 2),
             "palette_own": own(outputs), "target_palette_own": own(targets),
+            "codec_palette_own": own(coded),
             "picked_share_first": share(outputs[0]), "picked_share_last": share(outputs[-1]),
             "target_picked_share_first": share(targets[0]),
             "target_picked_share_last": share(targets[-1])}
@@ -112,11 +116,12 @@ def evaluate_style(model: LSDModel, style: str, seed: int, frames: int, steps: i
                    context_t: float | None = None, strip: list | None = None,
                    sampling: dict | None = None) -> dict:
     """Metrics of one style's rollout; with `strip` (a list), the frames for a picture of it
-    are appended to it. `sampling`: more Stream settings (fixed_noise, warm_start, settle)."""
+    are appended to it. `sampling`: more Stream settings (fixed_noise, warm_start, settle,
+    choice_guidance)."""
     size = tuple(model.config.frame_size)
     s = get_style(style)
     run = Stream(model, s.prompts[0], steps, context_t=context_t, seed=seed, **(sampling or {}))
-    outputs, targets, psnrs, ssims, warp_out, warp_target, ceiling = [], [], [], [], [], [], []
+    outputs, targets, inputs, psnrs, ssims, warp_out, warp_target, ceiling = [], [], [], [], [], [], [], []
     prev = None
     shown = set(np.linspace(0, frames - 1, STRIP_COLUMNS).round().astype(int).tolist())
     for i, sample in enumerate(paired_stream(seed, style, size=size, frames=frames)):
@@ -125,6 +130,7 @@ def evaluate_style(model: LSDModel, style: str, seed: int, frames: int, steps: i
             strip.append((i, sample.input, sample.target, out))
         outputs.append(out)
         targets.append(sample.target)
+        inputs.append(sample.input)
         scores = frame_scores(out, sample, prev)
         psnrs.append(scores["psnr_db"])
         if i % SSIM_EVERY == 0:
@@ -134,8 +140,11 @@ def evaluate_style(model: LSDModel, style: str, seed: int, frames: int, steps: i
             warp_out.append(scores["warp_error"])
             warp_target.append(scores["target_warp_error"])
         prev = (sample, out)
-        outputs, targets = outputs[:1] + outputs[-1:], targets[:1] + targets[-1:]  # first + last
+        ends = lambda frames: frames[:1] + frames[-1:]  # the first and the last frame
+        outputs, targets, inputs = ends(outputs), ends(targets), ends(inputs)
     finite = [p for p in psnrs if math.isfinite(p)]
+    coded = ([through_codec(model, t, x) for t, x in zip(targets, inputs)]
+             if s.consistency == "palette" else [])
     return {"kind": s.kind, "psnr_db": round(float(np.mean(finite)), 2),
             "psnr_db_last_10pct": round(float(np.mean(finite[-max(1, len(finite) // 10):])), 2),
             "ssim": round(float(np.mean(ssims)), 3),
@@ -143,7 +152,7 @@ def evaluate_style(model: LSDModel, style: str, seed: int, frames: int, steps: i
             "warp_error": round(float(np.nanmean(warp_out)), 2) if warp_out else None,
             "target_warp_error": round(float(np.nanmean(warp_target)), 2) if warp_target else None,
             "consistency": (consistency(s.consistency, outputs, targets)
-                            | consistency_scale(s.consistency, outputs, targets, seed))}
+                            | consistency_scale(s.consistency, outputs, targets, seed, coded))}
 
 
 def average(reports: list[dict]) -> dict:
@@ -164,16 +173,17 @@ def bench_quality(checkpoint: str, steps: int = 12, frames: int = 300,
                   styles: list[str] | None = None, context_t: float | None = None,
                   strips: str | None = None, streams: int = 1,
                   fixed_noise: bool | None = None, warm_start: float | None = None,
-                  settle: int | None = None) -> dict:
+                  settle: int | None = None, choice_guidance: float | None = None) -> dict:
     """All styles (or `styles`) on held-out streams, `streams` per style (averaged); `strips`
     names a folder to write one PNG per style into (input / target / output rows over the
-    first stream's rollout). context_t, fixed_noise, warm_start, settle None: as the
-    checkpoint says (Stream's defaults)."""
+    first stream's rollout). context_t, fixed_noise, warm_start, settle, choice_guidance
+    None: as the checkpoint says (Stream's defaults)."""
     if streams < 1:
         raise ValueError(f"streams must be >= 1, not {streams}")
     model = load(checkpoint)
     context_t = sample_setting(model, "context_t", context_t)
-    told = {"fixed_noise": fixed_noise, "warm_start": warm_start, "settle": settle}
+    told = {"fixed_noise": fixed_noise, "warm_start": warm_start, "settle": settle,
+            "choice_guidance": choice_guidance}
     sampling = {k: sample_setting(model, k, v) for k, v in told.items()}  # also reported
     t0 = time.time()
     per_style = {}

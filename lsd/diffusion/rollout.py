@@ -50,12 +50,15 @@ COMMITS = ("clean", "last_step")
 def generate_frame(denoiser, cache, z_in: torch.Tensor, prompt: torch.Tensor, noise: torch.Tensor,
                    steps: int, shortcut: bool = False, context_t: float = 0.0,
                    context_noise: torch.Tensor | None = None, commit: str = "clean",
-                   start: torch.Tensor | None = None, t_start: float = 1.0) -> torch.Tensor:
+                   start: torch.Tensor | None = None, t_start: float = 1.0,
+                   guidance: float = 1.0, unguided: torch.Tensor | None = None) -> torch.Tensor:
     """Sample one frame's latent (B, C, h, w) from `noise` given the encoded input frame
     z_in and the cached history, then commit it. prompt is (B, E). With `start` (a latent,
     e.g. the previous output) sampling begins at level t_start from `start` noised to it,
     not at 1 from pure noise (a warm start: what the noise cannot hide, the colours,
-    carries over)."""
+    carries over). With `unguided` (B, E), a prompt embedding lacking something `prompt`
+    says, each step's velocity is pushed `guidance` times as far from the unguided one
+    (classifier-free guidance; 1: off). Only the guided prompt reaches the history."""
     if commit not in COMMITS:
         raise ValueError(f"commit must be one of {COMMITS}, not {commit!r}")
     if start is None:
@@ -71,8 +74,12 @@ def generate_frame(denoiser, cache, z_in: torch.Tensor, prompt: torch.Tensor, no
         nonlocal calls
         calls += 1
         write = commit == "last_step" and calls == steps
-        return denoiser(x[:, None], z_in[:, None], t[:, None], d[:, None], prompt, cache=cache,
-                        write=write)[:, 0]
+        v = denoiser(x[:, None], z_in[:, None], t[:, None], d[:, None], prompt, cache=cache,
+                     write=write)[:, 0]
+        if unguided is None or guidance == 1.0:
+            return v
+        u = denoiser(x[:, None], z_in[:, None], t[:, None], d[:, None], unguided, cache=cache)[:, 0]
+        return u + guidance * (v - u)
 
     latent = sample_euler(velocity, noise, steps, t_start, shortcut=shortcut)
     if commit == "last_step":
@@ -85,14 +92,17 @@ def generate_frame(denoiser, cache, z_in: torch.Tensor, prompt: torch.Tensor, no
 @torch.no_grad()
 def rollout(denoiser, cache, z_in: torch.Tensor, prompt: torch.Tensor, steps: int,
             shortcut: bool = False, context_t: float = 0.0,
-            generator: torch.Generator | None = None, commit: str = "clean") -> torch.Tensor:
+            generator: torch.Generator | None = None, commit: str = "clean",
+            guidance: float = 1.0, unguided: torch.Tensor | None = None) -> torch.Tensor:
     """Generate T frames one after another: z_in (B, T, C, h, w) -> latents of that shape.
-    prompt is (B, E) or per frame (B, T, E). The cache carries on from whatever it holds."""
+    prompt is (B, E) or per frame (B, T, E), `unguided` (guidance, generate_frame) the same.
+    The cache carries on from whatever it holds."""
     frames = []
     for j in range(z_in.shape[1]):
         noise = _randn(z_in[:, j], generator)
         ctx = _randn(z_in[:, j], generator) if context_t > 0 else None
-        p = prompt[:, j] if prompt.ndim == 3 else prompt
-        frames.append(generate_frame(denoiser, cache, z_in[:, j], p, noise, steps, shortcut,
-                                     context_t, ctx, commit))
+        at = lambda p: p[:, j] if p is not None and p.ndim == 3 else p
+        frames.append(generate_frame(denoiser, cache, z_in[:, j], at(prompt), noise, steps, shortcut,
+                                     context_t, ctx, commit, guidance=guidance,
+                                     unguided=at(unguided)))
     return torch.stack(frames, dim=1)

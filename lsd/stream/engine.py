@@ -34,7 +34,7 @@ PROMPT_CACHE = 32  # prompt embeddings kept (switching back to a recent prompt i
 
 # what a stream samples with when neither the caller nor the checkpoint's `sample` says
 SAMPLE_DEFAULTS = {"steps": 3, "context_t": 0.0, "shortcut": False, "fixed_noise": False,
-                   "warm_start": 0.0, "settle": 0, "commit": "clean"}
+                   "warm_start": 0.0, "settle": 0, "commit": "clean", "choice_guidance": 1.0}
 
 
 def sample_setting(model: LSDModel, name: str, told=None):
@@ -59,7 +59,7 @@ class Stream:
                  context_t: float | None = None, shortcut: bool | None = None, seed: int = 0,
                  compile: bool = False, cuda_graph: bool | None = None,
                  fixed_noise: bool | None = None, warm_start: float | None = None,
-                 settle: int | None = None):
+                 settle: int | None = None, choice_guidance: float | None = None):
         self.steps = sample_setting(model, "steps", steps)
         if self.steps < 1:
             raise ValueError(f"steps must be >= 1, not {self.steps}")
@@ -108,6 +108,20 @@ class Stream:
         # and prompt
         self.code = (torch.from_numpy(picks_code(seed))[None]
                      if model.config.denoiser.choice else None)
+        # choice guidance w: each step is pushed w times as far toward what the picks code
+        # asks as from the prompt alone to the prompt with it (classifier-free guidance on
+        # the code; 1: off). Costs a second denoiser pass a step.
+        self.choice_guidance = sample_setting(model, "choice_guidance", choice_guidance)
+        if self.choice_guidance < 0:
+            raise ValueError(f"choice_guidance must be >= 0, not {self.choice_guidance}")
+        self._choice_shift = None  # what the code adds to a prompt embedding, when guided
+        if self.choice_guidance != 1.0:
+            if self.code is None:
+                raise ValueError("choice_guidance needs a model with a choice input (denoiser.choice)")
+            with torch.no_grad():
+                self._choice_shift = self.model.denoiser.with_choice(
+                    torch.zeros(1, self.model.text.out_dim, device=self.device, dtype=dtype),
+                    self.code)
         self._embeddings: OrderedDict[str, torch.Tensor] = OrderedDict()
         self.prompt = prompt
         self._embedding = self._embed(prompt)
@@ -211,8 +225,10 @@ class Stream:
         warm-start level, if given) and commit, decode.
         Returns (input latent, output image, output latent)."""
         z_in = self.model.codec.encode(x)
+        unguided = None if self._choice_shift is None else prompt - self._choice_shift
         z = generate_frame(self.model.denoiser, self.cache, z_in, prompt, noise, self.steps,
-                           self.shortcut, self.context_t, ctx, self.commit, start, self.warm_start)
+                           self.shortcut, self.context_t, ctx, self.commit, start, self.warm_start,
+                           self.choice_guidance, unguided)
         return z_in, self.model.codec.decode(z, x), z
 
     def _run(self, x: torch.Tensor, prompt: torch.Tensor):

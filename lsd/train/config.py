@@ -108,10 +108,13 @@ class SampleConfig:
     fixed_noise: bool = False  # every frame of a stream starts from the same noise (Stream)
     warm_start: float = 0.0  # sample each frame from this level, from the previous output (Stream)
     settle: int = 0  # extra passes that settle a stream's first frame before it is shown (Stream)
+    choice_guidance: float = 1.0  # classifier-free guidance on the picks code; 1: off (Stream)
 
     def __post_init__(self):
         if self.commit not in COMMITS:
             raise ValueError(f"sample.commit must be one of {', '.join(COMMITS)}, not {self.commit!r}")
+        if self.choice_guidance < 0:
+            raise ValueError(f"sample.choice_guidance must be >= 0, not {self.choice_guidance}")
 
 
 @dataclass
@@ -157,6 +160,8 @@ class TrainConfig:
             raise ValueError(f"history.blank must be in [0, 1], not {self.history.blank}")
         if self.optim.choice_lr_scale <= 0:
             raise ValueError(f"optim.choice_lr_scale must be > 0, not {self.optim.choice_lr_scale}")
+        if self.sample.choice_guidance != 1.0 and not self.model.denoiser.choice:
+            raise ValueError("sample.choice_guidance needs a choice input (model.denoiser.choice)")
 
     def to_dict(self) -> dict:
         from dataclasses import asdict

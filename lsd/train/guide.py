@@ -31,6 +31,7 @@ from ..data.sources import SEEDS_PER_SPLIT
 from ..diffusion import rollout
 from ..metrics import psnr
 from ..models import LSDModel, load
+from ..stream.engine import sample_setting
 from ..styles import get_style, style_names
 from ..styles.picks import picks_code
 from .clips import to_frames, to_uint8
@@ -53,14 +54,15 @@ def rolled_out(model: LSDModel, seeds: list[int], styles: list[str], frames: int
     z_in = model.codec.encode(to_frames(inputs).to(dtype))
     rng = np.random.default_rng(seed)
     prompts = [str(rng.choice(get_style(name).prompts)) for name in styles]
-    sample = model.checkpoint_config.get("sample", {})
     code = torch.from_numpy(np.stack([picks_code(s) for s in seeds])) if model.config.denoiser.choice else None
     cache, g, prompt = model.new_cache(), torch.Generator().manual_seed(seed), model.encode_prompts(prompts, code)
+    guidance = sample_setting(model, "choice_guidance")
+    unguided = model.encode_prompts(prompts) if guidance != 1.0 else None
     # a frame at a time (the cache and generator carry on: the same as one call) for progress
     latents = torch.cat([
-        rollout(model.denoiser, cache, z_in[:, j:j + 1], prompt, int(sample.get("steps", 3)),
-                bool(sample.get("shortcut", False)), float(sample.get("context_t", 0.0)), g,
-                sample.get("commit", "clean"))
+        rollout(model.denoiser, cache, z_in[:, j:j + 1], prompt, sample_setting(model, "steps"),
+                sample_setting(model, "shortcut"), sample_setting(model, "context_t"), g,
+                sample_setting(model, "commit"), guidance, unguided)
         for j in tqdm(range(frames), desc=f"rolling out {len(styles)} streams", disable=not progress,
                       leave=False)], dim=1)
     return {"input": torch.from_numpy(inputs), "target": torch.from_numpy(targets),
