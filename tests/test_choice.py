@@ -144,7 +144,7 @@ def test_bad_choice_settings_are_refused():
 def test_choice_guidance_pushes_each_step_away_from_the_prompt_without_the_code():
     """One Euler step is linear in the velocity, so a guided frame is the unguided one
     moved `guidance` times the way the code moves it; the history hears only the prompt."""
-    from lsd.diffusion import generate_frame
+    from lsd.diffusion import commit_frame, generate_frame
 
     model = randomized(LSDModel(with_choice(small_config())))
     z_in = torch.randn(1, model.config.latent_channels, *model.config.latent_size)
@@ -156,7 +156,7 @@ def test_choice_guidance_pushes_each_step_away_from_the_prompt_without_the_code(
             cache = model.new_cache()
             return generate_frame(model.denoiser, cache, z_in, prompt, noise, 1, **guide), cache
 
-        (z_told, cache_told), (z_plain, _) = frame(told), frame(plain)
+        (z_told, _), (z_plain, _) = frame(told), frame(plain)
         z_guided, cache_guided = frame(told, guidance=2.5, unguided=plain)
         torch.testing.assert_close(z_guided, z_plain + 2.5 * (z_told - z_plain))
         assert (z_guided - z_told).abs().amax() > 1e-3
@@ -164,7 +164,6 @@ def test_choice_guidance_pushes_each_step_away_from_the_prompt_without_the_code(
     # the guided frame is committed with the told prompt, as an unguided stream commits
     with torch.no_grad():
         cache = model.new_cache()
-        from lsd.diffusion import commit_frame
         commit_frame(model.denoiser, cache, z_guided, z_in, told)
     torch.testing.assert_close(cache_guided.keys, cache.keys)
 

@@ -123,6 +123,7 @@ def evaluate_style(model: LSDModel, style: str, seed: int, frames: int, steps: i
     run = Stream(model, s.prompts[0], steps, context_t=context_t, seed=seed, **(sampling or {}))
     outputs, targets, inputs, psnrs, ssims, warp_out, warp_target, ceiling = [], [], [], [], [], [], [], []
     prev = None
+    ends = lambda frames: frames[:1] + frames[-1:]  # only the first and the last are kept
     shown = set(np.linspace(0, frames - 1, STRIP_COLUMNS).round().astype(int).tolist())
     for i, sample in enumerate(paired_stream(seed, style, size=size, frames=frames)):
         out = run.step(sample.input)
@@ -140,7 +141,6 @@ def evaluate_style(model: LSDModel, style: str, seed: int, frames: int, steps: i
             warp_out.append(scores["warp_error"])
             warp_target.append(scores["target_warp_error"])
         prev = (sample, out)
-        ends = lambda frames: frames[:1] + frames[-1:]  # the first and the last frame
         outputs, targets, inputs = ends(outputs), ends(targets), ends(inputs)
     finite = [p for p in psnrs if math.isfinite(p)]
     coded = ([through_codec(model, t, x) for t, x in zip(targets, inputs)]

@@ -108,9 +108,8 @@ class Stream:
         # and prompt
         self.code = (torch.from_numpy(picks_code(seed))[None]
                      if model.config.denoiser.choice else None)
-        # choice guidance w: each step is pushed w times as far toward what the picks code
-        # asks as from the prompt alone to the prompt with it (classifier-free guidance on
-        # the code; 1: off). Costs a second denoiser pass a step.
+        # choice guidance w: each step moves w times as far as the picks code moves it
+        # (classifier-free guidance on the code; 1: off). Costs a second denoiser pass a step.
         self.choice_guidance = sample_setting(model, "choice_guidance", choice_guidance)
         if self.choice_guidance < 0:
             raise ValueError(f"choice_guidance must be >= 0, not {self.choice_guidance}")
