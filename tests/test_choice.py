@@ -101,6 +101,12 @@ def test_the_trainer_is_told_the_picks_each_clips_world_drew():
     assert torch.equal(inputs["code"], clips["code"])
     # a model without a choice input is told nothing
     assert diffusion_forcing(LSDModel(cfg.model), clips, cfg, g)[0]["code"] is None
+    # with choice_dropout, a share of the clips is told no picks (a zero code), the rest theirs
+    clips = pool.sample(64, g)
+    dropping = small_train_config(optim={"choice_dropout": 0.5})
+    code = diffusion_forcing(model, clips, dropping, g)[0]["code"]
+    told = code.any(1)
+    assert torch.equal(code[told], clips["code"][told]) and 16 < told.sum() < 48
 
 
 def test_training_moves_the_projection(tmp_path):
@@ -135,6 +141,8 @@ def test_bad_choice_settings_are_refused():
     guided = lambda w, m=model: {**small_train_config().to_dict(), "model": m,
                                  "sample": {"choice_guidance": w}}
     assert TrainConfig.from_dict(guided(2.0)).sample.choice_guidance == 2.0
+    with pytest.raises(ValueError, match="optim.choice_dropout must be in"):
+        small_train_config(model=model, optim={"choice_dropout": 1.0})
     with pytest.raises(ValueError, match="sample.choice_guidance must be >= 0"):
         TrainConfig.from_dict(guided(-1.0))
     with pytest.raises(ValueError, match="sample.choice_guidance needs a choice input"):

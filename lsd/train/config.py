@@ -71,6 +71,9 @@ class OptimConfig:
     # a choice input's projection starts at zero and each pick's row learns only from the
     # clips with that pick: it gets this multiple of the learning rate
     choice_lr_scale: float = 1.0
+    # share of clips told no picks (a zero code), so that the model also learns a code-free
+    # branch for classifier-free guidance on the code (sample.choice_guidance)
+    choice_dropout: float = 0.0
 
 
 @dataclass
@@ -160,6 +163,8 @@ class TrainConfig:
             raise ValueError(f"history.blank must be in [0, 1], not {self.history.blank}")
         if self.optim.choice_lr_scale <= 0:
             raise ValueError(f"optim.choice_lr_scale must be > 0, not {self.optim.choice_lr_scale}")
+        if not 0 <= self.optim.choice_dropout < 1:
+            raise ValueError(f"optim.choice_dropout must be in [0, 1), not {self.optim.choice_dropout}")
         if self.sample.choice_guidance != 1.0 and not self.model.denoiser.choice:
             raise ValueError("sample.choice_guidance needs a choice input (model.denoiser.choice)")
 

@@ -48,6 +48,9 @@ def diffusion_forcing(model: LSDModel, clips: dict, cfg: TrainConfig, g: torch.G
     c = _prefix_lengths(b, frames, hist.prefix, g)
     prefix = torch.arange(frames)[None] < c[:, None]  # (B, T)
     code = clips["code"].to(dev) if model.config.denoiser.choice else None
+    if code is not None and cfg.optim.choice_dropout > 0:  # drawn only when asked (replays)
+        told = torch.rand(b, generator=g) >= cfg.optim.choice_dropout
+        code = code * told[:, None].to(code)
     history, t_history = z0, torch.zeros(b, frames)
     if hist.enabled and prefix.any():
         rollout_frames = int(c.max()) if rollout_now else 0
