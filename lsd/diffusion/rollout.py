@@ -97,12 +97,12 @@ def rollout(denoiser, cache, z_in: torch.Tensor, prompt: torch.Tensor, steps: in
     """Generate T frames one after another: z_in (B, T, C, h, w) -> latents of that shape.
     prompt is (B, E) or per frame (B, T, E), `unguided` (guidance, generate_frame) the same.
     The cache carries on from whatever it holds."""
+    at = lambda p, j: p[:, j] if p is not None and p.ndim == 3 else p  # frame j's prompt
     frames = []
     for j in range(z_in.shape[1]):
         noise = _randn(z_in[:, j], generator)
         ctx = _randn(z_in[:, j], generator) if context_t > 0 else None
-        at = lambda p: p[:, j] if p is not None and p.ndim == 3 else p
-        frames.append(generate_frame(denoiser, cache, z_in[:, j], at(prompt), noise, steps, shortcut,
+        frames.append(generate_frame(denoiser, cache, z_in[:, j], at(prompt, j), noise, steps, shortcut,
                                      context_t, ctx, commit, guidance=guidance,
-                                     unguided=at(unguided)))
+                                     unguided=at(unguided, j)))
     return torch.stack(frames, dim=1)

@@ -55,14 +55,16 @@ def rolled_out(model: LSDModel, seeds: list[int], styles: list[str], frames: int
     rng = np.random.default_rng(seed)
     prompts = [str(rng.choice(get_style(name).prompts)) for name in styles]
     code = torch.from_numpy(np.stack([picks_code(s) for s in seeds])) if model.config.denoiser.choice else None
-    cache, g, prompt = model.new_cache(), torch.Generator().manual_seed(seed), model.encode_prompts(prompts, code)
-    guidance = sample_setting(model, "choice_guidance")
-    unguided = model.encode_prompts(prompts) if guidance != 1.0 else None
+    plain = model.encode_prompts(prompts)  # the prompts' text alone: guidance compares with it
+    prompt = model.denoiser.with_choice(plain, code)
+    setting = {name: sample_setting(model, name)
+               for name in ("steps", "shortcut", "context_t", "commit", "choice_guidance")}
+    unguided = plain if setting["choice_guidance"] != 1.0 else None
+    cache, g = model.new_cache(), torch.Generator().manual_seed(seed)
     # a frame at a time (the cache and generator carry on: the same as one call) for progress
     latents = torch.cat([
-        rollout(model.denoiser, cache, z_in[:, j:j + 1], prompt, sample_setting(model, "steps"),
-                sample_setting(model, "shortcut"), sample_setting(model, "context_t"), g,
-                sample_setting(model, "commit"), guidance, unguided)
+        rollout(model.denoiser, cache, z_in[:, j:j + 1], prompt, setting["steps"], setting["shortcut"],
+                setting["context_t"], g, setting["commit"], setting["choice_guidance"], unguided)
         for j in tqdm(range(frames), desc=f"rolling out {len(styles)} streams", disable=not progress,
                       leave=False)], dim=1)
     return {"input": torch.from_numpy(inputs), "target": torch.from_numpy(targets),
