@@ -3,7 +3,7 @@
 Frames are HxWx3 (or HxW) arrays, uint8 or float, in the 0-255 range; every
 function converts to float64 first so uint8 arithmetic never wraps around.
 Fidelity (psnr, ssim), temporal consistency (warp_error, flicker), style
-consistency (palette_distance, picked_share) and small-detail survival (decoration_f1).
+consistency (palette_distance, picked_share, main_colours) and small-detail survival (decoration_f1).
 """
 
 import math
@@ -272,6 +272,17 @@ def picked_share(frame: np.ndarray, options: np.ndarray, picked) -> float:
     picked from a known set, whatever the layout and however mottled."""
     nearest = _sq_dists(_as_rgb(frame).reshape(-1, 3), _as_float(options)).argmin(axis=1)
     return float(np.isin(nearest, picked).mean())
+
+
+def main_colours(frame: np.ndarray, options: np.ndarray, n: int, among) -> set[int]:
+    """The (up to) `n` of the `among` indices that most of a frame's pixels are nearest to (among
+    all `options`, K x 3, RGB 0-255): which colours a frame is drawn in, read back as a
+    choice, so that two frames' choices can be compared whatever their content."""
+    nearest = _sq_dists(_as_rgb(frame).reshape(-1, 3), _as_float(options)).argmin(axis=1)
+    among = np.asarray(among)
+    counts = np.bincount(nearest, minlength=len(options))[among]
+    order = np.argsort(-counts, kind="stable")[:n]
+    return set(among[order[counts[order] > 0]].tolist())  # a colour no pixel is near is not one
 
 
 # -----------------------------------------------------------------------------

@@ -10,10 +10,11 @@ from PIL import Image
 from lsd.bench.quality import STRIP_COLUMNS, bench_quality, through_codec
 from lsd.cli import main
 from lsd.data import VAL_SEED_START, paired_stream
-from lsd.metrics import palette_distance, picked_share, psnr
+from lsd.metrics import main_colours, palette_distance, picked_share, psnr
 from lsd.models import LSDModel
 from lsd.stream.engine import Stream
 from lsd.styles.memory import pop_colours
+from lsd.styles.picks import OPTIONS, PICKS
 from test_models import randomized, small_config
 
 
@@ -38,12 +39,18 @@ def test_quality_report_and_strips(tmp_path, capsys):
     options, picked = pop_colours(VAL_SEED_START + 101)
     assert palette["target_picked_share_last"] == round(picked_share(pop[-1].target, options, picked), 3)
     assert 0 <= palette["picked_share_first"] <= 1 and 0 <= palette["picked_share_last"] <= 1
+    read = lambda frame: main_colours(frame, options, PICKS, range(OPTIONS))
+    assert palette["target_picks_read_last"] == len(read(pop[-1].target) & set(picked[:PICKS])) / PICKS
+    assert palette["target_picks_kept"] == len(read(pop[-1].target) & read(pop[0].target)) / PICKS
+    assert {"picks_read_first", "picks_read_last", "picks_kept"} <= set(palette)
     # the palette measure's floor for this codec: the targets sent through it (in bf16, as
     # the streams had left the model)
     model = LSDModel.load(tmp_path / "ckpt").to(torch.bfloat16)
     coded = [through_codec(model, f.target, f.input) for f in (pop[0], pop[-1])]
     assert palette["codec_palette_last_vs_first"] == round(palette_distance(coded[1], coded[0]), 2)
     assert palette["codec_palette_own"] == round(sum(palette_distance(f, f) for f in coded) / 2, 2)
+    assert palette["codec_picked_share_first"] == round(picked_share(coded[0], options, picked), 3)
+    assert palette["codec_picks_kept"] == len(read(coded[1]) & read(coded[0])) / PICKS
     strip = np.asarray(Image.open(tmp_path / "strips" / "ink_wash.png"))
     assert strip.shape[0] == 3 * 32 + 4 and strip.shape[1] >= STRIP_COLUMNS * 32
 

@@ -223,6 +223,19 @@ def test_picked_share_counts_pixels_nearest_a_picked_colour():
     assert metrics.picked_share(frame, options, [2]) == pytest.approx(1 / 16)
 
 
+def test_main_colours_reads_the_choice_back():
+    options = np.array([[255, 0, 0], [0, 0, 255], [0, 255, 0], [0, 0, 0]])
+    frame = np.zeros((4, 4, 3), np.uint8)  # 4 px nearest black (index 3)
+    frame[1:, :2] = (200, 30, 30)  # 6 px nearest red
+    frame[1:, 2:] = (20, 40, 220)  # 6 px nearest blue ...
+    frame[3, 3] = (10, 250, 10)  # ... but one of them nearest green
+    assert metrics.main_colours(frame, options, 2, range(3)) == {0, 1}  # black not among
+    assert metrics.main_colours(frame, options, 1, range(3)) == {0}  # 6 red beat 5 blue
+    assert metrics.main_colours(frame, options, 3, range(4)) == {0, 1, 3}
+    assert metrics.main_colours(frame, options, 3, [2]) == {2}
+    assert metrics.main_colours(frame[1:, :2], options, 3, range(3)) == {0}  # none near: not read
+
+
 def test_palette_distance_ignores_layout():
     img, _ = three_colour_image()
     shuffled = img.reshape(-1, 3)[np.random.default_rng(0).permutation(H * W)].reshape(H, W, 3)

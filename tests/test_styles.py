@@ -5,10 +5,11 @@ import pytest
 from scipy import ndimage
 
 from lsd.data import World, WorldConfig, paired_stream
-from lsd.metrics import decoration_f1, palette_distance, picked_share, warp_error
+from lsd.metrics import decoration_f1, main_colours, palette_distance, picked_share, warp_error
 from lsd.styles import STYLES, get_style, style_names
 from lsd.styles.memory import EXPOSURE_RATE, NIGHT, pop_colours, pop_palette
 from lsd.styles.ops import gradient_map, luminance
+from lsd.styles.picks import OPTIONS, PICKS
 
 
 def test_registry_has_enough_styles_of_both_kinds():
@@ -100,6 +101,10 @@ def test_pop_art_targets_are_drawn_in_their_streams_picks():
     for t in (0, 75, 149):
         assert picked_share(targets[t], options, own) > 0.9
         assert picked_share(targets[t], options, pop_colours(other)[1]) < 0.1
+        # read back as a choice, the four colours it is mostly drawn in are the picks, but
+        # for at most one: a band few pixels fall in can lose to the blends at its edges
+        assert len(main_colours(targets[t], options, PICKS, range(OPTIONS)) & set(own[:PICKS])) >= PICKS - 1
+    assert main_colours(targets[0], options, PICKS, range(OPTIONS)) == set(own[:PICKS])
 
 
 def test_star_glitter_stars_are_glued_to_the_background():

@@ -25,11 +25,13 @@ from scipy import ndimage
 
 from ..data import VAL_SEED_START, Sample, paired_stream
 from ..io import side_by_side
-from ..metrics import decoration_f1, palette_distance, picked_share, psnr, ssim, warp_error
+from ..metrics import (decoration_f1, main_colours, palette_distance, picked_share, psnr, ssim,
+                       warp_error)
 from ..models import LSDModel, load
 from ..stream.engine import Stream, sample_setting
 from ..styles import get_style, style_names
 from ..styles.memory import pop_colours
+from ..styles.picks import OPTIONS, PICKS
 from ..train.clips import to_frames, to_uint8
 from .machine import machine_name
 
@@ -69,19 +71,29 @@ def consistency_scale(kind: str | None, outputs: list[np.ndarray], targets: list
     the less flat its colours), so a palette kept exactly still scores about that: the
     mean over the first and the last frame of each one's distance to itself. And the share
     of pixels drawn nearest to one of the stream's own picks (pop_art's colours,
-    styles/memory.py), first and last: the choice itself, however mottled."""
+    styles/memory.py), first and last: the choice itself, however mottled. And the choice
+    read back: the four options each frame is mostly drawn in (not the outlines' black),
+    the share of them that are the stream's picks, first and last, and the share of frame
+    0's that frame F-1 is still drawn in (`picks_kept`). The choice measures are given for
+    the outputs, the targets and the coded targets alike."""
     if kind != "palette":
         return {}
     own = lambda frames: round(0.5 * sum(palette_distance(f, f) for f in (frames[0], frames[-1])), 2)
     options, picked = pop_colours(seed)
     share = lambda frame: round(picked_share(frame, options, picked), 3)
+    read = lambda frame: main_colours(frame, options, PICKS, range(OPTIONS))
+    overlap = lambda a, b: len(a & b) / PICKS  # a float, so that streams are averaged
+    picks = set(picked[:PICKS].tolist())
+    choice = lambda frames, name: {
+        f"{name}picked_share_first": share(frames[0]), f"{name}picked_share_last": share(frames[-1]),
+        f"{name}picks_read_first": overlap(read(frames[0]), picks),
+        f"{name}picks_read_last": overlap(read(frames[-1]), picks),
+        f"{name}picks_kept": overlap(read(frames[-1]), read(frames[0]))}
     return {"target_palette_last_vs_first": round(palette_distance(targets[-1], targets[0]), 2),
             "codec_palette_last_vs_first": round(palette_distance(coded[-1], coded[0]), 2),
             "palette_own": own(outputs), "target_palette_own": own(targets),
             "codec_palette_own": own(coded),
-            "picked_share_first": share(outputs[0]), "picked_share_last": share(outputs[-1]),
-            "target_picked_share_first": share(targets[0]),
-            "target_picked_share_last": share(targets[-1])}
+            **choice(outputs, ""), **choice(targets, "target_"), **choice(coded, "codec_")}
 
 
 def frame_scores(out: np.ndarray, sample: Sample, prev: tuple[Sample, np.ndarray] | None) -> dict:
