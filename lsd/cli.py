@@ -69,7 +69,7 @@ def cmd_bench_quality(args: argparse.Namespace) -> None:
         get_style(name)  # a typo fails now, not after minutes of rollout
     _emit(bench_quality(args.checkpoint, args.steps, args.frames, styles, args.context_t,
                         args.strips, args.streams, args.fixed_noise, args.warm_start,
-                        args.settle, args.choice_guidance), args.json)
+                        args.settle, args.choice_guidance, args.choice_guidance_t_min), args.json)
 
 
 def cmd_bench_levels(args: argparse.Namespace) -> None:
@@ -449,6 +449,9 @@ def build_parser() -> argparse.ArgumentParser:
     bq.add_argument("--choice-guidance", type=float,
                     help="classifier-free guidance on the picks code, a model with a choice "
                          "input (1: off; default: the checkpoint's sample.choice_guidance)")
+    bq.add_argument("--choice-guidance-t-min", type=float,
+                    help="guide only the steps from noise level 1 down to this one (0: every "
+                         "step; default: the checkpoint's sample.choice_guidance_t_min)")
     bq.add_argument("--strips", help="folder for one input/target/output PNG per style")
     bq.add_argument("--json", action="store_true")
     bq.set_defaults(func=cmd_bench_quality)

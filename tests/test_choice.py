@@ -13,7 +13,7 @@ from lsd.models import LSDModel
 from lsd.models.grow import grown_state
 from lsd.stream.engine import Stream
 from lsd.styles.memory import POP_COLOURS, pop_palette
-from lsd.styles.picks import CODE_SIZE, OPTIONS, PICKS, picks_code, stream_picks
+from lsd.styles.picks import CODE_SIZE, OPTIONS, PICKS, null_code, picks_code, stream_picks
 
 from test_models import clip_inputs, randomized, small_config
 from test_train import small_config as small_train_config
@@ -101,12 +101,18 @@ def test_the_trainer_is_told_the_picks_each_clips_world_drew():
     assert torch.equal(inputs["code"], clips["code"])
     # a model without a choice input is told nothing
     assert diffusion_forcing(LSDModel(cfg.model), clips, cfg, g)[0]["code"] is None
-    # with choice_dropout, a share of the clips is told no picks (a zero code), the rest theirs
+    # with choice_dropout, a share of the clips is told no picks (the null code), the rest theirs
     clips = pool.sample(64, g)
     dropping = small_train_config(optim={"choice_dropout": 0.5})
     code = diffusion_forcing(model, clips, dropping, g)[0]["code"]
-    told = code.any(1)
-    assert torch.equal(code[told], clips["code"][told]) and 16 < told.sum() < 48
+    untold = (code == torch.from_numpy(null_code())).all(1)
+    assert torch.equal(code[~untold], clips["code"][~untold]) and 16 < untold.sum() < 48
+
+
+def test_the_null_code_is_every_streams_code_averaged():
+    codes = np.stack([picks_code(seed) for seed in range(3000)])
+    np.testing.assert_allclose(codes.mean(0), null_code(), atol=0.02)
+    assert null_code().reshape(PICKS, OPTIONS).sum(1) == pytest.approx(np.ones(PICKS))
 
 
 def test_training_moves_the_projection(tmp_path):
@@ -141,6 +147,9 @@ def test_bad_choice_settings_are_refused():
     guided = lambda w, m=model: {**small_train_config().to_dict(), "model": m,
                                  "sample": {"choice_guidance": w}}
     assert TrainConfig.from_dict(guided(2.0)).sample.choice_guidance == 2.0
+    with pytest.raises(ValueError, match="sample.choice_guidance_t_min must be in"):
+        TrainConfig.from_dict({**guided(2.0), "sample": {"choice_guidance": 2.0,
+                                                         "choice_guidance_t_min": -0.1}})
     with pytest.raises(ValueError, match="optim.choice_dropout must be in"):
         small_train_config(model=model, optim={"choice_dropout": 1.0})
     with pytest.raises(ValueError, match="sample.choice_guidance must be >= 0"):
@@ -169,11 +178,37 @@ def test_choice_guidance_pushes_each_step_away_from_the_prompt_without_the_code(
         torch.testing.assert_close(z_guided, z_plain + 2.5 * (z_told - z_plain))
         assert (z_guided - z_told).abs().amax() > 1e-3
         assert torch.equal(frame(told, guidance=1.0, unguided=plain)[0], z_told)  # 1: off
+        assert torch.equal(frame(told, guidance=2.5, unguided=plain, guidance_t_min=0.5)[0],
+                           z_guided)  # the one step starts at level 1 >= 0.5: guided
     # the guided frame is committed with the told prompt, as an unguided stream commits
     with torch.no_grad():
         cache = model.new_cache()
         commit_frame(model.denoiser, cache, z_guided, z_in, told)
     torch.testing.assert_close(cache_guided.keys, cache.keys)
+
+
+def test_guidance_stops_below_its_lowest_level():
+    """With guidance_t_min, the steps that start below it are not guided: of two Euler steps
+    (levels 1 and 0.5), t_min 0.75 guides only the first."""
+    from lsd.diffusion import euler_step, generate_frame
+
+    model = randomized(LSDModel(with_choice(small_config())))
+    z_in = torch.randn(1, model.config.latent_channels, *model.config.latent_size)
+    noise = torch.randn(z_in.shape)
+    with torch.no_grad():
+        told, plain = model.encode_prompts(["pop art"], code_of(3)), model.encode_prompts(["pop art"])
+        cache = model.new_cache()
+        v = lambda x, t, prompt: model.denoiser(x[:, None], z_in[:, None], torch.full((1, 1), t),
+                                                torch.zeros(1, 1), prompt, cache=cache)[:, 0]
+        u, g = v(noise, 1.0, plain), v(noise, 1.0, told)
+        x = euler_step(noise, u + 2.0 * (g - u), 0.5)
+        expected = euler_step(x, v(x, 0.5, told), 0.5)
+        z = generate_frame(model.denoiser, model.new_cache(), z_in, told, noise, 2, guidance=2.0,
+                           unguided=plain, guidance_t_min=0.75)
+        torch.testing.assert_close(z, expected)
+        everywhere = generate_frame(model.denoiser, model.new_cache(), z_in, told, noise, 2,
+                                    guidance=2.0, unguided=plain)
+        assert (everywhere - z).abs().amax() > 1e-3
 
 
 def test_a_stream_guides_on_its_own_picks():
@@ -182,7 +217,10 @@ def test_a_stream_guides_on_its_own_picks():
     stream = lambda **kw: Stream(model, "pop art", steps=2, seed=3, dtype=torch.float32, **kw)
     guided = stream(choice_guidance=3.0)
     with torch.no_grad():
-        torch.testing.assert_close(guided._embedding - guided._choice_shift, model.text(["pop art"]))
+        # it compares with the prompt told the null code
+        null = torch.from_numpy(null_code())[None]
+        torch.testing.assert_close(guided._embedding - guided._choice_shift,
+                                   model.denoiser.with_choice(model.text(["pop art"]), null))
     assert stream()._choice_shift is None  # off by default: no second pass
     out = [s.step(frame) for s in (stream(), guided, stream(choice_guidance=1.0))]
     assert np.array_equal(out[0], out[2]) and not np.array_equal(out[0], out[1])
@@ -190,5 +228,10 @@ def test_a_stream_guides_on_its_own_picks():
         Stream(randomized(LSDModel(small_config())), "pop art", choice_guidance=2.0)
     with pytest.raises(ValueError, match="choice_guidance must be >= 0"):
         stream(choice_guidance=-1.0)
+    with pytest.raises(ValueError, match="choice_guidance_t_min must be in"):
+        stream(choice_guidance=2.0, choice_guidance_t_min=1.0)
+    # guiding only from level 1 down to 0.6: the second of two steps (level 0.5) unguided
+    half = stream(choice_guidance=3.0, choice_guidance_t_min=0.6).step(frame)
+    assert not np.array_equal(half, out[0]) and not np.array_equal(half, out[1])
     model.checkpoint_config = {"sample": {"choice_guidance": 2.0}}
     assert stream().choice_guidance == 2.0 and stream(choice_guidance=1.0).choice_guidance == 1.0

@@ -129,7 +129,7 @@ def evaluate_style(model: LSDModel, style: str, seed: int, frames: int, steps: i
                    sampling: dict | None = None) -> dict:
     """Metrics of one style's rollout; with `strip` (a list), the frames for a picture of it
     are appended to it. `sampling`: more Stream settings (fixed_noise, warm_start, settle,
-    choice_guidance)."""
+    choice_guidance, choice_guidance_t_min)."""
     size = tuple(model.config.frame_size)
     s = get_style(style)
     run = Stream(model, s.prompts[0], steps, context_t=context_t, seed=seed, **(sampling or {}))
@@ -185,17 +185,18 @@ def bench_quality(checkpoint: str, steps: int = 12, frames: int = 300,
                   styles: list[str] | None = None, context_t: float | None = None,
                   strips: str | None = None, streams: int = 1,
                   fixed_noise: bool | None = None, warm_start: float | None = None,
-                  settle: int | None = None, choice_guidance: float | None = None) -> dict:
+                  settle: int | None = None, choice_guidance: float | None = None,
+                  choice_guidance_t_min: float | None = None) -> dict:
     """All styles (or `styles`) on held-out streams, `streams` per style (averaged); `strips`
     names a folder to write one PNG per style into (input / target / output rows over the
-    first stream's rollout). context_t, fixed_noise, warm_start, settle, choice_guidance
+    first stream's rollout). context_t, fixed_noise, warm_start, settle, choice_guidance(_t_min)
     None: as the checkpoint says (Stream's defaults)."""
     if streams < 1:
         raise ValueError(f"streams must be >= 1, not {streams}")
     model = load(checkpoint)
     context_t = sample_setting(model, "context_t", context_t)
     told = {"fixed_noise": fixed_noise, "warm_start": warm_start, "settle": settle,
-            "choice_guidance": choice_guidance}
+            "choice_guidance": choice_guidance, "choice_guidance_t_min": choice_guidance_t_min}
     sampling = {k: sample_setting(model, k, v) for k, v in told.items()}  # also reported
     t0 = time.time()
     per_style = {}

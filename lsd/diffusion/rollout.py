@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from .flow import add_noise
-from .samplers import sample_euler
+from .samplers import sample_euler, time_grid
 
 
 def _full(batch: int, value: float, like: torch.Tensor) -> torch.Tensor:
@@ -51,14 +51,16 @@ def generate_frame(denoiser, cache, z_in: torch.Tensor, prompt: torch.Tensor, no
                    steps: int, shortcut: bool = False, context_t: float = 0.0,
                    context_noise: torch.Tensor | None = None, commit: str = "clean",
                    start: torch.Tensor | None = None, t_start: float = 1.0,
-                   guidance: float = 1.0, unguided: torch.Tensor | None = None) -> torch.Tensor:
+                   guidance: float = 1.0, unguided: torch.Tensor | None = None,
+                   guidance_t_min: float = 0.0) -> torch.Tensor:
     """Sample one frame's latent (B, C, h, w) from `noise` given the encoded input frame
     z_in and the cached history, then commit it. prompt is (B, E). With `start` (a latent,
     e.g. the previous output) sampling begins at level t_start from `start` noised to it,
     not at 1 from pure noise (a warm start: what the noise cannot hide, the colours,
     carries over). With `unguided` (B, E), a prompt embedding lacking something `prompt`
     says, each step's velocity is pushed `guidance` times as far from the unguided one
-    (classifier-free guidance; 1: off). Only the guided prompt reaches the history."""
+    (classifier-free guidance; 1: off), on the steps that start at a level >= guidance_t_min
+    (0: every step); only the guided prompt reaches the history."""
     if commit not in COMMITS:
         raise ValueError(f"commit must be one of {COMMITS}, not {commit!r}")
     if start is None:
@@ -69,6 +71,9 @@ def generate_frame(denoiser, cache, z_in: torch.Tensor, prompt: torch.Tensor, no
         level = torch.full((start.shape[0],), float(t_start), device=start.device)
         noise = add_noise(start, noise, level).to(start.dtype)
     calls = 0
+    # the steps to guide, counted from the first: known here, so a captured graph has no
+    # data-dependent branch
+    guided_steps = int((time_grid(steps, t_start)[:-1] >= guidance_t_min).sum())
 
     def velocity(x, t, d):
         nonlocal calls
@@ -76,7 +81,7 @@ def generate_frame(denoiser, cache, z_in: torch.Tensor, prompt: torch.Tensor, no
         write = commit == "last_step" and calls == steps
         v = denoiser(x[:, None], z_in[:, None], t[:, None], d[:, None], prompt, cache=cache,
                      write=write)[:, 0]
-        if unguided is None or guidance == 1.0:
+        if unguided is None or guidance == 1.0 or calls > guided_steps:
             return v
         u = denoiser(x[:, None], z_in[:, None], t[:, None], d[:, None], unguided, cache=cache)[:, 0]
         return u + guidance * (v - u)
@@ -93,7 +98,8 @@ def generate_frame(denoiser, cache, z_in: torch.Tensor, prompt: torch.Tensor, no
 def rollout(denoiser, cache, z_in: torch.Tensor, prompt: torch.Tensor, steps: int,
             shortcut: bool = False, context_t: float = 0.0,
             generator: torch.Generator | None = None, commit: str = "clean",
-            guidance: float = 1.0, unguided: torch.Tensor | None = None) -> torch.Tensor:
+            guidance: float = 1.0, unguided: torch.Tensor | None = None,
+            guidance_t_min: float = 0.0) -> torch.Tensor:
     """Generate T frames one after another: z_in (B, T, C, h, w) -> latents of that shape.
     prompt is (B, E) or per frame (B, T, E), `unguided` (guidance, generate_frame) the same.
     The cache carries on from whatever it holds."""
@@ -104,5 +110,5 @@ def rollout(denoiser, cache, z_in: torch.Tensor, prompt: torch.Tensor, steps: in
         ctx = _randn(z_in[:, j], generator) if context_t > 0 else None
         frames.append(generate_frame(denoiser, cache, z_in[:, j], at(prompt, j), noise, steps, shortcut,
                                      context_t, ctx, commit, guidance=guidance,
-                                     unguided=at(unguided, j)))
+                                     unguided=at(unguided, j), guidance_t_min=guidance_t_min))
     return torch.stack(frames, dim=1)

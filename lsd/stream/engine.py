@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from ..diffusion import commit_frame, generate_frame
 from ..models import LSDModel, load
-from ..styles.picks import picks_code
+from ..styles.picks import null_code, picks_code
 from .compiled import compile_streaming
 from .cuda_graph import GraphedStep
 
@@ -34,7 +34,8 @@ PROMPT_CACHE = 32  # prompt embeddings kept (switching back to a recent prompt i
 
 # what a stream samples with when neither the caller nor the checkpoint's `sample` says
 SAMPLE_DEFAULTS = {"steps": 3, "context_t": 0.0, "shortcut": False, "fixed_noise": False,
-                   "warm_start": 0.0, "settle": 0, "commit": "clean", "choice_guidance": 1.0}
+                   "warm_start": 0.0, "settle": 0, "commit": "clean", "choice_guidance": 1.0,
+                   "choice_guidance_t_min": 0.0}
 
 
 def sample_setting(model: LSDModel, name: str, told=None):
@@ -59,7 +60,8 @@ class Stream:
                  context_t: float | None = None, shortcut: bool | None = None, seed: int = 0,
                  compile: bool = False, cuda_graph: bool | None = None,
                  fixed_noise: bool | None = None, warm_start: float | None = None,
-                 settle: int | None = None, choice_guidance: float | None = None):
+                 settle: int | None = None, choice_guidance: float | None = None,
+                 choice_guidance_t_min: float | None = None):
         self.steps = sample_setting(model, "steps", steps)
         if self.steps < 1:
             raise ValueError(f"steps must be >= 1, not {self.steps}")
@@ -108,19 +110,23 @@ class Stream:
         # and prompt
         self.code = (torch.from_numpy(picks_code(seed))[None]
                      if model.config.denoiser.choice else None)
-        # choice guidance w: each step moves w times as far as the picks code moves it
-        # (classifier-free guidance on the code; 1: off). Costs a second denoiser pass a step.
+        # choice guidance w: each step moves w times as far as the picks code moves it from a
+        # code that names no pick (classifier-free guidance on the code; 1: off), on the
+        # steps from level 1 down to choice_guidance_t_min. Costs a second pass a guided step.
         self.choice_guidance = sample_setting(model, "choice_guidance", choice_guidance)
         if self.choice_guidance < 0:
             raise ValueError(f"choice_guidance must be >= 0, not {self.choice_guidance}")
-        self._choice_shift = None  # what the code adds to a prompt embedding, when guided
+        self.choice_guidance_t_min = sample_setting(model, "choice_guidance_t_min", choice_guidance_t_min)
+        if not 0 <= self.choice_guidance_t_min < 1:
+            raise ValueError(f"choice_guidance_t_min must be in [0, 1), not {self.choice_guidance_t_min}")
+        self._choice_shift = None  # what the picks add to a prompt embedding beyond no picks
         if self.choice_guidance != 1.0:
             if self.code is None:
                 raise ValueError("choice_guidance needs a model with a choice input (denoiser.choice)")
-            with torch.no_grad():
+            with torch.no_grad():  # the projection is linear: the shift is that of the difference
                 self._choice_shift = self.model.denoiser.with_choice(
                     torch.zeros(1, self.model.text.out_dim, device=self.device, dtype=dtype),
-                    self.code)
+                    self.code - torch.from_numpy(null_code())[None])
         self._embeddings: OrderedDict[str, torch.Tensor] = OrderedDict()
         self.prompt = prompt
         self._embedding = self._embed(prompt)
@@ -227,7 +233,7 @@ class Stream:
         unguided = None if self._choice_shift is None else prompt - self._choice_shift
         z = generate_frame(self.model.denoiser, self.cache, z_in, prompt, noise, self.steps,
                            self.shortcut, self.context_t, ctx, self.commit, start, self.warm_start,
-                           self.choice_guidance, unguided)
+                           self.choice_guidance, unguided, self.choice_guidance_t_min)
         return z_in, self.model.codec.decode(z, x), z
 
     def _run(self, x: torch.Tensor, prompt: torch.Tensor):

@@ -23,6 +23,15 @@ def stream_picks(seed: int) -> np.ndarray:
     return rng.choice(OPTIONS, PICKS, replace=False)
 
 
+def null_code() -> np.ndarray:
+    """A code that names no pick: every option of every pick at 1/OPTIONS, the mean of all
+    streams' codes. Through the model's linear projection it moves the prompt to the middle
+    of all streams' told prompts, a prompt the model has in effect seen in training (a zero
+    code, the projection's starting point, it has not). Choice guidance compares against
+    it; choice_dropout trains on it."""
+    return np.full(CODE_SIZE, 1.0 / OPTIONS, np.float32)
+
+
 def picks_code(seed: int) -> np.ndarray:
     """The picks as a model is told them: one one-hot row of OPTIONS per pick, flattened
     to (CODE_SIZE,) float32."""

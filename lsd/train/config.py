@@ -71,8 +71,8 @@ class OptimConfig:
     # a choice input's projection starts at zero and each pick's row learns only from the
     # clips with that pick: it gets this multiple of the learning rate
     choice_lr_scale: float = 1.0
-    # share of clips told no picks (a zero code), so that the model also learns a code-free
-    # branch for classifier-free guidance on the code (sample.choice_guidance)
+    # share of clips told no picks (picks.null_code), so that the model also learns the
+    # branch that classifier-free guidance on the code compares with (sample.choice_guidance)
     choice_dropout: float = 0.0
 
 
@@ -112,12 +112,16 @@ class SampleConfig:
     warm_start: float = 0.0  # sample each frame from this level, from the previous output (Stream)
     settle: int = 0  # extra passes that settle a stream's first frame before it is shown (Stream)
     choice_guidance: float = 1.0  # classifier-free guidance on the picks code; 1: off (Stream)
+    choice_guidance_t_min: float = 0.0  # ... on the steps from level 1 down to this; 0: all
 
     def __post_init__(self):
         if self.commit not in COMMITS:
             raise ValueError(f"sample.commit must be one of {', '.join(COMMITS)}, not {self.commit!r}")
         if self.choice_guidance < 0:
             raise ValueError(f"sample.choice_guidance must be >= 0, not {self.choice_guidance}")
+        if not 0 <= self.choice_guidance_t_min < 1:
+            raise ValueError(f"sample.choice_guidance_t_min must be in [0, 1), not "
+                             f"{self.choice_guidance_t_min}")
 
 
 @dataclass

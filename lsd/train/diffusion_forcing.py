@@ -19,6 +19,7 @@ import torch
 from ..diffusion import add_noise, rollout, sample_t_logit_normal, velocity
 from ..models import LSDModel
 from ..styles import get_style
+from ..styles.picks import null_code
 from .config import TrainConfig
 from .history_damage import damage
 
@@ -50,7 +51,7 @@ def diffusion_forcing(model: LSDModel, clips: dict, cfg: TrainConfig, g: torch.G
     code = clips["code"].to(dev) if model.config.denoiser.choice else None
     if code is not None and cfg.optim.choice_dropout > 0:  # drawn only when asked (replays)
         told = torch.rand(b, generator=g) >= cfg.optim.choice_dropout
-        code = code * told[:, None].to(code)
+        code = torch.where(told[:, None], code, torch.from_numpy(null_code()).to(code))
     history, t_history = z0, torch.zeros(b, frames)
     if hist.enabled and prefix.any():
         rollout_frames = int(c.max()) if rollout_now else 0

@@ -33,7 +33,7 @@ from ..metrics import psnr
 from ..models import LSDModel, load
 from ..stream.engine import sample_setting
 from ..styles import get_style, style_names
-from ..styles.picks import picks_code
+from ..styles.picks import null_code, picks_code
 from .clips import to_frames, to_uint8
 
 VAL_SEED_OFFSET = 500  # validation worlds apart from lsd bench quality's (offset 100)
@@ -57,14 +57,16 @@ def rolled_out(model: LSDModel, seeds: list[int], styles: list[str], frames: int
     code = torch.from_numpy(np.stack([picks_code(s) for s in seeds])) if model.config.denoiser.choice else None
     plain = model.encode_prompts(prompts)  # the prompts' text alone: guidance compares with it
     prompt = model.denoiser.with_choice(plain, code)
-    setting = {name: sample_setting(model, name)
-               for name in ("steps", "shortcut", "context_t", "commit", "choice_guidance")}
-    unguided = plain if setting["choice_guidance"] != 1.0 else None
+    setting = {name: sample_setting(model, name) for name in
+               ("steps", "shortcut", "context_t", "commit", "choice_guidance", "choice_guidance_t_min")}
+    unguided = (model.denoiser.with_choice(plain, torch.from_numpy(null_code())[None])
+                if setting["choice_guidance"] != 1.0 else None)
     cache, g = model.new_cache(), torch.Generator().manual_seed(seed)
     # a frame at a time (the cache and generator carry on: the same as one call) for progress
     latents = torch.cat([
         rollout(model.denoiser, cache, z_in[:, j:j + 1], prompt, setting["steps"], setting["shortcut"],
-                setting["context_t"], g, setting["commit"], setting["choice_guidance"], unguided)
+                setting["context_t"], g, setting["commit"], setting["choice_guidance"], unguided,
+                setting["choice_guidance_t_min"])
         for j in tqdm(range(frames), desc=f"rolling out {len(styles)} streams", disable=not progress,
                       leave=False)], dim=1)
     return {"input": torch.from_numpy(inputs), "target": torch.from_numpy(targets),
