@@ -3,7 +3,8 @@
 Frames are HxWx3 (or HxW) arrays, uint8 or float, in the 0-255 range; every
 function converts to float64 first so uint8 arithmetic never wraps around.
 Fidelity (psnr, ssim), temporal consistency (warp_error, flicker), style
-consistency (palette_distance, picked_share, main_colours) and small-detail survival (decoration_f1).
+consistency (palette_distance, picked_share, main_colours) and small-detail survival
+(decoration_f1).
 """
 
 import math

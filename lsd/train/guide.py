@@ -55,10 +55,11 @@ def rolled_out(model: LSDModel, seeds: list[int], styles: list[str], frames: int
     rng = np.random.default_rng(seed)
     prompts = [str(rng.choice(get_style(name).prompts)) for name in styles]
     code = torch.from_numpy(np.stack([picks_code(s) for s in seeds])) if model.config.denoiser.choice else None
-    plain = model.encode_prompts(prompts)  # the prompts' text alone: guidance compares with it
+    plain = model.encode_prompts(prompts)  # the prompts' text alone
     prompt = model.denoiser.with_choice(plain, code)
     setting = {name: sample_setting(model, name) for name in
                ("steps", "shortcut", "context_t", "commit", "choice_guidance", "choice_guidance_t_min")}
+    # guided as a Stream is: against the prompts told the null code
     unguided = (model.denoiser.with_choice(plain, torch.from_numpy(null_code())[None])
                 if setting["choice_guidance"] != 1.0 else None)
     cache, g = model.new_cache(), torch.Generator().manual_seed(seed)
