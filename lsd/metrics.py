@@ -267,21 +267,24 @@ def palette_distance(a: np.ndarray, b: np.ndarray, k: int = 8) -> float:
     return 0.5 * (_mean_nearest(pa, palette(b, k)) + _mean_nearest(pb, palette(a, k)))
 
 
+def _nearest_option(frame: np.ndarray, options: np.ndarray) -> np.ndarray:
+    """Each pixel's nearest of `options` (K x 3, RGB 0-255), as an index, flattened."""
+    return _sq_dists(_as_rgb(frame).reshape(-1, 3), _as_float(options)).argmin(axis=1)
+
+
 def picked_share(frame: np.ndarray, options: np.ndarray, picked) -> float:
     """Share of a frame's pixels whose nearest colour among `options` (K x 3, RGB 0-255) is
     one of the `picked` indices: how much of the frame is drawn in the colours a stream
     picked from a known set, whatever the layout and however mottled."""
-    nearest = _sq_dists(_as_rgb(frame).reshape(-1, 3), _as_float(options)).argmin(axis=1)
-    return float(np.isin(nearest, picked).mean())
+    return float(np.isin(_nearest_option(frame, options), picked).mean())
 
 
 def main_colours(frame: np.ndarray, options: np.ndarray, n: int, among) -> set[int]:
     """The (up to) `n` of the `among` indices that most of a frame's pixels are nearest to (among
     all `options`, K x 3, RGB 0-255): which colours a frame is drawn in, read back as a
     choice, so that two frames' choices can be compared whatever their content."""
-    nearest = _sq_dists(_as_rgb(frame).reshape(-1, 3), _as_float(options)).argmin(axis=1)
     among = np.asarray(among)
-    counts = np.bincount(nearest, minlength=len(options))[among]
+    counts = np.bincount(_nearest_option(frame, options), minlength=len(options))[among]
     order = np.argsort(-counts, kind="stable")[:n]
     return set(among[order[counts[order] > 0]].tolist())  # a colour no pixel is near is not one
 

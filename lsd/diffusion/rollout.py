@@ -72,8 +72,9 @@ def generate_frame(denoiser, cache, z_in: torch.Tensor, prompt: torch.Tensor, no
         noise = add_noise(start, noise, level).to(start.dtype)
     calls = 0
     # the steps to guide, counted from the first: known here, so a captured graph has no
-    # data-dependent branch
-    guided_steps = int((time_grid(steps, t_start)[:-1] >= guidance_t_min).sum())
+    # data-dependent branch (and an unguided frame, the live path, pays nothing for it)
+    guided = unguided is not None and guidance != 1.0
+    guided_steps = int((time_grid(steps, t_start)[:-1] >= guidance_t_min).sum()) if guided else 0
 
     def velocity(x, t, d):
         nonlocal calls
@@ -81,7 +82,7 @@ def generate_frame(denoiser, cache, z_in: torch.Tensor, prompt: torch.Tensor, no
         write = commit == "last_step" and calls == steps
         v = denoiser(x[:, None], z_in[:, None], t[:, None], d[:, None], prompt, cache=cache,
                      write=write)[:, 0]
-        if unguided is None or guidance == 1.0 or calls > guided_steps:
+        if calls > guided_steps:
             return v
         u = denoiser(x[:, None], z_in[:, None], t[:, None], d[:, None], unguided, cache=cache)[:, 0]
         return u + guidance * (v - u)
