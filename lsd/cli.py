@@ -435,7 +435,9 @@ def build_parser() -> argparse.ArgumentParser:
     bq.add_argument("--context-t", type=float,
                     help="noise level history frames are committed at (default: the checkpoint's)")
     bq.add_argument("--streams", type=int, default=1,
-                    help="held-out streams per style, averaged (default 1)")
+                    help="held-out streams per style, averaged; from 2 on, a palette style's "
+                         "last frame is also measured against the next stream's first, what a "
+                         "lost choice scores (default 1)")
     bq.add_argument("--fixed-noise", action=argparse.BooleanOptionalAction, default=None,
                     help="start every frame from the stream's one noise draw (default: the "
                          "checkpoint's sample.fixed_noise)")

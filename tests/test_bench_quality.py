@@ -94,9 +94,19 @@ def test_quality_averages_several_streams_per_style(tmp_path, capsys):
     row = report["per_style"]["pop_art"]
     assert report["streams"] == row["streams"] == 2
     loaded = LSDModel.load(tmp_path / "ckpt")
-    one = [evaluate_style(loaded, "pop_art", VAL_SEED_START + 100 + STREAM_SEED_STRIDE * j, 5, 2, 0.0)
+    kept = [[], []]
+    one = [evaluate_style(loaded, "pop_art", VAL_SEED_START + 100 + STREAM_SEED_STRIDE * j, 5, 2, 0.0,
+                          ends=kept[j])
            for j in range(2)]
     assert row["psnr_db"] == round((one[0]["psnr_db"] + one[1]["psnr_db"]) / 2, 3)
+    # each stream's last frame also against the other stream's first: a lost choice's score
+    for j, r in enumerate(one):
+        first, last, target_first, target_last = kept[j]
+        other_first, _, other_target_first, _ = kept[1 - j]
+        assert r["consistency"]["palette_first_vs_target"] == round(palette_distance(first, target_first), 2)
+        r["consistency"]["palette_last_vs_other_first"] = round(palette_distance(last, other_first), 2)
+        r["consistency"]["target_palette_last_vs_other_first"] = round(
+            palette_distance(target_last, other_target_first), 2)
     assert row["consistency_per_stream"] == [r["consistency"] for r in one]
     distances = [r["consistency"]["palette_last_vs_first"] for r in one]
     assert distances[0] != distances[1]  # two different streams, not one twice

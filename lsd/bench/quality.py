@@ -9,7 +9,8 @@ in the stream's own picks; decoration F1 against the target; or trail PSNR), and
 ceiling: the target's own PSNR through the model's codec, the best any denoiser could
 score with that codec. One stream per style
 is quick; `--streams N` averages N streams per style, since one stream's palette distance
-moves by tens between seeds.
+moves by tens between seeds, and measures each stream's last frame against the next
+stream's first as well: what a lost choice scores.
 """
 
 from __future__ import annotations
@@ -69,7 +70,9 @@ def consistency_scale(kind: str | None, outputs: list[np.ndarray], targets: list
     the last target, encoded and decoded), it is what a denoiser that got every latent
     right would show. A frame is some way from even its own 8-colour palette (the more so
     the less flat its colours), so a palette kept exactly still scores about that: the
-    mean over the first and the last frame of each one's distance to itself. And the share
+    mean over the first and the last frame of each one's distance to itself. The first
+    frame's distance to its target beside the last's (`palette_last_vs_target`) tells a
+    palette that wanders off the target's from one drawn equally far from it throughout. And the share
     of pixels drawn nearest to one of the stream's own picks (pop_art's colours,
     styles/memory.py), first and last: the choice itself, however mottled. And the choice
     read back: the four options each frame is mostly drawn in (not the outlines' black),
@@ -89,11 +92,20 @@ def consistency_scale(kind: str | None, outputs: list[np.ndarray], targets: list
         f"{name}picks_read_first": overlap(read(frames[0]), picks),
         f"{name}picks_read_last": overlap(read(frames[-1]), picks),
         f"{name}picks_kept": overlap(read(frames[-1]), read(frames[0]))}
-    return {"target_palette_last_vs_first": round(palette_distance(targets[-1], targets[0]), 2),
+    return {"palette_first_vs_target": round(palette_distance(outputs[0], targets[0]), 2),
+            "target_palette_last_vs_first": round(palette_distance(targets[-1], targets[0]), 2),
             "codec_palette_last_vs_first": round(palette_distance(coded[-1], coded[0]), 2),
             "palette_own": own(outputs), "target_palette_own": own(targets),
             "codec_palette_own": own(coded),
             **choice(outputs, ""), **choice(targets, "target_"), **choice(coded, "codec_")}
+
+
+def other_stream_palette(own: list[np.ndarray], other: list[np.ndarray]) -> dict:
+    """What a lost choice scores: a stream's last frame against another stream's first (the
+    streams' `ends`: first and last output, first and last target), whose picks and picture
+    are its own. Beside palette_last_vs_first it tells a kept choice from a lost one."""
+    return {"palette_last_vs_other_first": round(palette_distance(own[1], other[0]), 2),
+            "target_palette_last_vs_other_first": round(palette_distance(own[3], other[2]), 2)}
 
 
 def frame_scores(out: np.ndarray, sample: Sample, prev: tuple[Sample, np.ndarray] | None) -> dict:
@@ -126,16 +138,17 @@ def strip_image(columns: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]) -
 
 def evaluate_style(model: LSDModel, style: str, seed: int, frames: int, steps: int,
                    context_t: float | None = None, strip: list | None = None,
-                   sampling: dict | None = None) -> dict:
+                   sampling: dict | None = None, ends: list | None = None) -> dict:
     """Metrics of one style's rollout; with `strip` (a list), the frames for a picture of it
-    are appended to it. `sampling`: more Stream settings (fixed_noise, warm_start, settle,
+    are appended to it; with `ends` (a list), the first and last outputs, then the first and
+    last targets. `sampling`: more Stream settings (fixed_noise, warm_start, settle,
     choice_guidance, choice_guidance_t_min)."""
     size = tuple(model.config.frame_size)
     s = get_style(style)
     run = Stream(model, s.prompts[0], steps, context_t=context_t, seed=seed, **(sampling or {}))
     outputs, targets, inputs, psnrs, ssims, warp_out, warp_target, ceiling = [], [], [], [], [], [], [], []
     prev = None
-    ends = lambda frames: frames[:1] + frames[-1:]  # only the first and the last are kept
+    first_last = lambda frames: frames[:1] + frames[-1:]  # only the first and the last are kept
     shown = set(np.linspace(0, frames - 1, STRIP_COLUMNS).round().astype(int).tolist())
     for i, sample in enumerate(paired_stream(seed, style, size=size, frames=frames)):
         out = run.step(sample.input)
@@ -153,7 +166,9 @@ def evaluate_style(model: LSDModel, style: str, seed: int, frames: int, steps: i
             warp_out.append(scores["warp_error"])
             warp_target.append(scores["target_warp_error"])
         prev = (sample, out)
-        outputs, targets, inputs = ends(outputs), ends(targets), ends(inputs)
+        outputs, targets, inputs = first_last(outputs), first_last(targets), first_last(inputs)
+    if ends is not None:
+        ends.extend(outputs + targets)
     finite = [p for p in psnrs if math.isfinite(p)]
     coded = ([through_codec(model, t, x) for t, x in zip(targets, inputs)]
              if s.consistency == "palette" else [])
@@ -202,9 +217,14 @@ def bench_quality(checkpoint: str, steps: int = 12, frames: int = 300,
     per_style = {}
     for i, name in enumerate(styles or style_names()):
         strip = [] if strips else None
+        kept = [[] for _ in range(streams)]
         runs = [evaluate_style(model, name, VAL_SEED_START + 100 + i + STREAM_SEED_STRIDE * j,
-                               frames, steps, context_t, strip if j == 0 else None, sampling)
+                               frames, steps, context_t, strip if j == 0 else None, sampling,
+                               kept[j])
                 for j in range(streams)]
+        if streams > 1 and get_style(name).consistency == "palette":
+            for j, run in enumerate(runs):  # each stream against the next one
+                run["consistency"] |= other_stream_palette(kept[j], kept[(j + 1) % streams])
         per_style[name] = runs[0] if streams == 1 else {
             **average(runs), "streams": streams,
             "consistency_per_stream": [r["consistency"] for r in runs]}
