@@ -71,10 +71,10 @@ def consistency_scale(kind: str | None, outputs: list[np.ndarray], targets: list
     right would show. A frame is some way from even its own 8-colour palette (the more so
     the less flat its colours), so a palette kept exactly still scores about that: the
     mean over the first and the last frame of each one's distance to itself. The first
-    frame's distance to its target beside the last's (`palette_last_vs_target`) tells a
-    palette that wanders off the target's from one drawn equally far from it throughout. And the share
-    of pixels drawn nearest to one of the stream's own picks (pop_art's colours,
-    styles/memory.py), first and last: the choice itself, however mottled. And the choice
+    frame's distance to its target, beside the last's (`palette_last_vs_target`), tells a
+    palette that wanders off the target's from one drawn equally far from it throughout.
+    And the share of pixels drawn nearest to one of the stream's own picks (pop_art's
+    colours, styles/memory.py), first and last: the choice itself, however mottled. And the choice
     read back: the four options each frame is mostly drawn in (not the outlines' black),
     the share of them that are the stream's picks, first and last, and the share of frame
     0's that frame F-1 is still drawn in (`picks_kept`). The choice measures are given for
