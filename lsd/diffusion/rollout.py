@@ -46,6 +46,15 @@ def commit_frame(denoiser, cache, latent: torch.Tensor, z_in: torch.Tensor, prom
 COMMITS = ("clean", "last_step")
 
 
+def check_choice_guidance(weight: float, t_min: float, where: str = "") -> None:
+    """Refuse a choice guidance weight or level a frame cannot be sampled with, naming the
+    setting (`where`: e.g. "sample."): the one check for the config and the stream."""
+    if weight < 0:
+        raise ValueError(f"{where}choice_guidance must be >= 0, not {weight}")
+    if not 0 <= t_min < 1:
+        raise ValueError(f"{where}choice_guidance_t_min must be in [0, 1), not {t_min}")
+
+
 @torch.no_grad()
 def generate_frame(denoiser, cache, z_in: torch.Tensor, prompt: torch.Tensor, noise: torch.Tensor,
                    steps: int, shortcut: bool = False, context_t: float = 0.0,

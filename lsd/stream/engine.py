@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ..diffusion import commit_frame, generate_frame
+from ..diffusion.rollout import check_choice_guidance
 from ..models import LSDModel, load
 from ..styles.picks import null_code, picks_code
 from .compiled import compile_streaming
@@ -114,11 +115,8 @@ class Stream:
         # code that names no pick (classifier-free guidance on the code; 1: off), on the
         # steps from level 1 down to choice_guidance_t_min. Costs a second pass a guided step.
         self.choice_guidance = sample_setting(model, "choice_guidance", choice_guidance)
-        if self.choice_guidance < 0:
-            raise ValueError(f"choice_guidance must be >= 0, not {self.choice_guidance}")
         self.choice_guidance_t_min = sample_setting(model, "choice_guidance_t_min", choice_guidance_t_min)
-        if not 0 <= self.choice_guidance_t_min < 1:
-            raise ValueError(f"choice_guidance_t_min must be in [0, 1), not {self.choice_guidance_t_min}")
+        check_choice_guidance(self.choice_guidance, self.choice_guidance_t_min)
         self._choice_shift = None  # what the picks add to a prompt embedding beyond no picks
         if self.choice_guidance != 1.0:
             if self.code is None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import ModelConfig, build_dataclass, load_yaml, plain
-from ..diffusion.rollout import COMMITS
+from ..diffusion.rollout import COMMITS, check_choice_guidance
 from ..styles import style_names
 from .history_damage import DamageConfig
 
@@ -117,11 +117,7 @@ class SampleConfig:
     def __post_init__(self):
         if self.commit not in COMMITS:
             raise ValueError(f"sample.commit must be one of {', '.join(COMMITS)}, not {self.commit!r}")
-        if self.choice_guidance < 0:
-            raise ValueError(f"sample.choice_guidance must be >= 0, not {self.choice_guidance}")
-        if not 0 <= self.choice_guidance_t_min < 1:
-            raise ValueError(f"sample.choice_guidance_t_min must be in [0, 1), not "
-                             f"{self.choice_guidance_t_min}")
+        check_choice_guidance(self.choice_guidance, self.choice_guidance_t_min, "sample.")
 
 
 @dataclass
