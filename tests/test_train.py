@@ -154,6 +154,22 @@ def test_recolour_spares_clip_openers_and_remaps_the_rest():
     assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("anchor", [True, False])
+def test_recolour_spares_the_clips_first_history_frame_only_for_an_anchored_model(anchor):
+    """An anchor is the clip's first frame, which must keep its colours; without one, every
+    history frame may disagree with the told picks (configs/tiny-choice-hold.yaml)."""
+    off = {"blur": 0, "colour": 0, "warp": 0, "blocks": 0, "garbage": 0, "recolour": 1.0}
+    cfg = small_config(model={**SMALL["model"], "denoiser": {**SMALL["model"]["denoiser"],
+                                                             "anchor": anchor}},
+                       history={"prefix": 1.0, "context_noise": 0.0, "damage": off})
+    model, clips = LSDModel(cfg.model), clips_batch()
+    inputs, _, weight = diffusion_forcing(model, clips, cfg, torch.Generator().manual_seed(1))
+    z0 = model.codec.encode(clips["target"])
+    assert (weight[:, 0] == 0).all()  # every clip's first frame is history
+    first_kept = [torch.allclose(inputs["z_t"][i, 0], z0[i, 0]) for i in range(len(z0))]
+    assert all(first_kept) if anchor else not any(first_kept)
+
+
 def test_lr_warms_up_then_decays():
     cfg = small_config(optim={"steps": 100, "warmup": 10, "lr": 1.0}).optim
     lrs = [lr_at(s, cfg) for s in range(100)]
@@ -236,6 +252,22 @@ def test_configs_differ_only_in_augmentation():
     assert choice["history"] == more["history"]
     assert {k for k in anchor["optim"] if anchor["optim"][k] != choice["optim"][k]} == {"steps", "ema", "choice_lr_scale"}
     assert {k for k in anchor["run"] if anchor["run"][k] != choice["run"][k]} == {"seed"}
+    # the polish continued with recoloured history (twice), and its control without it
+    polish = TrainConfig.load(root / "tiny-choice-polish.yaml").to_dict()
+    hold = TrainConfig.load(root / "tiny-choice-hold.yaml").to_dict()
+    control = TrainConfig.load(root / "tiny-choice-hold-control.yaml").to_dict()
+    assert {k for k in polish if polish[k] != hold[k]} == {"history", "optim", "run"}
+    assert hold["history"] == {**polish["history"],
+                               "damage": {**polish["history"]["damage"], "recolour": 0.3}}
+    assert {k for k in polish["optim"] if polish["optim"][k] != hold["optim"][k]} == {"steps", "lr"}
+    assert {k for k in polish["run"] if polish["run"][k] != hold["run"][k]} == {"seed"}
+    assert {k for k in hold if hold[k] != control[k]} == {"history"}
+    assert control["history"] == polish["history"]
+    more_hold = TrainConfig.load(root / "tiny-choice-hold-more.yaml").to_dict()
+    assert {k for k in hold if hold[k] != more_hold[k]} == {"history", "run"}
+    assert more_hold["history"] == {**hold["history"],
+                                    "damage": {**hold["history"]["damage"], "recolour": 0.5}}
+    assert {k for k in hold["run"] if hold["run"][k] != more_hold["run"][k]} == {"seed"}
 
 
 def only(name: str) -> dict:

@@ -83,8 +83,10 @@ def augmented_history(model: LSDModel, clips: dict, z0: torch.Tensor, z_in: torc
     [0, history.context_noise]."""
     hist, dev = cfg.history, z0.device
     history = z0.clone()
-    # which of the damaged frames open their clip (the anchor; recolour spares them)
-    first = (torch.arange(mask.shape[1]) == 0).expand_as(mask)[mask]
+    # which of the damaged frames open their clip: an anchored model's anchor, which
+    # recolour spares; without an anchor no history frame is spared
+    first = ((torch.arange(mask.shape[1]) == 0).expand_as(mask)[mask]
+             if model.config.denoiser.anchor else None)
     damaged = damage(clips["target"][mask], hist.damage, g, first).to(dev)
     history[mask.to(dev)] = model.codec.encode(damaged).to(history.dtype)
     if rollout_frames:

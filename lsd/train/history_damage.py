@@ -2,10 +2,11 @@
 (blur), off-colour (gain/brightness/contrast drift), misplaced (a small warp), blocky
 (compression-like 8x8 blocks) or broken (up to `garbage_max` of the pixels replaced by junk).
 
-One more kind is for a model with an anchor frame (denoiser.anchor): *recolour* (channels
-swapped, strong gains) hits history frames other than the clip's first, the anchor, so
-their colours disagree with it the way a drifted window disagrees with the stream's first
-frame, and the model learns to keep the anchor's choice.
+One more kind, *recolour* (channels swapped, strong gains), makes a history frame's colours
+disagree with the stream's choice the way a drifted window does: with an anchor frame
+(denoiser.anchor) it spares the clip's first frame, the anchor, so the model learns to keep
+the anchor's choice; with a choice input (denoiser.choice) any history frame may be hit, so
+the model learns to paint the told picks rather than copy a drifted history.
 
 Each kind is applied to a frame with its own probability; a frame can get several. All
 randomness comes from the generator passed in, so a resumed run damages the same way.
