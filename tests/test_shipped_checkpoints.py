@@ -2,7 +2,8 @@
 the repo's size limit; the no-augmentation twin is the 5,000-step teacher's config but for
 history augmentation (so the ablation compares one thing), and the shipped teacher is that
 teacher continued by configs/tiny-more.yaml, given a guided decoder by `lsd guide`, then
-taught the told picks by the configs/tiny-choice*.yaml chain."""
+taught the told picks by the configs/tiny-choice*.yaml chain (the last three stages with
+recoloured history)."""
 
 from pathlib import Path
 
@@ -50,9 +51,11 @@ def assert_same_codec(a: Path, b: Path, encoder_only: bool = False) -> None:
     assert all(torch.equal(ca[k], cb[k]) for k in ca)
 
 
-# the told-picks chain (configs/tiny-choice*.yaml), last stage first; its first stage
+# the told-picks chain (configs/tiny-choice*.yaml), last stage first (the control run of
+# tiny-choice-hold-control.yaml is not in it); its first stage
 # continued the guided teacher of configs/tiny-more.yaml
-CHOICE_CHAIN = ("tiny-choice-polish", "tiny-choice-mix", "tiny-choice-focus", "tiny-choice-blank",
+CHOICE_CHAIN = ("tiny-choice-hold-again", "tiny-choice-hold-more", "tiny-choice-hold",
+                "tiny-choice-polish", "tiny-choice-mix", "tiny-choice-focus", "tiny-choice-blank",
                 "tiny-choice-more", "tiny-choice")
 
 

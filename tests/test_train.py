@@ -252,7 +252,7 @@ def test_configs_differ_only_in_augmentation():
     assert choice["history"] == more["history"]
     assert {k for k in anchor["optim"] if anchor["optim"][k] != choice["optim"][k]} == {"steps", "ema", "choice_lr_scale"}
     assert {k for k in anchor["run"] if anchor["run"][k] != choice["run"][k]} == {"seed"}
-    # the polish continued with recoloured history (twice), and its control without it
+    # the polish continued with recoloured history (three times), and its control without it
     polish = TrainConfig.load(root / "tiny-choice-polish.yaml").to_dict()
     hold = TrainConfig.load(root / "tiny-choice-hold.yaml").to_dict()
     control = TrainConfig.load(root / "tiny-choice-hold-control.yaml").to_dict()
@@ -268,6 +268,9 @@ def test_configs_differ_only_in_augmentation():
     assert more_hold["history"] == {**hold["history"],
                                     "damage": {**hold["history"]["damage"], "recolour": 0.5}}
     assert {k for k in hold["run"] if hold["run"][k] != more_hold["run"][k]} == {"seed"}
+    again = TrainConfig.load(root / "tiny-choice-hold-again.yaml").to_dict()
+    assert {k for k in more_hold if more_hold[k] != again[k]} == {"run"}
+    assert {k for k in more_hold["run"] if more_hold["run"][k] != again["run"][k]} == {"seed"}
 
 
 def only(name: str) -> dict:
