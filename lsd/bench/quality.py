@@ -104,8 +104,11 @@ def other_stream_palette(own: list[np.ndarray], other: list[np.ndarray]) -> dict
     """What a lost choice scores: a stream's last frame against another stream's first (the
     streams' `ends`: first and last output, first and last target), whose picks and picture
     are its own. Beside palette_last_vs_first it tells a kept choice from a lost one."""
-    return {"palette_last_vs_other_first": round(palette_distance(own[1], other[0]), 2),
-            "target_palette_last_vs_other_first": round(palette_distance(own[3], other[2]), 2)}
+    _, last, _, target_last = own
+    other_first, _, other_target_first, _ = other
+    return {"palette_last_vs_other_first": round(palette_distance(last, other_first), 2),
+            "target_palette_last_vs_other_first":
+                round(palette_distance(target_last, other_target_first), 2)}
 
 
 def frame_scores(out: np.ndarray, sample: Sample, prev: tuple[Sample, np.ndarray] | None) -> dict:

@@ -22,8 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..diffusion import commit_frame, generate_frame
-from ..diffusion.rollout import check_choice_guidance
+from ..diffusion import check_choice_guidance, commit_frame, generate_frame
 from ..models import LSDModel, load
 from ..styles.picks import null_code, picks_code
 from .compiled import compile_streaming
