@@ -48,6 +48,8 @@ def test_quality_report_and_strips(tmp_path, capsys):
     model = LSDModel.load(tmp_path / "ckpt").to(torch.bfloat16)
     coded = [through_codec(model, f.target, f.input) for f in (pop[0], pop[-1])]
     assert palette["codec_palette_last_vs_first"] == round(palette_distance(coded[1], coded[0]), 2)
+    assert palette["codec_palette_first_vs_target"] == round(palette_distance(coded[0], pop[0].target), 2)
+    assert palette["codec_palette_last_vs_target"] == round(palette_distance(coded[1], pop[-1].target), 2)
     assert palette["codec_palette_own"] == round(sum(palette_distance(f, f) for f in coded) / 2, 2)
     assert palette["codec_picked_share_first"] == round(picked_share(coded[0], options, picked), 3)
     assert palette["codec_picks_kept"] == len(read(coded[1]) & read(coded[0])) / PICKS

@@ -72,7 +72,9 @@ def consistency_scale(kind: str | None, outputs: list[np.ndarray], targets: list
     the less flat its colours), so a palette kept exactly still scores about that: the
     mean over the first and the last frame of each one's distance to itself. The first
     frame's distance to its target, beside the last's (`palette_last_vs_target`), tells a
-    palette that wanders off the target's from one drawn equally far from it throughout.
+    palette that wanders off the target's from one drawn equally far from it throughout;
+    the coded targets' two (`codec_palette_first_vs_target`, `_last_`) say how far the
+    codec alone draws a frame from its target.
     And the share of pixels drawn nearest to one of the stream's own picks (pop_art's
     colours, styles/memory.py), first and last: the choice itself, however mottled. And the choice
     read back: the four options each frame is mostly drawn in (not the outlines' black),
@@ -95,6 +97,8 @@ def consistency_scale(kind: str | None, outputs: list[np.ndarray], targets: list
     return {"palette_first_vs_target": round(palette_distance(outputs[0], targets[0]), 2),
             "target_palette_last_vs_first": round(palette_distance(targets[-1], targets[0]), 2),
             "codec_palette_last_vs_first": round(palette_distance(coded[-1], coded[0]), 2),
+            "codec_palette_first_vs_target": round(palette_distance(coded[0], targets[0]), 2),
+            "codec_palette_last_vs_target": round(palette_distance(coded[-1], targets[-1]), 2),
             "palette_own": own(outputs), "target_palette_own": own(targets),
             "codec_palette_own": own(coded),
             **choice(outputs, ""), **choice(targets, "target_"), **choice(coded, "codec_")}
