@@ -293,16 +293,25 @@ def main_colours(frame: np.ndarray, options: np.ndarray, n: int, among) -> set[i
 # small bright details
 
 
-def decoration_mask(frame: np.ndarray, radius: int = 2, threshold: float = 40.0) -> np.ndarray:
-    """Small bright decorations: luminance white top-hat above `threshold`.
-
-    Opening with a (2r+1) square removes bright spots narrower than that, so
-    luminance minus its opening is high exactly on such spots.
-    """
-    lum = _luminance(frame)
+def _tophat(channel: np.ndarray, radius: int) -> np.ndarray:
+    """How far each pixel rises above its surroundings: opening with a (2r+1) square
+    removes spots narrower than that, so the channel minus its opening is high exactly on
+    such spots."""
     size = 2 * radius + 1
-    tophat = lum - ndimage.grey_opening(lum, size=(size, size))
-    return tophat > threshold
+    return channel - ndimage.grey_opening(channel, size=(size, size))
+
+
+def decoration_mask(frame: np.ndarray, radius: int = 2, threshold: float = 40.0,
+                    warmer: float | None = None) -> np.ndarray:
+    """Small bright decorations: luminance white top-hat above `threshold`. With `warmer`,
+    a spot must also rise that much above its surroundings in red minus blue: decorations
+    warmer than their picture (star_glitter's warm-white stars on a blue night), which
+    the picture's own bright details, bluer the brighter they are, never are."""
+    mask = _tophat(_luminance(frame), radius) > threshold
+    if warmer is not None:
+        rgb = _as_rgb(frame)
+        mask &= _tophat(rgb[..., 0] - rgb[..., 2], radius) > warmer
+    return mask
 
 
 def decoration_f1(
@@ -311,10 +320,12 @@ def decoration_f1(
     tolerance: int = 1,
     radius: int = 2,
     threshold: float = 40.0,
+    warmer: float | None = None,
 ) -> float:
-    """F1 of output decorations against target ones, allowing `tolerance` px misplacement."""
-    pred = decoration_mask(output, radius, threshold)
-    true = decoration_mask(target, radius, threshold)
+    """F1 of output decorations against target ones (decoration_mask), allowing
+    `tolerance` px misplacement."""
+    pred = decoration_mask(output, radius, threshold, warmer)
+    true = decoration_mask(target, radius, threshold, warmer)
     if not pred.any() and not true.any():
         return 1.0
     if not pred.any() or not true.any():

@@ -10,10 +10,10 @@ from PIL import Image
 from lsd.bench.quality import STRIP_COLUMNS, bench_quality, through_codec
 from lsd.cli import main
 from lsd.data import VAL_SEED_START, paired_stream
-from lsd.metrics import main_colours, palette_distance, picked_share, psnr
+from lsd.metrics import decoration_f1, main_colours, palette_distance, picked_share, psnr
 from lsd.models import LSDModel
 from lsd.stream.engine import Stream
-from lsd.styles.memory import pop_colours
+from lsd.styles.memory import STAR_SPOT, pop_colours
 from lsd.styles.picks import OPTIONS, PICKS
 from test_models import randomized, small_config
 
@@ -146,3 +146,19 @@ def test_quality_takes_fixed_noise_from_the_checkpoint_unless_told(tmp_path, cap
     scores = [psnr(stream.step(s.input), s.target)
               for s in paired_stream(VAL_SEED_START + 100, "ink_wash", size=32, frames=4)]
     assert abs(np.mean(scores) - fixed["per_style"]["ink_wash"]["psnr_db"]) < 0.01
+
+
+def test_star_glitter_is_scored_on_its_stars_beside_the_codecs():
+    from lsd.bench.quality import evaluate_style
+
+    model = randomized(LSDModel(small_config()))
+    kept, seed = [], VAL_SEED_START + 109
+    r = evaluate_style(model, "star_glitter", seed, 5, 2, ends=kept)["consistency"]
+    first, last, target_first, target_last = kept
+    assert r["decoration_f1_first"] == round(decoration_f1(first, target_first, **STAR_SPOT), 3)
+    assert r["decoration_f1_last"] == round(decoration_f1(last, target_last, **STAR_SPOT), 3)
+    # the codec's own: the first and the last input-guided coded target against the target
+    samples = list(paired_stream(seed, "star_glitter", size=32, frames=5))
+    coded = [through_codec(model, s.target, s.input) for s in (samples[0], samples[-1])]
+    assert r["codec_decoration_f1_first"] == round(decoration_f1(coded[0], target_first, **STAR_SPOT), 3)
+    assert r["codec_decoration_f1_last"] == round(decoration_f1(coded[1], target_last, **STAR_SPOT), 3)

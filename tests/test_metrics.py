@@ -254,6 +254,17 @@ def test_decoration_mask_finds_stars_only():
     assert not metrics.decoration_mask(big).any()
 
 
+def test_warm_decorations_exclude_bright_cool_spots():
+    f = np.zeros((H, W, 3), np.uint8)
+    f[...] = (30, 50, 120)  # a blue night
+    f[5:8, 5:8] = (255, 245, 200)  # a warm-white star
+    f[20:23, 20:23] = (160, 190, 255)  # a bright blue detail
+    plain = metrics.decoration_mask(f)
+    warm = metrics.decoration_mask(f, warmer=20.0)
+    assert plain[5:8, 5:8].all() and plain[20:23, 20:23].all()
+    assert warm[5:8, 5:8].all() and warm.sum() == 9
+
+
 def test_decoration_f1_cases():
     stars = star_frame(STARS)
     shifted = star_frame([(y + 1, x - 1) for y, x in STARS])

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from lsd.data import World, WorldConfig, paired_stream
-from lsd.metrics import decoration_f1, main_colours, palette_distance, picked_share, warp_error
+from lsd.data import VAL_SEED_START, World, WorldConfig, paired_stream
+from lsd.metrics import decoration_f1, decoration_mask, main_colours, palette_distance, picked_share, warp_error
 from lsd.styles import STYLES, get_style, style_names
-from lsd.styles.memory import EXPOSURE_RATE, NIGHT, pop_colours, pop_palette
+from lsd.styles.memory import EXPOSURE_RATE, NIGHT, STAR_SPOT, pop_colours, pop_palette
 from lsd.styles.ops import gradient_map, luminance
 from lsd.styles.picks import OPTIONS, PICKS
 
@@ -121,9 +121,22 @@ def test_star_glitter_stars_are_glued_to_the_background():
     hidden = f.background_visible == 0  # under an opaque sprite no star may show
     assert hidden.any()
     np.testing.assert_allclose(out[hidden], gradient_map(luminance(f.image), NIGHT)[hidden], atol=1e-6)
-    assert decoration_f1(samples[0].target, samples[0].target) == 1.0
+    assert decoration_f1(samples[0].target, samples[0].target, **STAR_SPOT) == 1.0
     other_stream = next(paired_stream(7, "star_glitter", frames=1)).target
-    assert decoration_f1(samples[0].target, other_stream) < 0.3  # stars are drawn per stream
+    assert decoration_f1(samples[0].target, other_stream, **STAR_SPOT) < 0.3  # drawn per stream
+
+
+def test_the_star_measure_finds_the_stars_not_the_pictures_details():
+    """The bench's star measure (STAR_SPOT) against the night the stars are drawn over: a
+    frame with every star but none of them scores 0, where plain bright spots would
+    have counted the picture's own details."""
+    for seed in (VAL_SEED_START + 109, VAL_SEED_START + 1109):
+        for s in paired_stream(seed, "star_glitter", frames=2):
+            night = np.round(255 * gradient_map(luminance(s.input / 255.0), NIGHT)).astype(np.uint8)
+            assert decoration_mask(s.target, **STAR_SPOT).sum() > 30
+            assert not decoration_mask(night, **STAR_SPOT).any()
+            assert decoration_f1(night, s.target, **STAR_SPOT) == 0.0
+            assert decoration_mask(night).sum() > 30  # bright spots alone: the details pass
 
 
 def test_star_glitter_keeps_screen_positions_across_a_cut():

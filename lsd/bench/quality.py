@@ -5,7 +5,7 @@ Per style: PSNR and SSIM against the target, the output's warp error under the e
 (temporal consistency) beside the target's own, and for memory styles the measure that
 tells whether the per-stream choice was kept (palette distance between the last and the
 first output frame, beside each frame's distance to its own palette and the share of pixels
-in the stream's own picks; decoration F1 against the target; or trail PSNR), and the codec's
+in the stream's own picks; the stars' F1 against the target's; or trail PSNR), and the codec's
 ceiling: the target's own PSNR through the model's codec, the best any denoiser could
 score with that codec. One stream per style
 is quick; `--streams N` averages N streams per style, since one stream's palette distance
@@ -31,7 +31,7 @@ from ..metrics import (decoration_f1, main_colours, palette_distance, picked_sha
 from ..models import LSDModel, load
 from ..stream.engine import Stream, sample_setting
 from ..styles import get_style, style_names
-from ..styles.memory import pop_colours
+from ..styles.memory import STAR_SPOT, pop_colours
 from ..styles.picks import OPTIONS, PICKS
 from ..train.clips import to_frames, to_uint8
 from .machine import machine_name
@@ -49,6 +49,15 @@ def through_codec(model: LSDModel, target: np.ndarray, guide: np.ndarray) -> np.
     return to_uint8(model.codec.decode(model.codec.encode(x), guide=g)[0].cpu())
 
 
+def stars_found(outputs: list[np.ndarray], targets: list[np.ndarray], name: str = "") -> dict:
+    """F1 of the first and the last frame's stars against the target's (the target's stars
+    at the last frame are frame 0's, glued to the background): warm bright spots, so that
+    the picture's own bright details do not count (styles.memory.STAR_SPOT)."""
+    f1 = lambda a, b: round(decoration_f1(a, b, **STAR_SPOT), 3)
+    return {f"{name}decoration_f1_last": f1(outputs[-1], targets[-1]),
+            f"{name}decoration_f1_first": f1(outputs[0], targets[0])}
+
+
 def consistency(kind: str | None, outputs: list[np.ndarray], targets: list[np.ndarray]) -> dict:
     """The memory measure named by a style's `consistency` field, from the first and the
     last (output, target) frames of a rollout; {} for frame styles."""
@@ -56,8 +65,7 @@ def consistency(kind: str | None, outputs: list[np.ndarray], targets: list[np.nd
         return {"palette_last_vs_first": round(palette_distance(outputs[-1], outputs[0]), 2),
                 "palette_last_vs_target": round(palette_distance(outputs[-1], targets[-1]), 2)}
     if kind == "decorations":
-        return {"decoration_f1_last": round(decoration_f1(outputs[-1], targets[-1]), 3),
-                "decoration_f1_first": round(decoration_f1(outputs[0], targets[0]), 3)}
+        return stars_found(outputs, targets)
     if kind == "psnr":
         return {"psnr_last_db": round(psnr(outputs[-1], targets[-1]), 2)}
     return {}
@@ -80,7 +88,10 @@ def consistency_scale(kind: str | None, outputs: list[np.ndarray], targets: list
     read back: the four options each frame is mostly drawn in (not the outlines' black),
     the share of them that are the stream's picks, first and last, and the share of frame
     0's that frame F-1 is still drawn in (`picks_kept`). The choice measures are given for
-    the outputs, the targets and the coded targets alike."""
+    the outputs, the targets and the coded targets alike. For decorations, the coded
+    targets' stars against the targets': what the codec lets through of them."""
+    if kind == "decorations":
+        return stars_found(coded, targets, "codec_")
     if kind != "palette":
         return {}
     own = lambda frames: round(0.5 * sum(palette_distance(f, f) for f in (frames[0], frames[-1])), 2)
@@ -178,7 +189,7 @@ def evaluate_style(model: LSDModel, style: str, seed: int, frames: int, steps: i
         ends.extend(outputs + targets)
     finite = [p for p in psnrs if math.isfinite(p)]
     coded = ([through_codec(model, t, x) for t, x in zip(targets, inputs)]
-             if s.consistency == "palette" else [])
+             if s.consistency in ("palette", "decorations") else [])
     return {"kind": s.kind, "psnr_db": round(float(np.mean(finite)), 2),
             "psnr_db_last_10pct": round(float(np.mean(finite[-max(1, len(finite) // 10):])), 2),
             "ssim": round(float(np.mean(ssims)), 3),

@@ -55,6 +55,10 @@ NIGHT = ((0.01, 0.02, 0.08), (0.12, 0.2, 0.45), (0.65, 0.75, 1.0))
 STAR_COLOUR = (1.0, 0.97, 0.8)
 STARS_PER_128_SQUARE = (25, 45)
 STAR_SIGMA = 0.7  # pixels at 128 px
+# what `lsd bench quality` counts as a star (metrics.decoration_mask): a spot 15 brighter
+# and 20 warmer (red minus blue, 0-255) than what is around it. The night alone has none:
+# its bright details are bluer, not warmer
+STAR_SPOT = {"threshold": 15.0, "warmer": 20.0}
 
 
 class StarGlitter:
