@@ -127,9 +127,9 @@ def test_star_glitter_stars_are_glued_to_the_background():
 
 
 def test_the_star_measure_finds_the_stars_not_the_pictures_details():
-    """The bench's star measure (STAR_SPOT) against the night the stars are drawn over: a
-    frame with every star but none of them scores 0, where plain bright spots would
-    have counted the picture's own details."""
+    """The bench's star measure (STAR_SPOT) against the night the stars are drawn over: the
+    night alone (the target with none of its stars) has no star spots and scores 0, where
+    plain bright spots would have counted the picture's own details."""
     for seed in (VAL_SEED_START + 109, VAL_SEED_START + 1109):
         for s in paired_stream(seed, "star_glitter", frames=2):
             night = np.round(255 * gradient_map(luminance(s.input / 255.0), NIGHT)).astype(np.uint8)
