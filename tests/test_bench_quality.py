@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from lsd.bench.quality import STRIP_COLUMNS, bench_quality, through_codec
+from lsd.bench.stars import stars_kept
 from lsd.cli import main
 from lsd.data import VAL_SEED_START, paired_stream
 from lsd.metrics import decoration_f1, main_colours, palette_distance, picked_share, psnr
@@ -162,3 +163,7 @@ def test_star_glitter_is_scored_on_its_stars_beside_the_codecs():
     coded = [through_codec(model, s.target, s.input) for s in (samples[0], samples[-1])]
     assert r["codec_decoration_f1_first"] == round(decoration_f1(coded[0], target_first, **STAR_SPOT), 3)
     assert r["codec_decoration_f1_last"] == round(decoration_f1(coded[1], target_last, **STAR_SPOT), 3)
+    # and whether each kept its own frame 0's stars to its last frame
+    assert {k: r[k] for k in ("stars_first", "stars_last", "stars_kept_f1")} == stars_kept(first, last, seed, 5)
+    assert r["target_stars_kept_f1"] == stars_kept(target_first, target_last, seed, 5)["stars_kept_f1"]
+    assert r["codec_stars_kept_f1"] == stars_kept(coded[0], coded[1], seed, 5)["stars_kept_f1"]

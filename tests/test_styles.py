@@ -146,7 +146,7 @@ def test_star_glitter_keeps_screen_positions_across_a_cut():
     for t in range(120):
         f = world.frame(t)
         render(f.image, f)
-        positions.append(render.screen.copy())
+        positions.append(render.stars.screen.copy())
         if f.cut:
             break
     assert f.cut, "expected a cut with a short mean scene length"

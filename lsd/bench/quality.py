@@ -35,6 +35,7 @@ from ..styles.memory import STAR_SPOT, pop_colours
 from ..styles.picks import OPTIONS, PICKS
 from ..train.clips import to_frames, to_uint8
 from .machine import machine_name
+from .stars import stars_kept
 
 OCCLUSION_MARGIN = 2  # px: warp errors are measured away from occlusions
 SSIM_EVERY = 10  # SSIM is slow; every 10th frame is plenty (the codec's ceiling too)
@@ -72,7 +73,7 @@ def consistency(kind: str | None, outputs: list[np.ndarray], targets: list[np.nd
 
 
 def consistency_scale(kind: str | None, outputs: list[np.ndarray], targets: list[np.ndarray],
-                      seed: int, coded: list[np.ndarray]) -> dict:
+                      seed: int, coded: list[np.ndarray], frames: int) -> dict:
     """What a kept choice scores, beside the measure. The target keeps its palette, yet shows
     it on other content by the last frame; sent through the codec (`coded`: the first and
     the last target, encoded and decoded), it is what a denoiser that got every latent
@@ -89,9 +90,14 @@ def consistency_scale(kind: str | None, outputs: list[np.ndarray], targets: list
     the share of them that are the stream's picks, first and last, and the share of frame
     0's that frame F-1 is still drawn in (`picks_kept`). The choice measures are given for
     the outputs, the targets and the coded targets alike. For decorations, the coded
-    targets' stars against the targets': what the codec lets through of them."""
+    targets' stars against the targets' (what the codec lets through of them), and for
+    each of the three whether the last of its `frames` frames still shows the stars its
+    first showed, followed with the background (bench.stars): the model picks its own."""
     if kind == "decorations":
-        return stars_found(coded, targets, "codec_")
+        kept = lambda ends, name: {f"{name}{k}": v for k, v in
+                                   stars_kept(ends[0], ends[-1], seed, frames).items()}
+        return (stars_found(coded, targets, "codec_") | kept(outputs, "") | kept(targets, "target_")
+                | kept(coded, "codec_"))
     if kind != "palette":
         return {}
     own = lambda frames: round(0.5 * sum(palette_distance(f, f) for f in (frames[0], frames[-1])), 2)
@@ -197,7 +203,7 @@ def evaluate_style(model: LSDModel, style: str, seed: int, frames: int, steps: i
             "warp_error": round(float(np.nanmean(warp_out)), 2) if warp_out else None,
             "target_warp_error": round(float(np.nanmean(warp_target)), 2) if warp_target else None,
             "consistency": (consistency(s.consistency, outputs, targets)
-                            | consistency_scale(s.consistency, outputs, targets, seed, coded))}
+                            | consistency_scale(s.consistency, outputs, targets, seed, coded, frames))}
 
 
 def average(reports: list[dict]) -> dict:

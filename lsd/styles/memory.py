@@ -61,33 +61,46 @@ STAR_SIGMA = 0.7  # pixels at 128 px
 STAR_SPOT = {"threshold": 15.0, "warmer": 20.0}
 
 
+class StarField:
+    """Screen points glued to a world's background: they move with it, and on a scene cut
+    stay where they were on screen and stick to the new background from there. `follow`
+    each frame of the world in order, from the one the points were seen on."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray):
+        self.screen = np.stack([x, y, np.ones(len(x))])  # (3, n) last screen positions
+        self.world: np.ndarray | None = None  # (3, n) homogeneous world positions
+
+    def follow(self, scene) -> np.ndarray:
+        """The points' (3, n) screen positions on this frame (`scene`: a WorldFrame)."""
+        if self.world is None or scene.cut:  # (re-)anchor where they are on screen
+            self.world = np.linalg.solve(scene.screen_from_world, self.screen)
+        self.screen = scene.screen_from_world @ self.world
+        return self.screen
+
+
 class StarGlitter:
-    """Stars sprinkled over frame 0, then stuck to the background: they move with it,
-    hide behind sprites, and on a scene cut stay where they were on screen and stick to
-    the new background from there."""
+    """Stars sprinkled over frame 0, then stuck to the background (a StarField): they move
+    with it, hide behind sprites, and on a scene cut stay where they were on screen and
+    stick to the new background from there."""
 
     def __init__(self, seed: int):
         self.rng = np.random.default_rng([seed, 0x57A])
-        self.world: np.ndarray | None = None  # (3, n) homogeneous world positions
-        self.screen: np.ndarray | None = None  # (3, n) last screen positions
+        self.stars: StarField | None = None
 
-    def _start(self, frame: np.ndarray, scene) -> None:
+    def _start(self, frame: np.ndarray) -> None:
         h, w = frame.shape[:2]
         lo, hi = STARS_PER_128_SQUARE
         n = int(self.rng.integers(lo, hi + 1) * h * w / 128**2)
-        self.screen = np.stack([self.rng.uniform(0, w - 1, n), self.rng.uniform(0, h - 1, n), np.ones(n)])
+        self.stars = StarField(self.rng.uniform(0, w - 1, n), self.rng.uniform(0, h - 1, n))
         self.brightness = self.rng.uniform(0.6, 1.0, n)
-        self.world = np.linalg.solve(scene.screen_from_world, self.screen)
 
     def __call__(self, frame: np.ndarray, scene=None) -> np.ndarray:
         if scene is None:
             raise ValueError("style 'star_glitter' needs the synthetic world's geometry (a WorldFrame)")
-        if self.world is None:
-            self._start(frame, scene)
-        elif scene.cut:  # re-anchor where the stars were on screen
-            self.world = np.linalg.solve(scene.screen_from_world, self.screen)
-        self.screen = scene.screen_from_world @ self.world
-        stars = splat(frame.shape[:2], self.screen[0], self.screen[1], self.brightness,
+        if self.stars is None:
+            self._start(frame)
+        screen = self.stars.follow(scene)
+        stars = splat(frame.shape[:2], screen[0], screen[1], self.brightness,
                       STAR_SIGMA * scale(frame))
         base = gradient_map(np.clip(luminance(frame), 0, 1), NIGHT)
         return mix(base, STAR_COLOUR, np.clip(stars * scene.background_visible, 0, 1))
