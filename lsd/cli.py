@@ -235,7 +235,8 @@ def cmd_guide(args: argparse.Namespace) -> None:
     from .train.guide import guide
 
     _emit(guide(args.checkpoint, args.out, args.streams, args.frames, args.steps, lr=args.lr,
-                seed=args.seed, progress=not args.no_progress), args.json)
+                seed=args.seed, progress=not args.no_progress, detail_weight=args.detail_weight),
+          args.json)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -354,6 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
     gd.add_argument("--frames", type=int, default=32, help="rolled-out frames per stream")
     gd.add_argument("--steps", type=int, default=3000, help="decoder training steps")
     gd.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (one cycle)")
+    gd.add_argument("--detail-weight", type=float, default=0.0,
+                    help="weigh each pixel's loss by 1 + W x how much it is a small bright "
+                         "detail of its target (e.g. star_glitter's stars); 0: plain")
     gd.add_argument("--seed", type=int, default=0)
     gd.add_argument("--json", action="store_true")
     gd.add_argument("--no-progress", action="store_true")
