@@ -293,12 +293,12 @@ def main_colours(frame: np.ndarray, options: np.ndarray, n: int, among) -> set[i
 # small bright details
 
 
-def _tophat(channel: np.ndarray, radius: int) -> np.ndarray:
-    """How far each pixel rises above its surroundings: opening with a (2r+1) square
-    removes spots narrower than that, so the channel minus its opening is high exactly on
-    such spots."""
-    size = 2 * radius + 1
-    return channel - ndimage.grey_opening(channel, size=(size, size))
+def tophat(channel: np.ndarray, radius: int) -> np.ndarray:
+    """How far each pixel of (..., H, W) rises above its surroundings: opening with a (2r+1)
+    square removes spots narrower than that, so the channel minus its opening is high
+    exactly on such spots."""
+    size = (1,) * (channel.ndim - 2) + (2 * radius + 1,) * 2  # each image on its own
+    return channel - ndimage.grey_opening(channel, size=size)
 
 
 def decoration_mask(frame: np.ndarray, radius: int = 2, threshold: float = 40.0,
@@ -307,10 +307,10 @@ def decoration_mask(frame: np.ndarray, radius: int = 2, threshold: float = 40.0,
     a spot must also rise that much above its surroundings in red minus blue: decorations
     warmer than their picture (star_glitter's warm-white stars on a blue night), which
     the picture's own bright details, bluer the brighter they are, never are."""
-    mask = _tophat(_luminance(frame), radius) > threshold
+    mask = tophat(_luminance(frame), radius) > threshold
     if warmer is not None:
         rgb = _as_rgb(frame)
-        mask &= _tophat(rgb[..., 0] - rgb[..., 2], radius) > warmer
+        mask &= tophat(rgb[..., 0] - rgb[..., 2], radius) > warmer
     return mask
 
 

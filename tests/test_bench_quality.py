@@ -164,6 +164,6 @@ def test_star_glitter_is_scored_on_its_stars_beside_the_codecs():
     assert r["codec_decoration_f1_first"] == round(decoration_f1(coded[0], target_first, **STAR_SPOT), 3)
     assert r["codec_decoration_f1_last"] == round(decoration_f1(coded[1], target_last, **STAR_SPOT), 3)
     # and whether each kept its own frame 0's stars to its last frame
-    assert {k: r[k] for k in ("stars_first", "stars_last", "stars_kept_f1")} == stars_kept(first, last, seed, 5)
-    assert r["target_stars_kept_f1"] == stars_kept(target_first, target_last, seed, 5)["stars_kept_f1"]
-    assert r["codec_stars_kept_f1"] == stars_kept(coded[0], coded[1], seed, 5)["stars_kept_f1"]
+    assert {k: r[k] for k in ("stars_first", "stars_last", "stars_kept_f1")} == stars_kept({"": (first, last)}, seed, 5)
+    assert r["target_stars_kept_f1"] == stars_kept({"": (target_first, target_last)}, seed, 5)["stars_kept_f1"]
+    assert r["codec_stars_kept_f1"] == stars_kept({"": (coded[0], coded[1])}, seed, 5)["stars_kept_f1"]

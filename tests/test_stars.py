@@ -22,21 +22,21 @@ def test_star_points_are_the_stars_centres():
 def test_the_targets_keep_their_stars_and_nothing_else_passes_for_them():
     stream = list(paired_stream(SEED, "star_glitter", frames=FRAMES))
     first, last = stream[0].target, stream[-1].target
-    kept = stars_kept(first, last, SEED, FRAMES)
+    kept = stars_kept({"": (first, last)}, SEED, FRAMES)
     assert kept["stars_first"] > 10 and kept["stars_last"] > 5
     assert kept["stars_kept_f1"] > 0.8
     other = list(paired_stream(SEED + 1, "star_glitter", frames=FRAMES))[-1].target
-    assert stars_kept(first, other, SEED, FRAMES)["stars_kept_f1"] < 0.2  # another stream's
+    assert stars_kept({"": (first, other)}, SEED, FRAMES)["stars_kept_f1"] < 0.2  # another stream's
     night = np.round(255 * gradient_map(luminance(stream[0].input / 255.0), NIGHT)).astype(np.uint8)
-    assert stars_kept(night, last, SEED, FRAMES)["stars_kept_f1"] == 0.0  # none drawn: none kept
+    assert stars_kept({"": (night, last)}, SEED, FRAMES)["stars_kept_f1"] == 0.0  # none drawn: none kept
     # frame 0's stars moved off as if glued elsewhere: not kept
     shifted = np.roll(last, 9, axis=1)
-    assert stars_kept(first, shifted, SEED, FRAMES)["stars_kept_f1"] < 0.3
+    assert stars_kept({"": (first, shifted)}, SEED, FRAMES)["stars_kept_f1"] < 0.3
 
 
 def test_followed_stars_move_with_the_background_and_stay_in_view():
     stream = list(paired_stream(SEED, "star_glitter", frames=FRAMES))
-    x, y, shown = followed(stream[0].target, SEED, FRAMES)
+    [(_, x, y)], shown = followed([stream[0].target], SEED, FRAMES)
     world = World(SEED, world_config(128))
     stars = StarField(*star_points(stream[0].target))
     for t in range(FRAMES):

@@ -94,10 +94,9 @@ def consistency_scale(kind: str | None, outputs: list[np.ndarray], targets: list
     each of the three whether the last of its `frames` frames still shows the stars its
     first showed, followed with the background (bench.stars): the model picks its own."""
     if kind == "decorations":
-        kept = lambda ends, name: {f"{name}{k}": v for k, v in
-                                   stars_kept(ends[0], ends[-1], seed, frames).items()}
-        return (stars_found(coded, targets, "codec_") | kept(outputs, "") | kept(targets, "target_")
-                | kept(coded, "codec_"))
+        ends = {name: (shown[0], shown[-1])
+                for name, shown in (("", outputs), ("target_", targets), ("codec_", coded))}
+        return stars_found(coded, targets, "codec_") | stars_kept(ends, seed, frames)
     if kind != "palette":
         return {}
     own = lambda frames: round(0.5 * sum(palette_distance(f, f) for f in (frames[0], frames[-1])), 2)

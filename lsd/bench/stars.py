@@ -36,40 +36,53 @@ def in_view(scene, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return seen
 
 
-def followed(first: np.ndarray, seed: int, frames: int):
-    """Frame 0's stars where they must be on frame `frames - 1` of world `seed` if kept
-    (those in view), and a mask of that frame's pixels whose background was in view at
-    frame 0: the stars a model may add elsewhere (on background a sprite hid) are its own."""
-    h, w = first.shape[:2]
+def followed(firsts: list[np.ndarray], seed: int, frames: int):
+    """Each first frame's star count and its stars (x, y) where they must be on frame
+    `frames - 1` of world `seed` if kept (those in view), and a mask of that frame's pixels whose background was
+    in view at frame 0: the stars a model may add elsewhere (on background a sprite hid) are
+    its own. The world is walked once for all of them."""
+    h, w = firsts[0].shape[:2]
     world = World(seed, world_config((h, w)))
     scene = world.frame(0)
     gy, gx = np.mgrid[0:h, 0:w].reshape(2, -1).astype(float)
     keep = in_view(scene, gx, gy)
-    stars, ground = StarField(*star_points(first)), StarField(gx[keep], gy[keep])
+    ground = StarField(gx[keep], gy[keep])
+    fields = [StarField(*star_points(first)) for first in firsts]
     for t in range(frames):
         scene = world.frame(t)
-        x, y = stars.follow(scene)[:2]
-        ground_xy = ground.follow(scene)[:2]
-    seen = in_view(scene, *ground_xy)
+        for field in (ground, *fields):
+            field.follow(scene)
+    gx, gy = ground.screen[:2]
+    seen = in_view(scene, gx, gy)
     mask = np.zeros((h, w), bool)
-    mask[np.round(ground_xy[1][seen]).astype(int), np.round(ground_xy[0][seen]).astype(int)] = True
+    mask[np.round(gy[seen]).astype(int), np.round(gx[seen]).astype(int)] = True
     # a zoom spreads the followed pixels apart: close the gaps, no further than a star may be off
     r = int(np.ceil(STAR_TOLERANCE))
     mask = ndimage.binary_closing(mask, np.ones((2 * r + 1, 2 * r + 1), bool), border_value=1) & \
         (scene.background_visible >= SEEN)
-    here = in_view(scene, x, y)
-    return x[here], y[here], mask
+    stars = [(field.screen.shape[1], *field.screen[:2, in_view(scene, *field.screen[:2])])
+             for field in fields]
+    return stars, mask
 
 
-def stars_kept(first: np.ndarray, last: np.ndarray, seed: int, frames: int) -> dict:
-    """F1 of the last frame's stars, on background that frame 0 showed, against frame 0's
-    followed to it (within STAR_TOLERANCE px), with how many stars each frame shows. A
+def stars_kept(ends: dict[str, tuple[np.ndarray, np.ndarray]], seed: int, frames: int) -> dict:
+    """For each named (first, last) pair of frames of world `seed`: F1 of the last frame's
+    stars, on background that frame 0 showed, against the first's followed to it (within
+    STAR_TOLERANCE px), with how many stars each frame shows; keys prefixed by the name. A
     frame 0 with no stars keeps none: 0; a stream where none is left to find and none is
     found says nothing: None (left out of an average)."""
-    ex, ey, shown = followed(first, seed, frames)
+    stars, shown = followed([first for first, _ in ends.values()], seed, frames)
+    return {f"{name}{k}": v for (name, (_, last)), (n, ex, ey) in zip(ends.items(), stars)
+            for k, v in kept_score(n, last, ex, ey, shown).items()}
+
+
+def kept_score(n_first: int, last: np.ndarray, ex: np.ndarray, ey: np.ndarray,
+               shown: np.ndarray) -> dict:
+    """stars_kept's numbers for one pair: `n_first` stars on the first frame, where they
+    must be on the last (ex, ey)."""
     fx, fy = star_points(last)
     # floats, so that streams are averaged (bench.quality.average)
-    counts = {"stars_first": float(len(star_points(first)[0])), "stars_last": float(len(fx))}
+    counts = {"stars_first": float(n_first), "stars_last": float(len(fx))}
     if counts["stars_first"] == 0:
         return {**counts, "stars_kept_f1": 0.0}
     on_shown = shown[np.clip(np.round(fy).astype(int), 0, shown.shape[0] - 1),

@@ -22,15 +22,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from scipy import ndimage
 from tqdm import tqdm
 
 from ..config import ModelConfig
 from ..data import VAL_SEED_START, clip
 from ..data.sources import SEEDS_PER_SPLIT
 from ..diffusion import rollout
-from ..metrics import psnr
+from ..metrics import LUMA_WEIGHTS, psnr, tophat
 from ..models import LSDModel, load
 from ..stream.engine import sample_setting
 from ..styles import get_style, style_names
@@ -46,9 +44,7 @@ def small_details(targets: np.ndarray) -> torch.Tensor:
     """(N, 1, H, W) in [0, 1]: how much each pixel of (N, H, W, 3) uint8 targets is a small
     bright detail (a star, a thin bright line) rather than part of a larger area. An L1 + MSE
     loss averaged over a frame hardly sees a few such pixels; weighing them brings them back."""
-    lum = targets.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-    size = (1, 2 * DETAIL_RADIUS + 1, 2 * DETAIL_RADIUS + 1)
-    rise = lum - ndimage.grey_opening(lum, size=size)
+    rise = tophat(targets.astype(np.float32) @ LUMA_WEIGHTS.astype(np.float32), DETAIL_RADIUS)
     return torch.from_numpy(np.clip(rise / DETAIL_FULL, 0, 1))[:, None]
 
 
@@ -168,12 +164,10 @@ def guide(checkpoint: str, out: str, streams: int = 16, frames: int = 32, steps:
         x, y = to_frames(pairs["input"][i].numpy()), to_frames(pairs["target"][i].numpy())
         with torch.autocast("cpu", dtype=torch.bfloat16):
             recon = codec.decode(pairs["latent"][i], x).float()
-        if detail_weight:
-            w = 1 + detail_weight * small_details(pairs["target"][i].numpy())
-            err = recon - y
-            loss = (w * err.abs()).mean() + (w * err.square()).mean()
-        else:
-            loss = F.l1_loss(recon, y) + F.mse_loss(recon, y)
+        # L1 + MSE, each pixel weighed (1 everywhere without detail_weight)
+        w = 1 + detail_weight * small_details(pairs["target"][i].numpy()) if detail_weight else 1.0
+        err = recon - y
+        loss = (w * err.abs()).mean() + (w * err.square()).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trained, 1.0)
