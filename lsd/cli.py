@@ -60,6 +60,12 @@ def cmd_bench_codec(args: argparse.Namespace) -> None:
                       args.pool_frames, args.val_frames, progress=not args.json), args.json)
 
 
+def cmd_bench_carry(args: argparse.Namespace) -> None:
+    from .bench.carry import bench_carry
+
+    _emit(bench_carry(args.checkpoint, args.frames, args.prime, args.streams, args.static), args.json)
+
+
 def cmd_bench_quality(args: argparse.Namespace) -> None:
     from .bench.quality import bench_quality
     from .styles import get_style
@@ -235,8 +241,21 @@ def cmd_guide(args: argparse.Namespace) -> None:
     from .train.guide import guide
 
     _emit(guide(args.checkpoint, args.out, args.streams, args.frames, args.steps, lr=args.lr,
-                seed=args.seed, progress=not args.no_progress, detail_weight=args.detail_weight),
+                seed=args.seed, progress=not args.no_progress, detail_weight=args.detail_weight,
+                streams_of=dict(args.streams_of or [])),
           args.json)
+
+
+def style_count(text: str) -> tuple[str, int]:
+    """STYLE=N (argparse type): a style's name and a count of at least 1."""
+    from .styles import style_names
+
+    name, sep, count = text.partition("=")
+    if not sep or not count.strip().isdigit() or int(count) < 1:
+        raise argparse.ArgumentTypeError(f"expected STYLE=N with N >= 1, not {text!r}")
+    if name not in style_names():
+        raise argparse.ArgumentTypeError(f"unknown style {name!r}; known styles: {', '.join(style_names())}")
+    return name, int(count)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -358,6 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
     gd.add_argument("--detail-weight", type=float, default=0.0,
                     help="weigh each pixel's loss by 1 + W x how much it is a small bright "
                          "detail of its target (e.g. star_glitter's stars); 0: plain")
+    gd.add_argument("--streams-of", type=style_count, action="append", metavar="STYLE=N",
+                    help="N training streams of this style instead of --streams (repeatable)")
     gd.add_argument("--seed", type=int, default=0)
     gd.add_argument("--json", action="store_true")
     gd.add_argument("--no-progress", action="store_true")
@@ -461,6 +482,16 @@ def build_parser() -> argparse.ArgumentParser:
     bq.add_argument("--strips", help="folder for one input/target/output PNG per style")
     bq.add_argument("--json", action="store_true")
     bq.set_defaults(func=cmd_bench_quality)
+    bc = bench.add_parser("carry", help="star_glitter: history primed with the target's first "
+                          "frames, how much of its stars the model carries into the next ones")
+    bc.add_argument("--checkpoint", required=True)
+    bc.add_argument("--frames", type=int, default=8, help="frames made after the priming")
+    bc.add_argument("--prime", type=int, default=3, help="target frames the history starts with")
+    bc.add_argument("--streams", type=int, default=4, help="lsd bench quality's first N streams")
+    bc.add_argument("--static", action="store_true", help="every frame is the first: copying "
+                    "alone, no motion to follow")
+    bc.add_argument("--json", action="store_true")
+    bc.set_defaults(func=cmd_bench_carry)
     bl = bench.add_parser("levels", help="one pass at each noise level, no history: PSNR of "
                           "the output estimate x0 against the target, per frame style")
     bl.add_argument("--checkpoint", required=True)

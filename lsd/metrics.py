@@ -301,6 +301,18 @@ def tophat(channel: np.ndarray, radius: int) -> np.ndarray:
     return channel - ndimage.grey_opening(channel, size=size)
 
 
+DETAIL_RADIUS, DETAIL_FULL = 2, 40.0  # a spot this narrow (px) and this much brighter (0-255)
+# than what is around it counts fully as a small detail (the luminance top-hat)
+
+
+def small_details(frames: np.ndarray) -> np.ndarray:
+    """(..., H, W) in [0, 1]: how much each pixel of (..., H, W, 3) frames (0-255) is a small
+    bright detail (a star, a thin bright line) rather than part of a larger area. A loss
+    averaged over a frame hardly sees a few such pixels; weighing them brings them back."""
+    rise = tophat(np.asarray(frames, np.float32) @ LUMA_WEIGHTS.astype(np.float32), DETAIL_RADIUS)
+    return np.clip(rise / DETAIL_FULL, 0, 1)
+
+
 def decoration_mask(frame: np.ndarray, radius: int = 2, threshold: float = 40.0,
                     warmer: float | None = None) -> np.ndarray:
     """Small bright decorations: luminance white top-hat above `threshold`. With `warmer`,

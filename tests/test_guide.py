@@ -13,7 +13,7 @@ from lsd.config import AutoencoderConfig, ModelConfig
 from lsd.models import LSDModel, build_codec
 from lsd.stream.engine import Stream
 from lsd.styles import get_style, style_names
-from lsd.train.guide import guided_model, rolled_out, small_details, training_pairs
+from lsd.train.guide import guided_model, rolled_out, training_pairs
 from test_choice import with_choice
 from test_models import randomized, small_config
 
@@ -109,6 +109,18 @@ def test_lsd_guide_trains_the_decoder_and_leaves_the_rest(tmp_path, capsys):
     detail = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert detail["detail_weight"] == 20 and report["detail_weight"] == 0
     assert detail["final_loss"] > report["final_loss"]  # the weights only add to each pixel's loss
+    # more streams of one style: a memory style's adds its target pairs alone
+    assert main(["guide", "--checkpoint", str(tmp_path / "src"), "--out", str(tmp_path / "more"),
+                 "--streams", "1", "--frames", "3", "--steps", "1", "--streams-of", "star_glitter=3",
+                 "--json", "--no-progress"]) == 0
+    more = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert more["pairs"] == report["pairs"] + 2 * 3 and more["streams_of"] == {"star_glitter": 3}
+    for bad, message in (("star_glitter=0", "STYLE=N"), ("stars=2", "unknown style 'stars'"),
+                         ("star_glitter", "STYLE=N")):
+        with pytest.raises(SystemExit):
+            main(["guide", "--checkpoint", str(tmp_path / "src"), "--out", str(tmp_path / "x"),
+                  "--streams-of", bad])
+        assert message in capsys.readouterr().err
 
     # the streaming engine decodes against the frame it was given
     run = Stream(out, "ink wash painting", 2, seed=0)
@@ -137,13 +149,3 @@ def test_guided_model_keeps_every_weight():
     for name, value in model.state_dict().items():
         assert torch.equal(guided.state_dict()[name], value)
     assert guided.config.autoencoder.guide and not model.config.autoencoder.guide
-
-
-def test_small_details_are_narrow_bright_spots_only():
-    frame = np.full((1, 24, 24, 3), 40, np.uint8)
-    frame[0, 3:5, 3:5] = 200  # a star
-    frame[0, 10:22, 10:22] = 220  # a large bright area
-    frame[0, 6, 12:20] = 120  # a thin line, 80 brighter than around it
-    d = small_details(frame)[0, 0].numpy()
-    assert d.shape == (24, 24) and d[3:5, 3:5].min() == 1.0 and d[6, 13:19].min() == 1.0
-    assert d[11:21, 11:21].max() == 0.0 and d[0, 20] == 0.0  # inside a large area, or flat

@@ -277,3 +277,13 @@ def test_decoration_f1_cases():
     assert metrics.decoration_f1(empty, empty) == 1.0
     assert metrics.decoration_f1(empty, stars) == 0.0
     assert metrics.decoration_f1(stars, empty) == 0.0
+
+
+def test_small_details_are_narrow_bright_spots_only():
+    frame = np.full((1, 24, 24, 3), 40, np.uint8)
+    frame[0, 3:5, 3:5] = 200  # a star
+    frame[0, 10:22, 10:22] = 220  # a large bright area
+    frame[0, 6, 12:20] = 120  # a thin line, 80 brighter than around it
+    d = metrics.small_details(frame)[0]
+    assert d.shape == (24, 24) and d[3:5, 3:5].min() == 1.0 and d[6, 13:19].min() == 1.0
+    assert d[11:21, 11:21].max() == 0.0 and d[0, 20] == 0.0  # inside a large area, or flat

@@ -4,8 +4,8 @@ import numpy as np
 
 from lsd.bench.stars import followed, star_points, stars_kept
 from lsd.data import VAL_SEED_START, World, paired_stream, world_config
-from lsd.styles.memory import NIGHT, StarField
-from lsd.styles.ops import gradient_map, luminance
+from lsd.io import to_uint8
+from lsd.styles.memory import StarField, StarGlitter
 
 SEED, FRAMES = VAL_SEED_START + 109, 150
 
@@ -27,7 +27,7 @@ def test_the_targets_keep_their_stars_and_nothing_else_passes_for_them():
     assert kept["stars_kept_f1"] > 0.8
     other = list(paired_stream(SEED + 1, "star_glitter", frames=FRAMES))[-1].target
     assert stars_kept({"": (first, other)}, SEED, FRAMES)["stars_kept_f1"] < 0.2  # another stream's
-    night = np.round(255 * gradient_map(luminance(stream[0].input / 255.0), NIGHT)).astype(np.uint8)
+    night = to_uint8(StarGlitter.night(stream[0].input / 255.0))
     assert stars_kept({"": (night, last)}, SEED, FRAMES)["stars_kept_f1"] == 0.0  # none drawn: none kept
     # frame 0's stars moved off as if glued elsewhere: not kept
     shifted = np.roll(last, 9, axis=1)

@@ -19,9 +19,10 @@ from lsd.data.sources import SEEDS_PER_SPLIT, seed_base
 from lsd.data.stills import MAX_START
 from lsd.models import LSDModel
 from lsd.train.config import TrainConfig
-from lsd.train.diffusion_forcing import diffusion_forcing
+from lsd.train.diffusion_forcing import _own_rollout, detail_positions, diffusion_forcing, weighted_mse
 from lsd.train.history_damage import DamageConfig, blocks, damage, garbage, warp
 from lsd.train.trainer import lr_at, train
+from test_models import randomized
 
 SMALL = {
     "model": {"frame_size": [32, 32], "autoencoder": {"channels": [64, 64]},
@@ -118,6 +119,23 @@ def test_memory_styles_can_keep_their_target_history_when_others_get_the_rollout
     torch.testing.assert_close(z_t[True][~prefix], z_t[False][~prefix])  # the frames it learns
 
 
+def test_a_primed_rollout_follows_the_clips_first_history_frame():
+    # randomized: a new model's zero-initialised blocks would ignore the history altogether
+    model = randomized(LSDModel(small_config().model)).eval()
+    g = torch.Generator().manual_seed(0)
+    c, side = model.config.autoencoder.latent_channels, 32 // model.config.autoencoder.factor
+    z_in = torch.randn(2, 3, c, side, side, generator=g)
+    first, other = torch.randn(2, c, side, side, generator=g), torch.randn(2, c, side, side, generator=g)
+    run = lambda start, n=3: _own_rollout(model, z_in[:, :n], ["pop art", "glitter stars"], 2,
+                                          torch.Generator().manual_seed(1), None, start)
+    primed = run(first)
+    assert primed.shape == z_in.shape and torch.equal(primed[:, 0], first)
+    assert not torch.allclose(primed[:, 1:], run(other)[:, 1:])  # the rest follows the first
+    assert torch.equal(run(first, n=1), first[:, None])  # a one-frame prefix is the frame alone
+    plain = run(None)
+    assert plain.shape == primed.shape and not torch.allclose(plain[:, 1:], primed[:, 1:])
+
+
 def test_damage_kinds_change_frames_within_bounds():
     g = torch.Generator().manual_seed(0)
     x = torch.rand(6, 3, 32, 32, generator=g)
@@ -168,6 +186,30 @@ def test_recolour_spares_the_clips_first_history_frame_only_for_an_anchored_mode
     assert (weight[:, 0] == 0).all()  # every clip's first frame is history
     first_kept = [torch.allclose(inputs["z_t"][i, 0], z0[i, 0]) for i in range(len(z0))]
     assert all(first_kept) if anchor else not any(first_kept)
+
+
+def test_detail_positions_weigh_the_latent_positions_holding_small_bright_spots():
+    targets = torch.full((1, 2, 3, 32, 32), 0.2)
+    targets[0, 0, :, 3:5, 11:13] = 0.9  # a star in latent position (0, 1) of frame 0
+    targets[0, 1, :, 16:32, 16:32] = 0.9  # a large bright area in frame 1
+    w = detail_positions(targets, (4, 4), 8.0)
+    assert w.shape == (1, 2, 1, 4, 4)
+    assert w[0, 0, 0, 0, 1] == 9.0 and (w[0, 0].sum() - 9.0) == 15.0  # the star's position alone
+    assert w[0, 1].max() == 1.0  # an area is no detail
+
+
+def test_weighted_mse_counts_each_position_as_often_as_it_is_weighed():
+    pred, target = torch.zeros(2, 3, 4, 2, 2), torch.zeros(2, 3, 4, 2, 2)
+    pred[0, 1, :, 0, 0] = 1.0  # one position of one frame is wrong
+    frames = torch.ones(2, 3)
+    plain = weighted_mse(pred, target, frames)
+    assert torch.isclose(plain, torch.tensor(1 / 4 / 6))
+    positions = torch.ones(2, 3, 1, 2, 2)
+    assert torch.equal(weighted_mse(pred, target, frames, positions), plain)
+    positions[0, 1, 0, 0, 0] = 5.0
+    assert torch.isclose(weighted_mse(pred, target, frames, positions), 5 * plain)
+    positions[0, 1, 0, 0, 0], positions[1, 1, 0, 1, 1] = 1.0, 5.0  # a right position: no change
+    assert torch.equal(weighted_mse(pred, target, frames, positions), plain)
 
 
 def test_lr_warms_up_then_decays():
@@ -275,6 +317,22 @@ def test_configs_differ_only_in_augmentation():
     fourth = TrainConfig.load(root / "tiny-choice-hold-fourth.yaml").to_dict()  # measured, not shipped
     assert {k for k in again if again[k] != fourth[k]} == {"run"}
     assert {k for k in again["run"] if again["run"][k] != fourth["run"][k]} == {"seed"}
+    # stars: star_glitter drawn more often, details weighed, memory clips keep their history
+    stars = TrainConfig.load(root / "tiny-stars.yaml").to_dict()
+    assert {k for k in again if again[k] != stars[k]} == {"data", "history", "optim", "run"}
+    assert stars["data"] == {**again["data"], "style_weights": {"pop_art": 3, "star_glitter": 6}}
+    assert stars["history"] == {**again["history"], "rollout_memory_styles": False}
+    assert stars["optim"] == {**again["optim"], "detail_weight": 8.0}
+    assert {k for k in again["run"] if again["run"][k] != stars["run"][k]} == {"seed"}
+    primed = TrainConfig.load(root / "tiny-stars-primed.yaml").to_dict()  # then primed self-rollouts
+    assert {k for k in stars if stars[k] != primed[k]} == {"history", "run"}
+    assert primed["history"] == {**stars["history"], "self_rollout": 0.5, "rollout_memory_styles": True,
+                                 "rollout_primed": True}
+    unwarped = TrainConfig.load(root / "tiny-stars-unwarped.yaml").to_dict()  # then no warp damage
+    assert {k for k in primed if primed[k] != unwarped[k]} == {"history", "run"}
+    assert unwarped["history"] == {**primed["history"], "damage": {**primed["history"]["damage"], "warp": 0.0}}
+    for later, earlier in ((primed, stars), (unwarped, primed)):
+        assert {k for k in earlier["run"] if earlier["run"][k] != later["run"][k]} == {"seed"}
 
 
 def only(name: str) -> dict:
@@ -324,6 +382,11 @@ def test_style_weights_skew_the_draw_and_none_keeps_the_old_one():
 def test_bad_data_settings_are_refused_by_name(data, message):
     with pytest.raises(ValueError, match=message):
         small_config(data=data)
+
+
+def test_a_negative_detail_weight_is_refused():
+    with pytest.raises(ValueError, match="optim.detail_weight must be >= 0"):
+        small_config(optim={"detail_weight": -1.0})
 
 
 def test_uniform_share_reaches_the_top_levels_and_off_replays_the_old_draws():

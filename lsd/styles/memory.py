@@ -102,8 +102,12 @@ class StarGlitter:
         screen = self.stars.follow(scene)
         stars = splat(frame.shape[:2], screen[0], screen[1], self.brightness,
                       STAR_SIGMA * scale(frame))
-        base = gradient_map(np.clip(luminance(frame), 0, 1), NIGHT)
-        return mix(base, STAR_COLOUR, np.clip(stars * scene.background_visible, 0, 1))
+        return mix(self.night(frame), STAR_COLOUR, np.clip(stars * scene.background_visible, 0, 1))
+
+    @staticmethod
+    def night(frame: np.ndarray) -> np.ndarray:
+        """The picture the stars are drawn over: the frame as a blue night."""
+        return gradient_map(np.clip(luminance(frame), 0, 1), NIGHT)
 
 
 def splat(shape: tuple[int, int], x: np.ndarray, y: np.ndarray, weight: np.ndarray,

@@ -74,6 +74,9 @@ class OptimConfig:
     # share of clips told no picks (picks.null_code), so that the model also learns the
     # branch that classifier-free guidance on the code compares with (sample.choice_guidance)
     choice_dropout: float = 0.0
+    # each latent position's loss counts 1 + this x how much its target pixels hold a small
+    # bright detail (diffusion_forcing.detail_positions): star_glitter's stars, thin lines
+    detail_weight: float = 0.0
 
 
 @dataclass
@@ -94,6 +97,12 @@ class HistoryConfig:
     # teaches it to ignore the choice its history holds. false: those clips keep the
     # damaged target as history
     rollout_memory_styles: bool = True
+    # the rollout starts from the clip's first history frame (the damaged target, written
+    # into the history as an output would be) instead of an empty history: its frames
+    # then carry on the target's choices (its stars, its palette) as the model's own
+    # copies of them, each a little off, and the frames after them must be the target's
+    # again: the model learns to restore what its own copies lose, not just to copy them
+    rollout_primed: bool = False
     # share of clips whose prefix is blanked to pure noise (told t = 1): the frame after it
     # has nothing to copy a choice from and must make it (from the picks, with a choice
     # input), as a stream's first frame must; without blanking only a clip's frame 0 does
@@ -165,6 +174,8 @@ class TrainConfig:
             raise ValueError(f"optim.choice_lr_scale must be > 0, not {self.optim.choice_lr_scale}")
         if not 0 <= self.optim.choice_dropout < 1:
             raise ValueError(f"optim.choice_dropout must be in [0, 1), not {self.optim.choice_dropout}")
+        if self.optim.detail_weight < 0:
+            raise ValueError(f"optim.detail_weight must be >= 0, not {self.optim.detail_weight}")
         if self.sample.choice_guidance != 1.0 and not self.model.denoiser.choice:
             raise ValueError("sample.choice_guidance needs a choice input (model.denoiser.choice)")
 

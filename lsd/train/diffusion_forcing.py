@@ -15,8 +15,10 @@ targets make.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
-from ..diffusion import add_noise, rollout, sample_t_logit_normal, velocity
+from ..diffusion import add_noise, commit_frame, rollout, sample_t_logit_normal, velocity
+from ..metrics import small_details
 from ..models import LSDModel
 from ..styles import get_style
 from ..styles.picks import null_code
@@ -91,7 +93,8 @@ def augmented_history(model: LSDModel, clips: dict, z0: torch.Tensor, z_in: torc
     history[mask.to(dev)] = model.codec.encode(damaged).to(history.dtype)
     if rollout_frames:
         n = rollout_frames
-        own = _own_rollout(model, z_in[:, :n], clips["prompts"], hist.rollout_steps, g, code)
+        own = _own_rollout(model, z_in[:, :n], clips["prompts"], hist.rollout_steps, g, code,
+                           history[:, 0] if hist.rollout_primed else None)
         keep = mask[:, :n]
         if not hist.rollout_memory_styles:
             frame_clip = torch.tensor([get_style(s).kind == "frame" for s in clips["styles"]])
@@ -110,17 +113,41 @@ def latents(model: LSDModel, clips: dict, key: str, frames: torch.Tensor, dev) -
 
 @torch.no_grad()
 def _own_rollout(model: LSDModel, z_in: torch.Tensor, prompts: list[str], steps: int,
-                 g: torch.Generator, code: torch.Tensor | None = None) -> torch.Tensor:
-    """The model's own frames for the prefix, made the way streaming makes them."""
+                 g: torch.Generator, code: torch.Tensor | None = None,
+                 first: torch.Tensor | None = None) -> torch.Tensor:
+    """The model's own frames for the prefix, made the way streaming makes them; with
+    `first` (B, C, h, w), frame 0 is that latent, committed as the history they follow."""
     was_training = model.training
     model.eval()
-    out = rollout(model.denoiser, model.new_cache(), z_in, model.encode_prompts(prompts, code), steps,
-                  generator=g)
+    cache, prompt = model.new_cache(), model.encode_prompts(prompts, code)
+    frames = []
+    if first is not None:
+        commit_frame(model.denoiser, cache, first.to(z_in.dtype), z_in[:, 0], prompt)
+        frames, z_in = [first[:, None].to(z_in.dtype)], z_in[:, 1:]
+    if z_in.shape[1]:
+        frames.append(rollout(model.denoiser, cache, z_in, prompt, steps, generator=g))
     model.train(was_training)
-    return out
+    return torch.cat(frames, dim=1)
 
 
-def weighted_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Mean squared error per frame, averaged over the frames with weight."""
-    per_frame = (pred.float() - target.float()).pow(2).flatten(2).mean(-1)  # (B, T)
+def weighted_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
+                 positions: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean squared error per frame, averaged over the frames with weight (B, T). With
+    `positions` (B, T, 1, h, w: detail_positions), each latent position's error counts that
+    many times within its frame."""
+    err = (pred.float() - target.float()).pow(2)
+    if positions is not None:
+        err = err * positions
+    per_frame = err.flatten(2).mean(-1)  # (B, T)
     return (per_frame * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+def detail_positions(targets: torch.Tensor, size: tuple[int, int], weight: float) -> torch.Tensor:
+    """(B, T, 1, h, w): 1 + `weight` x how much each latent position of a (B, T, 3, H, W)
+    clip of targets in [0, 1] holds a small bright detail (metrics.small_details, its most
+    over the position's pixels). A star is a few pixels of one latent position, a few
+    hundredths of a frame's error: weighed, the denoiser learns to draw it and to keep it."""
+    details = torch.from_numpy(small_details(targets.movedim(-3, -1).numpy() * 255))
+    b, t = details.shape[:2]
+    pooled = F.adaptive_max_pool2d(details.flatten(0, 1)[:, None], size)
+    return 1 + weight * pooled.view(b, t, 1, *size)

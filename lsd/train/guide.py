@@ -28,7 +28,7 @@ from ..config import ModelConfig
 from ..data import VAL_SEED_START, clip
 from ..data.sources import SEEDS_PER_SPLIT
 from ..diffusion import rollout
-from ..metrics import LUMA_WEIGHTS, psnr, tophat
+from ..metrics import psnr, small_details
 from ..models import LSDModel, load
 from ..stream.engine import sample_setting
 from ..styles import get_style, style_names
@@ -36,25 +36,42 @@ from ..styles.picks import null_code, picks_code
 from .clips import to_frames, to_uint8
 
 VAL_SEED_OFFSET = 500  # validation worlds apart from lsd bench quality's (offset 100)
-DETAIL_RADIUS, DETAIL_FULL = 2, 40.0  # a spot this narrow (px) and this much brighter (0-255)
-# than what is around it counts fully as a small detail (the luminance top-hat, as metrics)
 
 
-def small_details(targets: np.ndarray) -> torch.Tensor:
-    """(N, 1, H, W) in [0, 1]: how much each pixel of (N, H, W, 3) uint8 targets is a small
-    bright detail (a star, a thin bright line) rather than part of a larger area. An L1 + MSE
-    loss averaged over a frame hardly sees a few such pixels; weighing them brings them back."""
-    rise = tophat(targets.astype(np.float32) @ LUMA_WEIGHTS.astype(np.float32), DETAIL_RADIUS)
-    return torch.from_numpy(np.clip(rise / DETAIL_FULL, 0, 1))[:, None]
+def picks_codes(model: LSDModel, seeds: list[int]) -> torch.Tensor | None:
+    """The worlds' picks codes (B, K), as a model with a choice input is told them; None
+    for a model without one."""
+    return torch.from_numpy(np.stack([picks_code(s) for s in seeds])) if model.config.denoiser.choice else None
+
+
+@torch.no_grad()
+def roll_as_streamed(model: LSDModel, cache, z_in: torch.Tensor, seeds: list[int],
+                     prompts: list[str], generator: torch.Generator,
+                     progress: str | None = None) -> torch.Tensor:
+    """Roll `model` on from whatever `cache` holds over z_in (B, T, C, h, w) as a Stream
+    samples (its checkpoint's settings), told world seeds' picks where it has a choice
+    input; a frame at a time (the same as one call) so that `progress` can name a bar."""
+    plain = model.encode_prompts(prompts)  # the prompts' text alone
+    prompt = model.denoiser.with_choice(plain, picks_codes(model, seeds))
+    setting = {name: sample_setting(model, name) for name in
+               ("steps", "shortcut", "context_t", "commit", "choice_guidance", "choice_guidance_t_min")}
+    # guided as a Stream is: against the prompts told the null code
+    unguided = (model.denoiser.with_choice(plain, torch.from_numpy(null_code())[None])
+                if setting["choice_guidance"] != 1.0 else None)
+    frames = z_in.shape[1]
+    return torch.cat([
+        rollout(model.denoiser, cache, z_in[:, j:j + 1], prompt, setting["steps"], setting["shortcut"],
+                setting["context_t"], generator, setting["commit"], setting["choice_guidance"], unguided,
+                setting["choice_guidance_t_min"])
+        for j in tqdm(range(frames), desc=progress, disable=progress is None, leave=False)], dim=1)
 
 
 @torch.no_grad()
 def rolled_out(model: LSDModel, seeds: list[int], styles: list[str], frames: int,
                seed: int, progress: bool = False) -> dict[str, torch.Tensor]:
-    """Roll `model` out as it streams (its own sampling settings, told each world's picks
-    where it has a choice input) on one world per (seed, style): input and target frames
-    (N, T, H, W, 3) uint8 with the sampled latents (N, T, C, h, w) and the targets' own
-    latents."""
+    """Roll `model` out as it streams (roll_as_streamed) on one world per (seed, style):
+    input and target frames (N, T, H, W, 3) uint8 with the sampled latents (N, T, C, h, w)
+    and the targets' own latents."""
     size = tuple(model.config.frame_size)
     clips = [clip(s, name, frames, size) for s, name in zip(seeds, styles)]
     inputs = np.stack([c["input"] for c in clips])
@@ -63,22 +80,9 @@ def rolled_out(model: LSDModel, seeds: list[int], styles: list[str], frames: int
     z_in = model.codec.encode(to_frames(inputs).to(dtype))
     rng = np.random.default_rng(seed)
     prompts = [str(rng.choice(get_style(name).prompts)) for name in styles]
-    code = torch.from_numpy(np.stack([picks_code(s) for s in seeds])) if model.config.denoiser.choice else None
-    plain = model.encode_prompts(prompts)  # the prompts' text alone
-    prompt = model.denoiser.with_choice(plain, code)
-    setting = {name: sample_setting(model, name) for name in
-               ("steps", "shortcut", "context_t", "commit", "choice_guidance", "choice_guidance_t_min")}
-    # guided as a Stream is: against the prompts told the null code
-    unguided = (model.denoiser.with_choice(plain, torch.from_numpy(null_code())[None])
-                if setting["choice_guidance"] != 1.0 else None)
-    cache, g = model.new_cache(), torch.Generator().manual_seed(seed)
-    # a frame at a time (the cache and generator carry on: the same as one call) for progress
-    latents = torch.cat([
-        rollout(model.denoiser, cache, z_in[:, j:j + 1], prompt, setting["steps"], setting["shortcut"],
-                setting["context_t"], g, setting["commit"], setting["choice_guidance"], unguided,
-                setting["choice_guidance_t_min"])
-        for j in tqdm(range(frames), desc=f"rolling out {len(styles)} streams", disable=not progress,
-                      leave=False)], dim=1)
+    latents = roll_as_streamed(model, model.new_cache(), z_in, seeds, prompts,
+                               torch.Generator().manual_seed(seed),
+                               f"rolling out {len(styles)} streams" if progress else None)
     return {"input": torch.from_numpy(inputs), "target": torch.from_numpy(targets),
             "latent": latents.float(), "target_latent": model.codec.encode(to_frames(targets).to(dtype)).float()}
 
@@ -123,8 +127,10 @@ def guided_model(model: LSDModel) -> LSDModel:
 
 def guide(checkpoint: str, out: str, streams: int = 16, frames: int = 32, steps: int = 3000,
           batch: int = 32, lr: float = 1e-3, val_frames: int = 24, seed: int = 0,
-          progress: bool = True, detail_weight: float = 0.0) -> dict:
-    """Write OUT/model: `checkpoint` with a guided decoder trained on its own rollouts. With
+          progress: bool = True, detail_weight: float = 0.0,
+          streams_of: dict[str, int] | None = None) -> dict:
+    """Write OUT/model: `checkpoint` with a guided decoder trained on its own rollouts,
+    `streams` per style (`streams_of`: style -> streams, for those it names). With
     `detail_weight` w, a pixel's loss counts 1 + w * small_details() of its target."""
     t0 = time.time()
     if min(streams, frames, steps, batch, val_frames) < 1:
@@ -140,7 +146,11 @@ def guide(checkpoint: str, out: str, streams: int = 16, frames: int = 32, steps:
         raise ValueError(f"{checkpoint}: only a conv codec can be guided")
     names = style_names()
     rng = np.random.default_rng(seed)
-    styles = [n for n in names for _ in range(streams)]
+    streams_of = streams_of or {}
+    unknown = sorted(set(streams_of) - set(names))
+    if unknown or min(streams_of.values(), default=1) < 1:
+        raise ValueError(f"streams_of: unknown styles {unknown} or a count below 1 in {streams_of}")
+    styles = [n for n in names for _ in range(streams_of.get(n, streams))]
     seeds = [int(s) for s in rng.integers(SEEDS_PER_SPLIT, size=len(styles))]
     told, source_guided = model.config.denoiser.choice, model.codec.guided
     pairs = training_pairs(rolled_out(model, seeds, styles, frames, seed, progress), styles, told)
@@ -165,7 +175,8 @@ def guide(checkpoint: str, out: str, streams: int = 16, frames: int = 32, steps:
         with torch.autocast("cpu", dtype=torch.bfloat16):
             recon = codec.decode(pairs["latent"][i], x).float()
         # L1 + MSE, each pixel weighed (1 everywhere without detail_weight)
-        w = 1 + detail_weight * small_details(pairs["target"][i].numpy()) if detail_weight else 1.0
+        w = (1 + detail_weight * torch.from_numpy(small_details(pairs["target"][i].numpy()))[:, None]
+             if detail_weight else 1.0)
         err = recon - y
         loss = (w * err.abs()).mean() + (w * err.square()).mean()
         opt.zero_grad(set_to_none=True)
@@ -180,7 +191,7 @@ def guide(checkpoint: str, out: str, streams: int = 16, frames: int = 32, steps:
     after = decoded_psnr(guided.codec, val)
     report = {"source": str(checkpoint), "streams_per_style": streams, "frames": frames,
               "pairs": len(pairs["latent"]), "steps": steps, "batch": batch, "lr": lr, "seed": seed,
-              "detail_weight": detail_weight,
+              "detail_weight": detail_weight, **({"streams_of": streams_of} if streams_of else {}),
               "final_loss": round(float(np.mean(losses[-50:])), 4),
               "source_guided": source_guided, "told_picks": told,
               "val_psnr_db": {"source_decoder": before, "guided_decoder": after},

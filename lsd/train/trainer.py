@@ -34,7 +34,7 @@ from ..models.grow import grown_state
 from .autoencoder import reconstruction_psnr, train_codec
 from .clips import ClipPool
 from .config import TrainConfig
-from .diffusion_forcing import diffusion_forcing, weighted_mse
+from .diffusion_forcing import detail_positions, diffusion_forcing, weighted_mse
 from .distributed import Dist, setup, teardown
 from .shortcut import shortcut_distillation
 
@@ -308,7 +308,9 @@ class Trainer:
                     inputs, target, weight = self.objective(
                         self.model, clips, cfg, self.g, rollout_now and cfg.history.enabled)
                     pred = wrapped(**inputs)
-                loss = weighted_mse(pred, target, weight)
+                positions = (detail_positions(clips["target"], target.shape[-2:], oc.detail_weight)
+                             .to(target.device) if oc.detail_weight > 0 else None)
+                loss = weighted_mse(pred, target, weight, positions)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 grad_norm = torch.nn.utils.clip_grad_norm_(params, oc.grad_clip)

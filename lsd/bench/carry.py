@@ -1,0 +1,87 @@
+"""`lsd bench carry`: how much of `star_glitter`'s stars a model carries from its history
+into the frames it makes.
+
+The model is not told where a stream's stars are: after frame 0 it can only take them from
+its history. Here the history is primed with the target's first frames (their latents,
+committed as the model's own outputs are) and the model rolls on from there as it streams.
+A frame's stars, in latent space, are its latent minus that of the same frame drawn without
+them (StarGlitter.night). Per frame after the priming: the cosine between the model's stars
+and the target's, and their amplitude (the model's projected on the target's, over the
+target's): 1 is carried in full, 0 gone. A model that keeps its stars holds both near 1
+frame after frame; one that copies each frame a share a < 1 of what its history holds falls
+as a^n. Unprimed, the cosine is near 0 (the model's own stars are elsewhere): the zero of
+the measure. With `static`, every frame is the first one again: nothing moves, so the
+copying alone is measured, without the tracking.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from ..data import VAL_SEED_START, paired_stream
+from ..diffusion import commit_frame
+from ..io import to_uint8
+from ..models import load
+from ..stream.engine import sample_setting
+from ..styles import get_style, style_names
+from ..styles.memory import StarGlitter
+from ..train.clips import to_frames
+from ..train.guide import picks_codes, roll_as_streamed
+from .machine import machine_name
+from .quality import STREAM_SEED_STRIDE
+
+STYLE = "star_glitter"
+
+
+def star_agreement(model_stars: torch.Tensor, target_stars: torch.Tensor) -> dict[str, list[float]]:
+    """Per frame, averaged over streams, of (S, T, C, h, w) star latents: cosine and amplitude."""
+    m, t = model_stars.flatten(2), target_stars.flatten(2)
+    dot = (m * t).sum(-1)
+    cosine = dot / (m.norm(dim=-1) * t.norm(dim=-1)).clamp_min(1e-8)
+    amplitude = dot / t.pow(2).sum(-1).clamp_min(1e-8)
+    return {"cosine": [round(float(c), 3) for c in cosine.mean(0)],
+            "amplitude": [round(float(a), 3) for a in amplitude.mean(0)]}
+
+
+@torch.no_grad()
+def bench_carry(checkpoint: str, frames: int = 8, prime: int = 3, streams: int = 4,
+                static: bool = False, seed: int = 0) -> dict:
+    if min(frames, prime, streams) < 1:
+        raise ValueError("--frames, --prime and --streams must be at least 1")
+    model = load(checkpoint).to(torch.bfloat16)
+    size = tuple(model.config.frame_size)
+    t0 = time.time()
+    index = style_names().index(STYLE)  # lsd bench quality's streams of the style
+    seeds = [VAL_SEED_START + 100 + index + STREAM_SEED_STRIDE * j for j in range(streams)]
+    worlds = [list(paired_stream(s, STYLE, size=size, frames=prime + frames)) for s in seeds]
+    if static:
+        worlds = [w[:1] * len(w) for w in worlds]
+    inputs = np.stack([[x.input for x in w] for w in worlds])  # (S, T, H, W, 3)
+    targets = np.stack([[x.target for x in w] for w in worlds])
+    bare = to_uint8(StarGlitter.night(inputs.astype(np.float32) / 255.0))  # drawn as targets are
+    encode = lambda x: model.codec.encode(to_frames(x).to(torch.bfloat16))
+    z_in, z_target, z_bare = encode(inputs), encode(targets), encode(bare)
+    target_stars = (z_target - z_bare)[:, prime:].float()
+    prompts = [get_style(STYLE).prompts[0]] * streams
+    context_t = sample_setting(model, "context_t")
+    report = {}
+    for primed in (True, False):
+        g = torch.Generator().manual_seed(seed)
+        cache, start = model.new_cache(), 0
+        if primed:  # the target's first frames, committed as the stream commits its outputs
+            prompt = model.encode_prompts(prompts, picks_codes(model, seeds))
+            for j in range(prime):
+                noise = torch.randn(z_target[:, j].shape, generator=g).to(z_target)
+                commit_frame(model.denoiser, cache, z_target[:, j], z_in[:, j], prompt, context_t, noise)
+            start = prime
+        # unprimed, the model makes every frame from the first; both are scored on the same ones
+        rolled = roll_as_streamed(model, cache, z_in[:, start:], seeds, prompts, g)[:, prime - start:]
+        agreement = star_agreement((rolled - z_bare[:, prime:]).float(), target_stars)
+        report |= agreement if primed else {"unprimed_cosine": agreement["cosine"]}
+    return {"checkpoint": str(checkpoint), "style": STYLE, "streams": streams, "prime": prime,
+            "frames": frames, "static": static, "context_t": context_t, **report,
+            "seconds": round(time.time() - t0, 1), "machine": machine_name(torch.get_num_threads())}
+
