@@ -63,7 +63,8 @@ def cmd_bench_codec(args: argparse.Namespace) -> None:
 def cmd_bench_carry(args: argparse.Namespace) -> None:
     from .bench.carry import bench_carry
 
-    _emit(bench_carry(args.checkpoint, args.frames, args.prime, args.streams, args.static), args.json)
+    _emit(bench_carry(args.checkpoint, args.frames, args.prime, args.streams, args.static,
+                      history_guidance=args.history_guidance), args.json)
 
 
 def cmd_bench_quality(args: argparse.Namespace) -> None:
@@ -490,6 +491,8 @@ def build_parser() -> argparse.ArgumentParser:
     bc.add_argument("--streams", type=int, default=4, help="lsd bench quality's first N streams")
     bc.add_argument("--static", action="store_true", help="every frame is the first: copying "
                     "alone, no motion to follow")
+    bc.add_argument("--history-guidance", type=float, default=1.0, help="push each step h times "
+                    "as far from the frame made with no history (1: off)")
     bc.add_argument("--json", action="store_true")
     bc.set_defaults(func=cmd_bench_carry)
     bl = bench.add_parser("levels", help="one pass at each noise level, no history: PSNR of "

@@ -1,6 +1,7 @@
 """bench.carry: how much of star_glitter's stars a model carries from a primed history."""
 
 import numpy as np
+import pytest
 import torch
 
 from lsd.bench.carry import bench_carry, star_agreement
@@ -40,3 +41,8 @@ def test_bench_carry_scores_the_frames_after_the_priming(tmp_path):
     assert report["cosine"] != report["unprimed_cosine"]  # the priming reaches the frames made
     static = bench_carry(str(tmp_path / "m"), frames=3, prime=2, streams=2, static=True)
     assert static["static"] and static["cosine"] != report["cosine"]
+    guided = bench_carry(str(tmp_path / "m"), frames=3, prime=2, streams=2, history_guidance=3.0)
+    assert guided["history_guidance"] == 3.0 and guided["amplitude"] != report["amplitude"]
+    assert guided["unprimed_cosine"] != report["unprimed_cosine"]  # it guides the unprimed run too
+    with pytest.raises(ValueError, match="--history-guidance must be >= 0"):
+        bench_carry(str(tmp_path / "m"), history_guidance=-1.0)

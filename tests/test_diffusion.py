@@ -94,3 +94,29 @@ def test_commit_modes_write_the_history_once_per_frame(commit):
         assert len(calls) == 3 and calls[-1] == (round(1 / 3, 4), round(1 / 3, 4), True)
     with pytest.raises(ValueError, match="commit"):
         generate_frame(recording, cache, z_in, prompt, noise, 3, commit="later")
+
+
+def test_history_guidance_pushes_each_step_away_from_the_frame_made_alone():
+    """One Euler step is linear in the velocity: guided on its history h times, a frame is
+    the one made with no history moved h times the way the history moves it."""
+    from lsd.diffusion import commit_frame, generate_frame
+    from lsd.models import LSDModel
+    from test_models import randomized, small_config
+
+    model = randomized(LSDModel(small_config()))
+    c, (h, w) = model.config.latent_channels, model.config.latent_size
+    g = torch.Generator().manual_seed(0)
+    z_in, noise, past = (torch.randn(1, c, h, w, generator=g) for _ in range(3))
+    prompt = model.encode_prompts(["glitter stars"])
+    with torch.no_grad():
+        def frame(**guide):
+            cache = model.new_cache()
+            commit_frame(model.denoiser, cache, past, z_in, prompt)  # one frame of history
+            return generate_frame(model.denoiser, cache, z_in, prompt, noise, 1, **guide)
+
+        alone = generate_frame(model.denoiser, model.new_cache(), z_in, prompt, noise, 1)
+        with_history = frame()
+        assert (with_history - alone).abs().amax() > 1e-3
+        torch.testing.assert_close(frame(history_guidance=2.5), alone + 2.5 * (with_history - alone))
+        torch.testing.assert_close(frame(history_guidance=0.0), alone)
+        assert torch.equal(frame(history_guidance=1.0), with_history)  # 1: off

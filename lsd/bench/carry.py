@@ -11,7 +11,9 @@ target's): 1 is carried in full, 0 gone. A model that keeps its stars holds both
 frame after frame; one that copies each frame a share a < 1 of what its history holds falls
 as a^n. Unprimed, the cosine is near 0 (the model's own stars are elsewhere): the zero of
 the measure. With `static`, every frame is the first one again: nothing moves, so the
-copying alone is measured, without the tracking.
+copying alone is measured, without the tracking. With `history_guidance` h, each step is
+pushed h times as far from the frame made with no history (diffusion.rollout): what the
+history adds, strengthened.
 """
 
 from __future__ import annotations
@@ -48,9 +50,11 @@ def star_agreement(model_stars: torch.Tensor, target_stars: torch.Tensor) -> dic
 
 @torch.no_grad()
 def bench_carry(checkpoint: str, frames: int = 8, prime: int = 3, streams: int = 4,
-                static: bool = False, seed: int = 0) -> dict:
+                static: bool = False, seed: int = 0, history_guidance: float = 1.0) -> dict:
     if min(frames, prime, streams) < 1:
         raise ValueError("--frames, --prime and --streams must be at least 1")
+    if history_guidance < 0:
+        raise ValueError(f"--history-guidance must be >= 0, not {history_guidance}")
     model = load(checkpoint).to(torch.bfloat16)
     size = tuple(model.config.frame_size)
     t0 = time.time()
@@ -78,10 +82,12 @@ def bench_carry(checkpoint: str, frames: int = 8, prime: int = 3, streams: int =
                 commit_frame(model.denoiser, cache, z_target[:, j], z_in[:, j], prompt, context_t, noise)
             start = prime
         # unprimed, the model makes every frame from the first; both are scored on the same ones
-        rolled = roll_as_streamed(model, cache, z_in[:, start:], seeds, prompts, g)[:, prime - start:]
+        rolled = roll_as_streamed(model, cache, z_in[:, start:], seeds, prompts, g,
+                                  history_guidance=history_guidance)[:, prime - start:]
         agreement = star_agreement((rolled - z_bare[:, prime:]).float(), target_stars)
         report |= agreement if primed else {"unprimed_cosine": agreement["cosine"]}
     return {"checkpoint": str(checkpoint), "style": STYLE, "streams": streams, "prime": prime,
-            "frames": frames, "static": static, "context_t": context_t, **report,
+            "frames": frames, "static": static, "context_t": context_t,
+            "history_guidance": history_guidance, **report,
             "seconds": round(time.time() - t0, 1), "machine": machine_name(torch.get_num_threads())}
 

@@ -61,7 +61,7 @@ def generate_frame(denoiser, cache, z_in: torch.Tensor, prompt: torch.Tensor, no
                    context_noise: torch.Tensor | None = None, commit: str = "clean",
                    start: torch.Tensor | None = None, t_start: float = 1.0,
                    guidance: float = 1.0, unguided: torch.Tensor | None = None,
-                   guidance_t_min: float = 0.0) -> torch.Tensor:
+                   guidance_t_min: float = 0.0, history_guidance: float = 1.0) -> torch.Tensor:
     """Sample one frame's latent (B, C, h, w) from `noise` given the encoded input frame
     z_in and the cached history, then commit it. prompt is (B, E). With `start` (a latent,
     e.g. the previous output) sampling begins at level t_start from `start` noised to it,
@@ -69,7 +69,10 @@ def generate_frame(denoiser, cache, z_in: torch.Tensor, prompt: torch.Tensor, no
     carries over). With `unguided` (B, E), a prompt embedding lacking something `prompt`
     says, each step's velocity is pushed `guidance` times as far from the unguided one
     (classifier-free guidance; 1: off), on the steps that start at a level >= guidance_t_min
-    (0: every step); only the guided prompt reaches the history."""
+    (0: every step); only the guided prompt reaches the history. With `history_guidance`
+    h != 1, each step's velocity is pushed h times as far from the one the frame gets with
+    no history at all (guidance on the history, as on a prompt: what the history adds, a
+    weak copy of its details, is strengthened; 1: off, one pass a step)."""
     if commit not in COMMITS:
         raise ValueError(f"commit must be one of {COMMITS}, not {commit!r}")
     if start is None:
@@ -91,10 +94,13 @@ def generate_frame(denoiser, cache, z_in: torch.Tensor, prompt: torch.Tensor, no
         write = commit == "last_step" and calls == steps
         v = denoiser(x[:, None], z_in[:, None], t[:, None], d[:, None], prompt, cache=cache,
                      write=write)[:, 0]
-        if calls > guided_steps:
-            return v
-        u = denoiser(x[:, None], z_in[:, None], t[:, None], d[:, None], unguided, cache=cache)[:, 0]
-        return u + guidance * (v - u)
+        if calls <= guided_steps:
+            u = denoiser(x[:, None], z_in[:, None], t[:, None], d[:, None], unguided, cache=cache)[:, 0]
+            v = u + guidance * (v - u)
+        if history_guidance != 1.0:  # the same frame alone: no cache, no history
+            alone = denoiser(x[:, None], z_in[:, None], t[:, None], d[:, None], prompt)[:, 0]
+            v = alone + history_guidance * (v - alone)
+        return v
 
     latent = sample_euler(velocity, noise, steps, t_start, shortcut=shortcut)
     if commit == "last_step":
@@ -109,7 +115,7 @@ def rollout(denoiser, cache, z_in: torch.Tensor, prompt: torch.Tensor, steps: in
             shortcut: bool = False, context_t: float = 0.0,
             generator: torch.Generator | None = None, commit: str = "clean",
             guidance: float = 1.0, unguided: torch.Tensor | None = None,
-            guidance_t_min: float = 0.0) -> torch.Tensor:
+            guidance_t_min: float = 0.0, history_guidance: float = 1.0) -> torch.Tensor:
     """Generate T frames one after another: z_in (B, T, C, h, w) -> latents of that shape.
     prompt is (B, E) or per frame (B, T, E), `unguided` (guidance, generate_frame) the same.
     The cache carries on from whatever it holds."""
@@ -120,5 +126,6 @@ def rollout(denoiser, cache, z_in: torch.Tensor, prompt: torch.Tensor, steps: in
         ctx = _randn(z_in[:, j], generator) if context_t > 0 else None
         frames.append(generate_frame(denoiser, cache, z_in[:, j], at(prompt, j), noise, steps, shortcut,
                                      context_t, ctx, commit, guidance=guidance,
-                                     unguided=at(unguided, j), guidance_t_min=guidance_t_min))
+                                     unguided=at(unguided, j), guidance_t_min=guidance_t_min,
+                                     history_guidance=history_guidance))
     return torch.stack(frames, dim=1)

@@ -47,10 +47,11 @@ def picks_codes(model: LSDModel, seeds: list[int]) -> torch.Tensor | None:
 @torch.no_grad()
 def roll_as_streamed(model: LSDModel, cache, z_in: torch.Tensor, seeds: list[int],
                      prompts: list[str], generator: torch.Generator,
-                     progress: str | None = None) -> torch.Tensor:
+                     progress: str | None = None, history_guidance: float = 1.0) -> torch.Tensor:
     """Roll `model` on from whatever `cache` holds over z_in (B, T, C, h, w) as a Stream
-    samples (its checkpoint's settings), told world seeds' picks where it has a choice
-    input; a frame at a time (the same as one call) so that `progress` can name a bar."""
+    samples (its checkpoint's settings; `history_guidance`: rollout's), told world seeds'
+    picks where it has a choice input; a frame at a time (the same as one call) so that
+    `progress` can name a bar."""
     plain = model.encode_prompts(prompts)  # the prompts' text alone
     prompt = model.denoiser.with_choice(plain, picks_codes(model, seeds))
     setting = {name: sample_setting(model, name) for name in
@@ -62,7 +63,7 @@ def roll_as_streamed(model: LSDModel, cache, z_in: torch.Tensor, seeds: list[int
     return torch.cat([
         rollout(model.denoiser, cache, z_in[:, j:j + 1], prompt, setting["steps"], setting["shortcut"],
                 setting["context_t"], generator, setting["commit"], setting["choice_guidance"], unguided,
-                setting["choice_guidance_t_min"])
+                setting["choice_guidance_t_min"], history_guidance)
         for j in tqdm(range(frames), desc=progress, disable=progress is None, leave=False)], dim=1)
 
 
