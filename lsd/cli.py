@@ -63,7 +63,7 @@ def cmd_bench_codec(args: argparse.Namespace) -> None:
 def cmd_bench_carry(args: argparse.Namespace) -> None:
     from .bench.carry import bench_carry
 
-    _emit(bench_carry(args.checkpoint, args.frames, args.prime, args.streams, args.static,
+    _emit(bench_carry(args.checkpoint, args.frames, args.prime, args.streams, args.shift,
                       history_guidance=args.history_guidance), args.json)
 
 
@@ -489,8 +489,8 @@ def build_parser() -> argparse.ArgumentParser:
     bc.add_argument("--frames", type=int, default=8, help="frames made after the priming")
     bc.add_argument("--prime", type=int, default=3, help="target frames the history starts with")
     bc.add_argument("--streams", type=int, default=4, help="lsd bench quality's first N streams")
-    bc.add_argument("--static", action="store_true", help="every frame is the first: copying "
-                    "alone, no motion to follow")
+    bc.add_argument("--shift", type=int, metavar="PX", help="every frame is the first moved PX "
+                    "pixels further right (0: still, copying alone); default: the world's motion")
     bc.add_argument("--history-guidance", type=float, default=1.0, help="push each step h times "
                     "as far from the frame made with no history (1: off)")
     bc.add_argument("--json", action="store_true")

@@ -39,8 +39,10 @@ def test_bench_carry_scores_the_frames_after_the_priming(tmp_path):
     report = bench_carry(str(tmp_path / "m"), frames=3, prime=2, streams=2)
     assert len(report["cosine"]) == len(report["amplitude"]) == len(report["unprimed_cosine"]) == 3
     assert report["cosine"] != report["unprimed_cosine"]  # the priming reaches the frames made
-    static = bench_carry(str(tmp_path / "m"), frames=3, prime=2, streams=2, static=True)
-    assert static["static"] and static["cosine"] != report["cosine"]
+    still = bench_carry(str(tmp_path / "m"), frames=3, prime=2, streams=2, shift=0)
+    assert still["shift"] == 0 and report["shift"] is None and still["cosine"] != report["cosine"]
+    moved = bench_carry(str(tmp_path / "m"), frames=3, prime=2, streams=2, shift=4)
+    assert moved["cosine"] != still["cosine"]
     guided = bench_carry(str(tmp_path / "m"), frames=3, prime=2, streams=2, history_guidance=3.0)
     assert guided["history_guidance"] == 3.0 and guided["amplitude"] != report["amplitude"]
     assert guided["unprimed_cosine"] != report["unprimed_cosine"]  # it guides the unprimed run too

@@ -10,8 +10,9 @@ and the target's, and their amplitude (the model's projected on the target's, ov
 target's): 1 is carried in full, 0 gone. A model that keeps its stars holds both near 1
 frame after frame; one that copies each frame a share a < 1 of what its history holds falls
 as a^n. Unprimed, the cosine is near 0 (the model's own stars are elsewhere): the zero of
-the measure. With `static`, every frame is the first one again: nothing moves, so the
-copying alone is measured, without the tracking. With `history_guidance` h, each step is
+the measure. With `shift` PX, every frame is the first one rolled PX pixels further right
+(input and target alike): a motion known exactly. Shift 0 is a still picture, so the copying
+alone is measured, without the tracking. With `history_guidance` h, each step is
 pushed h times as far from the frame made with no history (diffusion.rollout): what the
 history adds, strengthened.
 """
@@ -50,7 +51,8 @@ def star_agreement(model_stars: torch.Tensor, target_stars: torch.Tensor) -> dic
 
 @torch.no_grad()
 def bench_carry(checkpoint: str, frames: int = 8, prime: int = 3, streams: int = 4,
-                static: bool = False, seed: int = 0, history_guidance: float = 1.0) -> dict:
+                shift: int | None = None, seed: int = 0, history_guidance: float = 1.0) -> dict:
+    """`shift` None: the world's own motion."""
     if min(frames, prime, streams) < 1:
         raise ValueError("--frames, --prime and --streams must be at least 1")
     if history_guidance < 0:
@@ -61,10 +63,12 @@ def bench_carry(checkpoint: str, frames: int = 8, prime: int = 3, streams: int =
     index = style_names().index(STYLE)  # lsd bench quality's streams of the style
     seeds = [VAL_SEED_START + 100 + index + STREAM_SEED_STRIDE * j for j in range(streams)]
     worlds = [list(paired_stream(s, STYLE, size=size, frames=prime + frames)) for s in seeds]
-    if static:
-        worlds = [w[:1] * len(w) for w in worlds]
     inputs = np.stack([[x.input for x in w] for w in worlds])  # (S, T, H, W, 3)
     targets = np.stack([[x.target for x in w] for w in worlds])
+    if shift is not None:  # frame 0, moved `shift` px a frame
+        roll = lambda clips: np.stack([np.roll(clips[:, 0], k * shift, axis=-2)
+                                       for k in range(clips.shape[1])], axis=1)
+        inputs, targets = roll(inputs), roll(targets)
     bare = to_uint8(StarGlitter.night(inputs.astype(np.float32) / 255.0))  # drawn as targets are
     encode = lambda x: model.codec.encode(to_frames(x).to(torch.bfloat16))
     z_in, z_target, z_bare = encode(inputs), encode(targets), encode(bare)
@@ -87,7 +91,7 @@ def bench_carry(checkpoint: str, frames: int = 8, prime: int = 3, streams: int =
         agreement = star_agreement((rolled - z_bare[:, prime:]).float(), target_stars)
         report |= agreement if primed else {"unprimed_cosine": agreement["cosine"]}
     return {"checkpoint": str(checkpoint), "style": STYLE, "streams": streams, "prime": prime,
-            "frames": frames, "static": static, "context_t": context_t,
+            "frames": frames, "shift": shift, "context_t": context_t,
             "history_guidance": history_guidance, **report,
             "seconds": round(time.time() - t0, 1), "machine": machine_name(torch.get_num_threads())}
 
