@@ -52,7 +52,8 @@ def star_agreement(model_stars: torch.Tensor, target_stars: torch.Tensor) -> dic
 @torch.no_grad()
 def bench_carry(checkpoint: str, frames: int = 8, prime: int = 3, streams: int = 4,
                 shift: int | None = None, seed: int = 0, history_guidance: float = 1.0) -> dict:
-    """`shift` None: the world's own motion."""
+    """The carry on the first `streams` of lsd bench quality's star_glitter streams, `frames`
+    frames after `prime` primed ones; `shift` None: the world's own motion."""
     if min(frames, prime, streams) < 1:
         raise ValueError("--frames, --prime and --streams must be at least 1")
     if history_guidance < 0:
