@@ -43,6 +43,8 @@ def test_bench_carry_scores_the_frames_after_the_priming(tmp_path):
     assert still["shift"] == 0 and report["shift"] is None and still["cosine"] != report["cosine"]
     moved = bench_carry(str(tmp_path / "m"), frames=3, prime=2, streams=2, shift=4)
     assert moved["cosine"] != still["cosine"]
+    assert (still["motion_px_per_frame"], moved["motion_px_per_frame"]) == (0.0, 4.0)
+    assert 0 < report["motion_px_per_frame"] < 4  # the world's camera drifts slowly
     guided = bench_carry(str(tmp_path / "m"), frames=3, prime=2, streams=2, history_guidance=3.0)
     assert guided["history_guidance"] == 3.0 and guided["amplitude"] != report["amplitude"]
     assert guided["unprimed_cosine"] != report["unprimed_cosine"]  # it guides the unprimed run too

@@ -66,6 +66,9 @@ def bench_carry(checkpoint: str, frames: int = 8, prime: int = 3, streams: int =
     worlds = [list(paired_stream(s, STYLE, size=size, frames=prime + frames)) for s in seeds]
     inputs = np.stack([[x.input for x in w] for w in worlds])  # (S, T, H, W, 3)
     targets = np.stack([[x.target for x in w] for w in worlds])
+    # how far the picture moves a frame: the exact flow's median where nothing hides it
+    motion = float(np.median([np.median(np.hypot(*x.flow.transpose(2, 0, 1))[~x.occluded])
+                              for w in worlds for x in w[:-1]])) if shift is None else float(abs(shift))
     if shift is not None:  # frame 0, moved `shift` px a frame
         roll = lambda clips: np.stack([np.roll(clips[:, 0], k * shift, axis=-2)
                                        for k in range(clips.shape[1])], axis=1)
@@ -92,7 +95,8 @@ def bench_carry(checkpoint: str, frames: int = 8, prime: int = 3, streams: int =
         agreement = star_agreement((rolled - z_bare[:, prime:]).float(), target_stars)
         report |= agreement if primed else {"unprimed_cosine": agreement["cosine"]}
     return {"checkpoint": str(checkpoint), "style": STYLE, "streams": streams, "prime": prime,
-            "frames": frames, "shift": shift, "context_t": context_t,
+            "frames": frames, "shift": shift, "motion_px_per_frame": round(motion, 2),
+            "context_t": context_t,
             "history_guidance": history_guidance, **report,
             "seconds": round(time.time() - t0, 1), "machine": machine_name(torch.get_num_threads())}
 
