@@ -249,13 +249,15 @@ def cmd_guide(args: argparse.Namespace) -> None:
 
 def style_count(text: str) -> tuple[str, int]:
     """STYLE=N (argparse type): a style's name and a count of at least 1."""
-    from .styles import style_names
+    from .styles import get_style
 
     name, sep, count = text.partition("=")
     if not sep or not count.strip().isdigit() or int(count) < 1:
         raise argparse.ArgumentTypeError(f"expected STYLE=N with N >= 1, not {text!r}")
-    if name not in style_names():
-        raise argparse.ArgumentTypeError(f"unknown style {name!r}; known styles: {', '.join(style_names())}")
+    try:
+        get_style(name)
+    except KeyError as e:  # its message names the known styles
+        raise argparse.ArgumentTypeError(e.args[0]) from None
     return name, int(count)
 
 

@@ -63,15 +63,17 @@ def bench_carry(checkpoint: str, frames: int = 8, prime: int = 3, streams: int =
     t0 = time.time()
     index = style_names().index(STYLE)  # lsd bench quality's streams of the style
     seeds = [VAL_SEED_START + 100 + index + STREAM_SEED_STRIDE * j for j in range(streams)]
-    worlds = [list(paired_stream(s, STYLE, size=size, frames=prime + frames)) for s in seeds]
+    shown = prime + frames if shift is None else 1  # a shifted stream is its frame 0, moved
+    worlds = [list(paired_stream(s, STYLE, size=size, frames=shown)) for s in seeds]
     inputs = np.stack([[x.input for x in w] for w in worlds])  # (S, T, H, W, 3)
     targets = np.stack([[x.target for x in w] for w in worlds])
-    # how far the picture moves a frame: the exact flow's median where nothing hides it
-    motion = float(np.median([np.median(np.hypot(*x.flow.transpose(2, 0, 1))[~x.occluded])
-                              for w in worlds for x in w[:-1]])) if shift is None else float(abs(shift))
-    if shift is not None:  # frame 0, moved `shift` px a frame
+    if shift is None:  # how far the picture moves a frame: the exact flow's median where nothing hides it
+        motion = float(np.median([np.median(np.hypot(*x.flow.transpose(2, 0, 1))[~x.occluded])
+                                  for w in worlds for x in w[:-1]]))
+    else:  # frame 0, moved `shift` px a frame
+        motion = float(abs(shift))
         roll = lambda clips: np.stack([np.roll(clips[:, 0], k * shift, axis=-2)
-                                       for k in range(clips.shape[1])], axis=1)
+                                       for k in range(prime + frames)], axis=1)
         inputs, targets = roll(inputs), roll(targets)
     bare = to_uint8(StarGlitter.night(inputs.astype(np.float32) / 255.0))  # drawn as targets are
     encode = lambda x: model.codec.encode(to_frames(x).to(torch.bfloat16))
