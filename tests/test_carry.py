@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from lsd.bench.carry import bench_carry, star_agreement
+from lsd.bench.carry import bench_carry, move_latent, star_agreement
 from lsd.data import VAL_SEED_START, paired_stream
 from lsd.io import to_uint8
 from lsd.models import LSDModel
@@ -34,6 +34,7 @@ def test_star_agreement_is_one_when_carried_in_full_and_falls_with_what_is_lost(
 
 
 def test_bench_carry_scores_the_frames_after_the_priming(tmp_path):
+    torch.manual_seed(0)  # unseeded, two of its scores came out equal about one run in 20
     model = randomized(LSDModel(small_config()))
     model.save(tmp_path / "m", {"sample": {"steps": 2}})
     report = bench_carry(str(tmp_path / "m"), frames=3, prime=2, streams=2)
@@ -50,3 +51,27 @@ def test_bench_carry_scores_the_frames_after_the_priming(tmp_path):
     assert guided["unprimed_cosine"] != report["unprimed_cosine"]  # it guides the unprimed run too
     with pytest.raises(ValueError, match="--history-guidance must be >= 0"):
         bench_carry(str(tmp_path / "m"), history_guidance=-1.0)
+
+
+def test_move_latent_moves_whole_positions_exactly_and_blends_between_them():
+    z = torch.arange(2 * 4 * 6, dtype=torch.float32).view(2, 4, 6)
+    right = np.array([[1.0, 0, 16], [0, 1, 8], [0, 0, 1]])  # 2 positions right, 1 down at 8 px each
+    assert torch.equal(move_latent(z, np.eye(3), (32, 48)), z)
+    assert torch.equal(move_latent(z, right, (32, 48), wrap=True), z.roll((1, 2), dims=(1, 2)))
+    cut = move_latent(z, right, (32, 48))
+    assert torch.equal(cut[:, 1:, 2:], z[:, :-1, :-2]) and not cut[:, 0].any() and not cut[:, :, :2].any()
+    half = move_latent(z, np.array([[1.0, 0, 4], [0, 1, 0], [0, 0, 1]]), (32, 48), wrap=True)
+    assert torch.allclose(half, (z + z.roll(1, dims=2)) / 2)
+
+
+def test_the_copy_references_hold_a_still_picture_and_move_whole_positions(tmp_path):
+    torch.manual_seed(0)
+    model = randomized(LSDModel(small_config(size=64)))  # 32 px frames may hold no star
+    model.save(tmp_path / "m", {"sample": {"steps": 2}})
+    still = bench_carry(str(tmp_path / "m"), frames=3, prime=2, streams=2, shift=0)
+    assert still["copy_held"] == still["copy_moved"] == {"cosine": [1.0] * 3, "amplitude": [1.0] * 3}
+    cell = bench_carry(str(tmp_path / "m"), frames=3, prime=2, streams=2, shift=8)  # 8 px: one latent position
+    # a random codec's latent moves with the picture only roughly near the borders of 8x8
+    assert min(cell["copy_moved"]["cosine"]) > 0.7 and max(map(abs, cell["copy_held"]["cosine"])) < 0.2
+    world = bench_carry(str(tmp_path / "m"), frames=3, prime=2, streams=2)
+    assert world["copy_held"] != world["copy_moved"]  # the world's camera moves

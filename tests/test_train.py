@@ -331,7 +331,14 @@ def test_configs_differ_only_in_augmentation():
     unwarped = TrainConfig.load(root / "tiny-stars-unwarped.yaml").to_dict()  # then no warp damage
     assert {k for k in primed if primed[k] != unwarped[k]} == {"history", "run"}
     assert unwarped["history"] == {**primed["history"], "damage": {**primed["history"]["damage"], "warp": 0.0}}
-    for later, earlier in ((primed, stars), (unwarped, primed)):
+    alone = TrainConfig.load(root / "tiny-stars-only.yaml").to_dict()  # then stars alone, barely damaged
+    assert {k for k in unwarped if unwarped[k] != alone[k]} == {"data", "history", "sample", "run"}
+    assert alone["data"] == {**unwarped["data"], "style_weights": {
+        n: w for n, w in only("star_glitter").items() if n != "star_glitter"}}
+    assert alone["history"] == {**unwarped["history"], "context_noise": 0.1, "blank": 0.0, "damage": {
+        **unwarped["history"]["damage"], "colour": 0.0, "blocks": 0.0, "garbage": 0.0, "recolour": 0.0}}
+    assert alone["sample"] == {**unwarped["sample"], "context_t": 0.0}
+    for later, earlier in ((primed, stars), (unwarped, primed), (alone, unwarped)):
         assert {k for k in earlier["run"] if earlier["run"][k] != later["run"][k]} == {"seed"}
 
 

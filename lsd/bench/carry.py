@@ -15,6 +15,12 @@ the measure. With `shift` PX, every frame is the first one rolled PX pixels furt
 alone is measured, without the tracking. With `history_guidance` h, each step is
 pushed h times as far from the frame made with no history (diffusion.rollout): what the
 history adds, strengthened.
+
+Two references come from the targets alone, the same for every model: `copy_held`, the last
+primed frame's stars copied exactly and left where they were (what a model that copies its
+history perfectly but does not move it scores), and `copy_moved`, those stars moved along the
+exact motion in latent space (bilinear between latent positions): what a history warped
+along the picture's motion before the model sees it could hold at best.
 """
 
 from __future__ import annotations
@@ -24,7 +30,9 @@ import time
 import numpy as np
 import torch
 
-from ..data import VAL_SEED_START, paired_stream
+from ..data import VAL_SEED_START, paired_stream, world_config
+from ..data.motion import apply
+from ..data.world import World
 from ..diffusion import commit_frame
 from ..io import to_uint8
 from ..models import load
@@ -49,6 +57,43 @@ def star_agreement(model_stars: torch.Tensor, target_stars: torch.Tensor) -> dic
             "amplitude": [round(float(a), 3) for a in amplitude.mean(0)]}
 
 
+def move_latent(z: torch.Tensor, screen_map: np.ndarray, frame_size: tuple[int, int],
+                wrap: bool = False) -> torch.Tensor:
+    """z (C, h, w) moved where `screen_map` (3x3, pixels) takes its picture: each latent
+    position takes, bilinearly, the content at the position it came from. Content from
+    outside the view is 0, or, with `wrap`, the other side's (a rolled picture)."""
+    c, h, w = z.shape
+    fx, fy = frame_size[1] / w, frame_size[0] / h  # pixels per latent position
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    sx, sy = apply(np.linalg.inv(screen_map), (xs + 0.5) * fx, (ys + 0.5) * fy)
+    lx, ly = sx / fx - 0.5, sy / fy - 0.5  # where it came from, in latent positions
+    x0, y0 = np.floor(lx).astype(int), np.floor(ly).astype(int)
+    out = torch.zeros_like(z)
+    for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):
+        xi, yi = x0 + dx, y0 + dy
+        weight = (1 - abs(lx - xi)) * (1 - abs(ly - yi))
+        if wrap:
+            xi, yi = xi % w, yi % h
+        else:
+            weight = weight * ((xi >= 0) & (xi < w) & (yi >= 0) & (yi < h))
+            xi, yi = xi.clip(0, w - 1), yi.clip(0, h - 1)
+        out += z[:, yi, xi] * torch.from_numpy(weight).to(z)
+    return out
+
+
+def copy_references(target_stars: torch.Tensor, screen: np.ndarray, prime: int,
+                    frame_size: tuple[int, int], wrap: bool) -> dict[str, dict]:
+    """Scores of the last primed frame's stars, copied exactly, against each later frame's:
+    held in place, and moved along the background's motion (`screen` (S, T, 3, 3): where
+    each frame puts the background, in pixels). target_stars (S, T, C, h, w), all frames."""
+    last, later = target_stars[:, prime - 1], target_stars[:, prime:]
+    moved = torch.stack([torch.stack([
+        move_latent(last[s], screen[s, k] @ np.linalg.inv(screen[s, prime - 1]), frame_size, wrap)
+        for k in range(prime, target_stars.shape[1])]) for s in range(len(screen))])
+    return {"copy_held": star_agreement(last[:, None].expand_as(later), later),
+            "copy_moved": star_agreement(moved, later)}
+
+
 @torch.no_grad()
 def bench_carry(checkpoint: str, frames: int = 8, prime: int = 3, streams: int = 4,
                 shift: int | None = None, seed: int = 0, history_guidance: float = 1.0) -> dict:
@@ -70,15 +115,20 @@ def bench_carry(checkpoint: str, frames: int = 8, prime: int = 3, streams: int =
     if shift is None:  # how far the picture moves a frame: the exact flow's median where nothing hides it
         motion = float(np.median([np.median(np.hypot(*x.flow.transpose(2, 0, 1))[~x.occluded])
                                   for w in worlds for x in w[:-1]]))
+        screen = np.stack([[World(s, world_config(size)).frame(k).screen_from_world
+                            for k in range(shown)] for s in seeds])
     else:  # frame 0, moved `shift` px a frame
         motion = float(abs(shift))
+        screen = np.stack([[np.array([[1.0, 0, k * shift], [0, 1, 0], [0, 0, 1]])
+                            for k in range(prime + frames)]] * streams)
         roll = lambda clips: np.stack([np.roll(clips[:, 0], k * shift, axis=-2)
                                        for k in range(prime + frames)], axis=1)
         inputs, targets = roll(inputs), roll(targets)
     bare = to_uint8(StarGlitter.night(inputs.astype(np.float32) / 255.0))  # drawn as targets are
     encode = lambda x: model.codec.encode(to_frames(x).to(torch.bfloat16))
     z_in, z_target, z_bare = encode(inputs), encode(targets), encode(bare)
-    target_stars = (z_target - z_bare)[:, prime:].float()
+    all_stars = (z_target - z_bare).float()
+    target_stars = all_stars[:, prime:]
     prompts = [get_style(STYLE).prompts[0]] * streams
     context_t = sample_setting(model, "context_t")
     report = {}
@@ -100,5 +150,6 @@ def bench_carry(checkpoint: str, frames: int = 8, prime: int = 3, streams: int =
             "frames": frames, "shift": shift, "motion_px_per_frame": round(motion, 2),
             "context_t": context_t,
             "history_guidance": history_guidance, **report,
+            **copy_references(all_stars, screen, prime, size, wrap=shift is not None),
             "seconds": round(time.time() - t0, 1), "machine": machine_name(torch.get_num_threads())}
 
