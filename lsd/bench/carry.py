@@ -115,8 +115,8 @@ def bench_carry(checkpoint: str, frames: int = 8, prime: int = 3, streams: int =
     if shift is None:  # how far the picture moves a frame: the exact flow's median where nothing hides it
         motion = float(np.median([np.median(np.hypot(*x.flow.transpose(2, 0, 1))[~x.occluded])
                                   for w in worlds for x in w[:-1]]))
-        screen = np.stack([[World(s, world_config(size)).frame(k).screen_from_world
-                            for k in range(shown)] for s in seeds])
+        views = [World(s, world_config(size)) for s in seeds]
+        screen = np.stack([[v.frame(k).screen_from_world for k in range(shown)] for v in views])
     else:  # frame 0, moved `shift` px a frame
         motion = float(abs(shift))
         screen = np.stack([[np.array([[1.0, 0, k * shift], [0, 1, 0], [0, 0, 1]])
