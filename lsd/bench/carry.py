@@ -62,7 +62,7 @@ def move_latent(z: torch.Tensor, screen_map: np.ndarray, frame_size: tuple[int, 
     """z (C, h, w) moved where `screen_map` (3x3, pixels) takes its picture: each latent
     position takes, bilinearly, the content at the position it came from. Content from
     outside the view is 0, or, with `wrap`, the other side's (a rolled picture)."""
-    c, h, w = z.shape
+    h, w = z.shape[-2:]
     fx, fy = frame_size[1] / w, frame_size[0] / h  # pixels per latent position
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
     sx, sy = apply(np.linalg.inv(screen_map), (xs + 0.5) * fx, (ys + 0.5) * fy)
