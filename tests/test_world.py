@@ -129,3 +129,20 @@ def test_generation_is_faster_than_real_time_on_one_core():
     n = sum(1 for _ in stream)
     per_frame = (time.perf_counter() - t0) / n
     assert per_frame < 0.040  # the issue asks for 1,000 frames well under 40 s
+
+
+def test_samples_carry_the_background_motion_their_flow_shows():
+    """A sample's screen_from_world moves the background as its exact flow does: the two
+    agree on most pixels in view (the background's), and a frame-late matrix does not."""
+    samples = list(paired_stream(5, "ink_wash", frames=8))
+    h, w = samples[0].occluded.shape
+    gy, gx = np.mgrid[0:h, 0:w]
+    screen = np.stack([gx.ravel(), gy.ravel(), np.ones(h * w)])
+    for a, b, c in zip(samples, samples[1:], samples[2:]):
+        assert not (b.cut or c.cut)
+        agree = []
+        for later in (b, c):
+            moved = later.screen_from_world @ np.linalg.solve(a.screen_from_world, screen)
+            motion = (moved[:2] - screen[:2]).T.reshape(h, w, 2)
+            agree.append((np.hypot(*(a.flow - motion).transpose(2, 0, 1)) < 0.01)[~a.occluded].mean())
+        assert agree[0] > 0.5 > agree[1]

@@ -30,9 +30,8 @@ import time
 import numpy as np
 import torch
 
-from ..data import VAL_SEED_START, paired_stream, world_config
+from ..data import VAL_SEED_START, paired_stream
 from ..data.motion import apply
-from ..data.world import World
 from ..diffusion import commit_frame
 from ..io import to_uint8
 from ..models import load
@@ -115,8 +114,7 @@ def bench_carry(checkpoint: str, frames: int = 8, prime: int = 3, streams: int =
     if shift is None:  # how far the picture moves a frame: the exact flow's median where nothing hides it
         motion = float(np.median([np.median(np.hypot(*x.flow.transpose(2, 0, 1))[~x.occluded])
                                   for w in worlds for x in w[:-1]]))
-        views = [World(s, world_config(size)) for s in seeds]
-        screen = np.stack([[v.frame(k).screen_from_world for k in range(shown)] for v in views])
+        screen = np.stack([[x.screen_from_world for x in w] for w in worlds])
     else:  # frame 0, moved `shift` px a frame
         motion = float(abs(shift))
         screen = np.stack([[np.array([[1.0, 0, k * shift], [0, 1, 0], [0, 0, 1]])

@@ -21,6 +21,7 @@ class Sample:
     flow: np.ndarray  # (H, W, 2) float32, forward flow from this frame to the next
     occluded: np.ndarray  # (H, W) bool, True where the flow has no clean match
     cut: bool  # a new scene starts at this frame
+    screen_from_world: np.ndarray  # (3, 3) where the background's world points are on screen
 
 
 def world_config(size: int | tuple[int, int] = 128, **overrides) -> WorldConfig:
@@ -43,7 +44,8 @@ def paired_stream(seed: int, style: str | Style, size: int | tuple[int, int] = 1
         flow, occluded = world.flow(t, frame)
         image = to_uint8(frame.image)
         target = to_uint8(render(image.astype(np.float32) / 255.0, frame))
-        yield Sample(t, image, target, flow, occluded, frame.cut and t > start)
+        yield Sample(t, image, target, flow, occluded, frame.cut and t > start,
+                     frame.screen_from_world)
         t += 1
 
 
