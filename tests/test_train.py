@@ -342,6 +342,17 @@ def test_configs_differ_only_in_augmentation():
         assert {k for k in earlier["run"] if earlier["run"][k] != later["run"][k]} == {"seed"}
 
 
+
+def test_patch1_config_differs_from_the_teacher_only_in_patch():
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent / "configs"
+    teacher = TrainConfig.load(root / "tiny.yaml").to_dict()
+    finer = TrainConfig.load(root / "tiny-patch1.yaml").to_dict()
+    assert (teacher["model"]["denoiser"]["patch"], finer["model"]["denoiser"]["patch"]) == (2, 1)
+    finer["model"]["denoiser"]["patch"] = 2
+    assert finer == teacher
+
 def only(name: str) -> dict:
     from lsd.styles import style_names
 
