@@ -342,7 +342,6 @@ def test_configs_differ_only_in_augmentation():
         assert {k for k in earlier["run"] if earlier["run"][k] != later["run"][k]} == {"seed"}
 
 
-
 def test_patch1_config_differs_from_the_teacher_only_in_patch():
     from pathlib import Path
 
@@ -352,6 +351,7 @@ def test_patch1_config_differs_from_the_teacher_only_in_patch():
     assert (teacher["model"]["denoiser"]["patch"], finer["model"]["denoiser"]["patch"]) == (2, 1)
     finer["model"]["denoiser"]["patch"] = 2
     assert finer == teacher
+
 
 def only(name: str) -> dict:
     from lsd.styles import style_names

@@ -86,8 +86,9 @@ def copy_references(target_stars: torch.Tensor, screen: np.ndarray, prime: int,
     held in place, and moved along the background's motion (`screen` (S, T, 3, 3): where
     each frame puts the background, in pixels). target_stars (S, T, C, h, w), all frames."""
     last, later = target_stars[:, prime - 1], target_stars[:, prime:]
+    from_last = np.linalg.inv(screen[:, prime - 1])  # (S, 3, 3): screen back to the last primed frame's
     moved = torch.stack([torch.stack([
-        move_latent(last[s], screen[s, k] @ np.linalg.inv(screen[s, prime - 1]), frame_size, wrap)
+        move_latent(last[s], screen[s, k] @ from_last[s], frame_size, wrap)
         for k in range(prime, target_stars.shape[1])]) for s in range(len(screen))])
     return {"copy_held": star_agreement(last[:, None].expand_as(later), later),
             "copy_moved": star_agreement(moved, later)}
