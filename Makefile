@@ -38,7 +38,7 @@ test-browser: setup-test
 	$(NETNS) sh -c 'ip link set lo up && exec $(BIN)/pytest -q -s -m browser'
 
 # capture-to-display latency pooled over RUNS browser sessions (each as test-browser runs
-# it); e.g. LSD_SERVE_CHECKPOINT=checkpoints/lsd-tiny LSD_SERVE_COMPILE=1 make latency-browser
+# it); e.g. LSD_SERVE_CHECKPOINT=checkpoints/lsd-tiny LSD_SERVE_BACKEND=compile make latency-browser
 RUNS ?= 6
 LATENCY_OUT ?= browser-latency.jsonl
 latency-browser: setup-test

@@ -3,12 +3,12 @@
 __version__ = "0.1.0"
 
 
-def load(path, device="cpu"):
-    """Rebuild an `LSDModel` from a checkpoint directory (imported lazily: `import lsd`
-    stays light for the tools that need no torch)."""
+def load(path, device="cpu", dtype=None):
+    """Rebuild an `LSDModel` from a checkpoint directory, cast to `dtype` (None: as stored;
+    imported lazily: `import lsd` stays light for the tools that need no torch)."""
     from .models import load as load_model
 
-    return load_model(path, device)
+    return load_model(path, device, dtype)
 
 
 def __getattr__(name):

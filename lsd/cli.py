@@ -109,7 +109,7 @@ def cmd_bench_drift(args: argparse.Namespace) -> None:
     from .bench.drift import bench_drift
 
     _emit(bench_drift(args.checkpoint, args.frames, args.style, args.steps, args.csv, args.plot,
-                      args.window, resume=args.resume, compile=args.compile), args.json)
+                      args.window, resume=args.resume, backend=args.backend), args.json)
 
 
 def cmd_bench_ablation(args: argparse.Namespace) -> None:
@@ -156,8 +156,6 @@ def _add_evidence_benches(bench) -> None:
     d.add_argument("--plot", help="PNG of per-frame PSNR and its moving average")
     d.add_argument("--resume", action="store_true", help="continue the killed (or, with a "
                    "larger --frames, finished) run whose --csv is there, from its last snapshot")
-    d.add_argument("--compile", action="store_true", help="the compiled step (torch.compile; "
-                   "faster for long runs after a minute of compiling)")
     d.set_defaults(func=cmd_bench_drift)
     a = bench.add_parser("ablation", parents=[common, window], help="the augmented teacher "
                          "vs its no-augmentation twin on the same streams: drift of both")
@@ -199,14 +197,14 @@ def cmd_run(args: argparse.Namespace) -> None:
     _emit(run_stream(args.source, args.prompt or "", args.prompt_schedule, args.frames,
                      args.steps, args.out, args.side_by_side, args.checkpoint, args.loop,
                      args.window, args.virtual_camera, args.blend_frames,
-                     progress=not args.json, device=args.device, compile=args.compile), args.json)
+                     progress=not args.json, device=args.device, backend=args.backend), args.json)
 
 
 def cmd_bench_latency(args: argparse.Namespace) -> None:
     from .bench.latency import bench_latency
 
     _emit(bench_latency(args.checkpoint, args.steps, args.frames, args.warmup,
-                        compile=args.compile, compare=args.compare, device=args.device,
+                        backend=args.backend, compare=args.compare, device=args.device,
                         preset_name=args.preset, overrides=args.set, profile=args.profile,
                         cuda_graph=False if args.no_cuda_graph else None),
           args.json)
@@ -264,7 +262,8 @@ def style_count(text: str) -> tuple[str, int]:
 def cmd_demo(args: argparse.Namespace) -> None:
     from .demo import run_demo
 
-    _emit(run_demo(args.out, args.seconds, checkpoint=args.checkpoint), args.json)
+    _emit(run_demo(args.out, args.seconds, checkpoint=args.checkpoint, backend=args.backend),
+          args.json)
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -272,11 +271,29 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     try:
         serve(args.checkpoint, args.host, args.port, args.max_sessions, args.token, args.steps,
-              args.certfile, args.keyfile, compile=args.compile, threads=args.threads)
+              args.certfile, args.keyfile, backend=args.backend, threads=args.threads)
     except FileNotFoundError:
         raise  # no checkpoint: main() says so
     except OSError as e:  # port taken, address not on this machine, unreadable certificate
         raise ValueError(f"cannot serve on {args.host}:{args.port}: {e.strerror or e}") from e
+
+
+def _add_dtype(p: argparse.ArgumentParser) -> None:
+    """--dtype, for every command that runs a model (lsd.precision decides on auto)."""
+    from .precision import CHOICES
+
+    p.add_argument("--dtype", choices=CHOICES, help="compute dtype (default auto: bfloat16 "
+                   "where this CPU runs it natively and faster, else float32; bfloat16 on "
+                   "CUDA; the LSD_DTYPE variable sets it too)")
+
+
+def _add_backend(p: argparse.ArgumentParser) -> None:
+    """--backend, for every command that streams (lsd.stream.backends decides on auto)."""
+    from .stream.backends import CHOICES
+
+    p.add_argument("--backend", choices=CHOICES, help="what runs the frames (default auto: "
+                   "openvino on a CPU where it is installed, else eager; compile: "
+                   "torch.compile, the first frame waits a minute; LSD_BACKEND sets it too)")
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -314,8 +331,6 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--window", action="store_true", help="show the output in a window")
     run.add_argument("--virtual-camera", action="store_true", help="send the output to a virtual camera")
     run.add_argument("--device", default="cpu")
-    run.add_argument("--compile", action="store_true",
-                     help="torch.compile fast path (the first frame waits for the compile)")
     run.add_argument("--json", action="store_true")
     run.set_defaults(func=cmd_run)
 
@@ -331,8 +346,6 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--steps", type=int, help="denoising steps (default: the checkpoint's)")
     srv.add_argument("--certfile", help="serve HTTPS (phones give the camera only to HTTPS pages)")
     srv.add_argument("--keyfile", help="the certificate's key, if not in --certfile")
-    srv.add_argument("--compile", action="store_true",
-                     help="the torch.compile fast path, compiled before the server listens")
     srv.add_argument("--threads", type=int,
                      help="torch threads for the model (default: all cores but one, left to "
                      "the video codecs)")
@@ -431,10 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
     blat.add_argument("--steps", type=int, help="default: the checkpoint's")
     blat.add_argument("--frames", type=int, default=500)
     blat.add_argument("--warmup", type=int, default=30)
-    blat.add_argument("--compile", action="store_true",
-                      help="the torch.compile fast path (its compile time is the first frame's)")
     blat.add_argument("--compare", action="store_true",
-                      help="eager and compiled one after the other, with the speedup")
+                      help="every backend one after the other, with the speedups over eager")
     blat.add_argument("--device", default="cpu", help="cpu or cuda")
     blat.add_argument("--preset", help="time an untrained model of this preset (tiny, base) "
                       "instead of a checkpoint")
@@ -515,14 +526,22 @@ def build_parser() -> argparse.ArgumentParser:
     bs.add_argument("--json", action="store_true")
     bs.set_defaults(func=cmd_bench_steps)
     _add_evidence_benches(bench)
+    for command in (demo, run, srv, tr, dis, pr, gd, *bench.choices.values()):
+        if command not in (bdata, btargets):  # these run no model
+            _add_dtype(command)
+    for command in (demo, run, srv, blat, bench.choices["drift"]):  # these stream
+        _add_backend(command)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     from .stream.sources import DeviceUnavailable
 
+    from .precision import ask
+
     args = build_parser().parse_args(argv)
     try:
+        ask(getattr(args, "dtype", None))  # every model this command runs computes in it
         args.func(args)
     except (KeyError, ValueError, FileNotFoundError, FileExistsError, DeviceUnavailable) as e:
         # bad input gets one clear line, not a traceback

@@ -31,7 +31,8 @@ def demo_clip() -> str:
 
 
 def run_demo(out: str | Path = "lsd-demo.mp4", seconds: float = DEMO_SECONDS,
-             progress: bool = True, checkpoint: str | None = None) -> dict:
+             progress: bool = True, checkpoint: str | None = None,
+             backend: str | None = None) -> dict:
     from .stream.runner import default_checkpoint, run_stream
 
     frames = int(seconds * FPS)
@@ -44,7 +45,7 @@ def run_demo(out: str | Path = "lsd-demo.mp4", seconds: float = DEMO_SECONDS,
                         for i, name in enumerate(SCHEDULE))
     summary = run_stream(demo_clip(), schedule=schedule, frames=frames, out=str(out),
                          side_by_side=True, checkpoint=checkpoint, loop=True,
-                         blend_frames=BLEND_FRAMES, progress=progress)
+                         blend_frames=BLEND_FRAMES, progress=progress, backend=backend)
     return {"out": str(out), **summary}
 
 

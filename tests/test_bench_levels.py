@@ -15,6 +15,7 @@ from lsd.data import VAL_SEED_START, paired_stream
 from lsd.metrics import psnr
 from lsd.config import AutoencoderConfig
 from lsd.models import LSDModel
+from lsd.precision import decide
 from lsd.styles import get_style, style_names
 from lsd.train.clips import to_frames, to_uint8
 from test_models import small_config
@@ -35,9 +36,10 @@ def test_levels_fall_with_noise_and_start_at_the_codec_round_trip(tmp_path, caps
     name = frame_styles[0]
     samples = list(paired_stream(VAL_SEED_START + 100 + style_names().index(name), name,
                                  size=32, frames=2 * FRAME_GAP))[::FRAME_GAP]
-    codec = LSDModel.load(tmp_path / "ckpt").to(torch.bfloat16).codec
+    dtype = decide("cpu").dtype  # the bench's compute dtype
+    codec = LSDModel.load(tmp_path / "ckpt", dtype=dtype).codec
     with torch.no_grad():
-        round_trip = codec.decode(codec.encode(to_frames(np.stack([s.target for s in samples])).to(torch.bfloat16)))
+        round_trip = codec.decode(codec.encode(to_frames(np.stack([s.target for s in samples])).to(dtype)))
     expected = np.mean([psnr(a, s.target) for a, s in zip(to_uint8(round_trip), samples)])
     assert report["levels"][0]["per_style"][name] == pytest.approx(expected, abs=0.01)  # inf: exact
     assert report["levels"][-1]["t"] == 1.0 and means[-1] < 15  # pure noise

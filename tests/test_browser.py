@@ -17,9 +17,9 @@ capture-to-display latency p50/p95 over a quiet window of LSD_SERVE_LATENCY_SECO
 test's tmp dir; LSD_SERVE_SCREENSHOT=path also saves a screenshot of the page there).
 LSD_SERVE_LATENCY_OUT=file appends the run's report to a JSON-lines file (`make
 latency-browser` pools several runs with tests/pool_latency.py).
-LSD_SERVE_CHECKPOINT, LSD_SERVE_COMPILE=1 and LSD_SERVE_THREADS=N serve as `lsd serve
---checkpoint --compile --threads` would; LSD_SERVE_BROWSER_APART=1 keeps Chromium off the
-model's cores.
+LSD_SERVE_CHECKPOINT, LSD_SERVE_BACKEND=B and LSD_SERVE_THREADS=N serve as `lsd serve
+--checkpoint --backend --threads` would (the backend by default: what `lsd serve` runs by
+default); LSD_SERVE_BROWSER_APART=1 keeps Chromium off the model's cores.
 """
 
 import asyncio
@@ -44,6 +44,7 @@ from lsd.serve.app import model_threads
 from lsd.serve.cores import pin_current_thread, split_cores
 from lsd.serve.playout import PLAYOUT_DELAY_URI
 from lsd.stream.engine import Stream
+from lsd.stream.openvino_step import available
 from test_models import randomized, small_config
 
 
@@ -147,10 +148,10 @@ def server(checkpoint):
     cores = split_cores(torch.get_num_threads())
     everywhere = os.sched_getaffinity(0)
     pin_current_thread(cores and cores[1])
-    # LSD_SERVE_COMPILE=1: the compiled fast path (to measure its latency)
+    # the backend `lsd serve` picks (the test set's default, LSD_BACKEND, is eager)
+    backend = os.environ.get("LSD_SERVE_BACKEND") or ("openvino" if available() else "eager")
     s = Server(make_app(checkpoint, max_sessions=1, ice_addresses=["127.0.0.1"],
-                        compile=os.environ.get("LSD_SERVE_COMPILE") == "1",
-                        model_cores=cores and cores[0]))
+                        backend=backend, model_cores=cores and cores[0]))
     pin_current_thread(everywhere)
     yield s
     s.close()

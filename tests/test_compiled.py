@@ -27,7 +27,7 @@ def test_compiled_stream_matches_eager_and_compiles_once(tmp_path, guide, anchor
     want = [eager.step(f) for f in inputs]
     torch._dynamo.reset()
     counters.clear()
-    fast = Stream.from_pretrained(tmp_path / "m", prompt="ink wash", compile=True)
+    fast = Stream.from_pretrained(tmp_path / "m", prompt="ink wash", backend="compile")
     got = [fast.step(f) for f in inputs]
     # bf16 kernels fuse and round differently: a few 8-bit levels, never a different picture
     diff = [np.abs(g.astype(int) - w.astype(int)) for g, w in zip(got, want)]
@@ -39,22 +39,26 @@ def test_compiled_stream_matches_eager_and_compiles_once(tmp_path, guide, anchor
     assert torch.equal(fast.cache.age, eager.cache.age)
     # a second stream on the same model shares its graphs (not a compile of a compile)
     forward = fast.model.denoiser.forward
-    second = Stream(fast.model, "ink wash", compile=True)
+    second = Stream(fast.model, "ink wash", backend="compile")
     assert second.model.denoiser.forward is forward
     first = np.abs(second.step(inputs[0]).astype(int) - want[0].astype(int))
     assert first.mean() < 1.0 and first.max() <= 16  # its own fresh history: frame 1 again
     assert counters["stats"]["unique_graphs"] == 4
 
 
-def test_bench_latency_compare_times_eager_and_compiled_in_one_run(tmp_path):
+def test_bench_latency_compare_times_every_backend_in_one_run(tmp_path):
     from lsd.bench.latency import bench_latency
+    from lsd.stream.openvino_step import available
 
     randomized(LSDModel(small_config())).save(tmp_path / "m", extra_config={"sample": {"steps": 2}})
     torch._dynamo.reset()
-    r = bench_latency(str(tmp_path / "m"), frames=10, warmup=2, compare=True)
-    eager, fast = r["eager"], r["compiled"]
-    assert not eager["compiled"] and fast["compiled"]
-    assert r["speedup_p50"] == round(eager["ms_p50"] / fast["ms_p50"], 3)
+    r = bench_latency(str(tmp_path / "m"), frames=10, warmup=2, compare=True, dtype="float32")
+    eager, fast = r["eager"], r["compile"]
+    assert eager["backend"] == "eager" and fast["backend"] == "compile"
+    assert ("openvino" in r) == available()
+    for name in r["speedup_p50"]:
+        assert r["speedup_p50"][name] == round(eager["ms_p50"] / r[name]["ms_p50"], 3)
+        assert r[name]["dtype"] == "float32" and r[name]["gflops_per_frame"] == eager["gflops_per_frame"]
     # the compile happens on the first frame (inductor's disk cache may hold the kernels,
     # dynamo still traces), reported apart from the timed frames
     assert fast["first_frame_ms"] > 3 * fast["ms_p95"]
@@ -79,8 +83,9 @@ def test_a_drift_run_resumed_with_the_compiled_step_continues_the_eager_one(tmp_
     whole = run("whole.csv", 12)
     run("cut.csv", 6)
     torch._dynamo.reset()
-    resumed = run("cut.csv", 12, resume=True, compile=True)
-    assert resumed["compiled"] and not whole["compiled"] and resumed["resumed_from"] == 6
+    resumed = run("cut.csv", 12, resume=True, backend="compile")
+    assert resumed["backend"] == "compile" and whole["backend"] == "eager"
+    assert resumed["resumed_from"] == 6
     want, got = read_column(tmp_path / "whole.csv", "psnr_db"), read_column(tmp_path / "cut.csv",
                                                                             "psnr_db")
     assert len(got) == 12 and np.array_equal(got[:6], want[:6])

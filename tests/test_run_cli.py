@@ -118,9 +118,14 @@ def test_bench_latency_reports_the_whole_step(ckpt, capsys):
     r = last_json(capsys)
     assert r["frames"] == 20 and r["steps"] == 2
     assert r["ms_p50"] <= r["ms_p95"] <= r["ms_p99"]
-    assert r["gflops_per_frame"] > 0 and r["matmul_peak_gflops_per_s"] > 0
-    assert r["share_of_matmul_peak"] == pytest.approx(
-        r["achieved_gflops_per_s"] / r["matmul_peak_gflops_per_s"], abs=2e-3)
+    assert r["gflops_per_frame"] > 0 and r["matmul_peak_gflops_per_s"] > 0.1
+    assert r["dtype"] in ("float32", "bfloat16") and r["dtype_reason"]
+    assert r["backend"] in ("eager", "compile", "openvino") and r["backend_reason"]
+    # the share is of the unrounded rates: bound it by what the rounded ones allow (each
+    # is rounded to 0.1, the share to 0.001), so rounding alone can never fail this
+    achieved, peak = r["achieved_gflops_per_s"], r["matmul_peak_gflops_per_s"]
+    assert (achieved - 0.05) / (peak + 0.05) - 5e-4 <= r["share_of_matmul_peak"]
+    assert r["share_of_matmul_peak"] <= (achieved + 0.05) / (peak - 0.05) + 5e-4
 
 
 def test_missing_shipped_checkpoint_says_what_to_do(monkeypatch, tmp_path):

@@ -403,12 +403,12 @@ def test_compile_happens_before_the_server_listens_and_sessions_reuse_it(ckpt):
 
     torch._dynamo.reset()
     counters.clear()
-    app = make_app(ckpt, ice_addresses=LOOPBACK, compile=True)  # its own model: compiled in place
+    app = make_app(ckpt, ice_addresses=LOOPBACK, backend="compile")  # its own model: compiled in place
     model = app[MODEL]
     assert model.compiled_for_streaming
     # encoder, decoder and the denoiser's two graphs, compiled by the warm-up frame
     assert counters["stats"]["unique_graphs"] == 4
-    session_stream = Stream(model, "thermal camera", compile=True)  # as an offer makes one
+    session_stream = Stream(model, "thermal camera", backend="compile")  # as an offer makes one
     session_stream.step(np.zeros((48, 64, 3), np.uint8))
     assert counters["stats"]["unique_graphs"] == 4  # no compile while a client waits
 

@@ -134,7 +134,7 @@ def test_settling_samples_the_first_frame_again_before_showing_it(tmp_path):
     assert not np.array_equal(plain.step(fs[0]), outs[0])
     calls = []
     work = settled._work
-    settled._work = lambda **kw: calls.append(1) or work(**kw)
+    settled._work = lambda cache, **kw: calls.append(1) or work(cache, **kw)
     settled.step(fs[1])
     settled.reset()  # a new history is settled again
     settled.step(fs[2])
@@ -226,7 +226,7 @@ def test_warm_start_samples_from_the_previous_output(ckpt, monkeypatch):
     s = Stream.from_pretrained(ckpt, prompt="sepia", warm_start=0.5)
     seen = []
     work = s._work
-    monkeypatch.setattr(s, "_work", lambda **kw: seen.append(kw) or work(**kw))
+    monkeypatch.setattr(s, "_work", lambda cache, **kw: seen.append(kw) or work(cache, **kw))
     _, _, latent = s._run(s._to_model(fs[0]), s._embedding)
     s._run(s._to_model(fs[1]), s._embedding)
     assert "start" not in seen[0] and torch.equal(seen[1]["start"], latent)
@@ -249,7 +249,7 @@ def test_fixed_noise_keeps_the_history_context_noise_fresh(tmp_path, monkeypatch
     s = Stream.from_pretrained(tmp_path / "ckpt", fixed_noise=True)
     seen = []
     work = s._work
-    monkeypatch.setattr(s, "_work", lambda **kw: seen.append(kw) or work(**kw))
+    monkeypatch.setattr(s, "_work", lambda cache, **kw: seen.append(kw) or work(cache, **kw))
     for f in frames(3):
         s.step(f)
     assert all(torch.equal(seen[0]["noise"], k["noise"]) for k in seen[1:])

@@ -35,6 +35,7 @@ from ..data.motion import apply
 from ..diffusion import commit_frame
 from ..io import to_uint8
 from ..models import load
+from ..precision import decide
 from ..stream.engine import sample_setting
 from ..styles import get_style, style_names
 from ..styles.memory import StarGlitter
@@ -103,7 +104,8 @@ def bench_carry(checkpoint: str, frames: int = 8, prime: int = 3, streams: int =
         raise ValueError("--frames, --prime and --streams must be at least 1")
     if history_guidance < 0:
         raise ValueError(f"--history-guidance must be >= 0, not {history_guidance}")
-    model = load(checkpoint).to(torch.bfloat16)
+    precision = decide("cpu")
+    model = load(checkpoint, dtype=precision.dtype)
     size = tuple(model.config.frame_size)
     t0 = time.time()
     index = style_names().index(STYLE)  # lsd bench quality's streams of the style
@@ -124,7 +126,7 @@ def bench_carry(checkpoint: str, frames: int = 8, prime: int = 3, streams: int =
                                        for k in range(prime + frames)], axis=1)
         inputs, targets = roll(inputs), roll(targets)
     bare = to_uint8(StarGlitter.night(inputs.astype(np.float32) / 255.0))  # drawn as targets are
-    encode = lambda x: model.codec.encode(to_frames(x).to(torch.bfloat16))
+    encode = lambda x: model.codec.encode(to_frames(x).to(precision.dtype))
     z_in, z_target, z_bare = encode(inputs), encode(targets), encode(bare)
     all_stars = (z_target - z_bare).float()
     target_stars = all_stars[:, prime:]
@@ -150,5 +152,5 @@ def bench_carry(checkpoint: str, frames: int = 8, prime: int = 3, streams: int =
             "context_t": context_t,
             "history_guidance": history_guidance, **report,
             **copy_references(all_stars, screen, prime, size, wrap=shift is not None),
-            "seconds": round(time.time() - t0, 1), "machine": machine_name(torch.get_num_threads())}
+            **precision.to_dict(), "seconds": round(time.time() - t0, 1), "machine": machine_name(torch.get_num_threads())}
 

@@ -1,5 +1,5 @@
 """`lsd bench codec`: train one codec variant on random stills and report its held-out
-reconstruction PSNR beside its bf16 encode/decode time, so codec designs are compared by
+reconstruction PSNR beside its encode/decode time in the compute dtype (lsd.precision), so codec designs are compared by
 one command (the numbers behind the design doc's codec choice)."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import torch
 from ..config import AutoencoderConfig
 from ..data.stills import still_frames
 from ..models import build_codec
+from ..precision import decide
 from ..train.autoencoder import reconstruction_psnr, train_codec
 from .machine import machine_name
 from .model_cost import time_ms
@@ -29,8 +30,9 @@ def bench_codec(channels: tuple[int, int] = (64, 128), latent_channels: int = 8,
     losses = train_codec(codec, pool, steps, progress=progress)
     seconds = time.time() - t0
     psnr_val = reconstruction_psnr(codec, val)
-    fast = codec.to(torch.bfloat16).eval()
-    frame = torch.rand(1, 3, 128, 128).to(torch.bfloat16)
+    precision = decide("cpu")
+    fast = codec.to(precision.dtype).eval()
+    frame = torch.rand(1, 3, 128, 128).to(precision.dtype)
     with torch.no_grad():
         latent = fast.encode(frame)
         enc = time_ms(lambda: fast.encode(frame), 100, 10)
@@ -41,5 +43,5 @@ def bench_codec(channels: tuple[int, int] = (64, 128), latent_channels: int = 8,
             "val_psnr_db": round(psnr_val, 2),
             "encode_ms_p50": round(float(np.median(enc)), 3),
             "decode_ms_p50": round(float(np.median(dec)), 3),
-            "params": sum(p.numel() for p in codec.parameters()),
+            "params": sum(p.numel() for p in codec.parameters()), **precision.to_dict(),
             "machine": machine_name(torch.get_num_threads())}

@@ -299,11 +299,11 @@ def plot_curves(panels: list[tuple[str, dict[str, Path]]], out: str | Path, wind
 def bench_drift(checkpoint: str, frames: int, style: str = "ink_wash", steps: int | None = None,
                 csv_path: str | None = None, plot: str | None = None, window: int | None = None,
                 seed: int = DRIFT_SEED, progress: bool = True, resume: bool = False,
-                compile: bool = False) -> dict:
+                backend: str | None = None) -> dict:
     """One long rollout of `checkpoint`; with `plot` and no `csv_path` the CSV goes beside
     the plot (the plot is drawn from it). An existing CSV is never overwritten: `resume`
-    continues its run (see the module docstring). `compile`: the Stream's compiled step,
-    for long runs (same model and history; a run may switch to it when resumed)."""
+    continues its run (see the module docstring). `backend`: what runs the frames
+    (lsd.stream.backends; same model and history: a run may switch backends when resumed)."""
     s = get_style(style)
     window = check_window(frames, window)
     if plot and not csv_path:
@@ -313,12 +313,13 @@ def bench_drift(checkpoint: str, frames: int, style: str = "ink_wash", steps: in
     if csv_path and Path(csv_path).exists() and not resume:
         raise FileExistsError(f"{csv_path} exists: pass --resume to continue it or choose "
                               "another --csv")
-    stream = Stream(load(checkpoint), s.prompts[0], steps, seed=seed, compile=compile)
+    stream = Stream(load(checkpoint), s.prompts[0], steps, seed=seed, backend=backend)
     run_id = {"checkpoint": str(Path(checkpoint).resolve()), "steps": stream.steps}
     result = drift_run(stream, style, frames, window, seed, stream.size, csv_path, progress,
                        resume, run_id)
     if plot:
         plot_curves([(f"{style}, {frames} frames, seed {seed}", {"PSNR": Path(csv_path)})],
                     plot, window)
-    return {"checkpoint": str(checkpoint), "steps": stream.steps, "compiled": compile, **result,
+    return {"checkpoint": str(checkpoint), "steps": stream.steps, **stream.precision.to_dict(),
+            **stream.backend.to_dict(), **result,
             "plot": plot, "machine": machine_name(threads=torch.get_num_threads())}

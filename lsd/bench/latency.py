@@ -1,7 +1,7 @@
 """`lsd bench latency`: the streaming engine's whole step (resize, encode, denoising steps,
 cache commit, decode, resize back), timed frame by frame after a warm-up, with memory at
-start and end and the achieved FLOP rate beside this machine's bf16 matmul rate, both
-measured in this run."""
+start and end, the dtype and backend that ran it (and why), and the achieved FLOP rate
+beside this machine's matmul rate in that dtype, both measured in this run."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import torch
 from ..config import preset, with_overrides
 from ..data import VAL_SEED_START, paired_stream
 from ..models import LSDModel
+from ..stream.backends import BACKENDS
+from ..stream.openvino_step import available
 from ..stream.engine import Stream
 from ..stream.runner import default_checkpoint, rss_mb
 from .machine import machine_name
@@ -53,7 +55,7 @@ def profile_ops(step, frames: int = 50, top: int = 12) -> list[dict]:
 
 def _stream(checkpoint: str | None, preset_name: str | None, steps: int | None, prompt: str,
             device: str, overrides: list[str] | None = None, **fast) -> tuple[Stream, str]:
-    """The stream to time and its name; `fast`: Stream's compile and cuda_graph."""
+    """The stream to time and its name; `fast`: Stream's dtype, backend and cuda_graph."""
     if preset_name:  # untrained: the time a frame takes does not depend on the weights
         model = LSDModel(with_overrides(preset(preset_name), overrides or []))
         model.checkpoint_config = {"sample": STUDENT_SAMPLING}
@@ -64,26 +66,29 @@ def _stream(checkpoint: str | None, preset_name: str | None, steps: int | None, 
 
 
 def bench_latency(checkpoint: str | None = None, steps: int | None = None, frames: int = 500,
-                  warmup: int = 30, prompt: str = "ink wash painting", compile: bool = False,
+                  warmup: int = 30, prompt: str = "ink wash painting", backend: str | None = None,
                   compare: bool = False, device: str = "cpu", preset_name: str | None = None,
                   overrides: list[str] | None = None, profile: bool = False,
-                  cuda_graph: bool | None = None) -> dict:
-    """compile: the fast path (lsd.stream.compiled); its compile time is the first frame's,
-    reported apart. compare: eager and compiled one after the other in this run. preset_name:
-    an untrained model of that preset instead of a checkpoint (e.g. `base` on a GPU), changed by
-    `overrides` ("frame_size=[512,512]"). profile: add the ops with the most time (eager only:
-    a compiled graph shows as a few fused kernels). cuda_graph: replay each frame as one CUDA
+                  cuda_graph: bool | None = None, dtype: str | None = None) -> dict:
+    """backend: what runs the frames (lsd.stream.backends; None: its choice); a graph
+    backend's build (compile) time is the first frame's, reported apart. compare: every
+    backend this machine has, one after the other in this run, with each one's speedup over
+    eager. dtype: the compute dtype (None: lsd.precision's choice). preset_name: an
+    untrained model of that preset instead of a checkpoint (e.g. `base` on a GPU), changed
+    by `overrides` ("frame_size=[512,512]"). profile: add the ops with the most time (eager
+    only: a graph shows as a few fused kernels). cuda_graph: replay each frame as one CUDA
     graph (lsd.stream.cuda_graph; default: on for a CUDA device)."""
     if compare:
-        eager, fast = (bench_latency(checkpoint, steps, frames, warmup, prompt, compile=c,
-                                     device=device, preset_name=preset_name, overrides=overrides,
-                                     cuda_graph=cuda_graph)
-                       for c in (False, True))
-        ratio = lambda key: round(eager[key] / fast[key], 3)
-        return {"eager": eager, "compiled": fast, "speedup_p50": ratio("ms_p50"),
-                "speedup_p95": ratio("ms_p95")}
+        names = [b for b in BACKENDS if b != "openvino" or (torch.device(device).type == "cpu" and available())]
+        runs = {b: bench_latency(checkpoint, steps, frames, warmup, prompt, backend=b,
+                                 device=device, preset_name=preset_name, overrides=overrides,
+                                 cuda_graph=cuda_graph, dtype=dtype)
+                for b in names}
+        ratio = lambda b, key: round(runs["eager"][key] / runs[b][key], 3)
+        return {**runs, "speedup_p50": {b: ratio(b, "ms_p50") for b in names},
+                "speedup_p95": {b: ratio(b, "ms_p95") for b in names}}
     stream, name = _stream(checkpoint, preset_name, steps, prompt, device, overrides,
-                           compile=compile, cuda_graph=cuda_graph)
+                           dtype=dtype, backend=backend, cuda_graph=cuda_graph)
     pool = held_out_frames(stream.size)
     step = stepper(stream, pool)  # step() returns the frame on the CPU: every timing includes the sync
     first_frame_ms = float(time_ms(step, 1, 0)[0])
@@ -92,19 +97,19 @@ def bench_latency(checkpoint: str | None = None, steps: int | None = None, frame
     rss_start = rss_mb()
     ms = time_ms(step, frames, 0)
     rss_end = rss_mb()
-    # compiled code and CUDA graphs run no countable ops one by one: count an eager twin's
+    # graphs (compiled, OpenVINO, CUDA) run no countable ops one by one: count an eager twin's
     counted = step
-    if compile or stream.cuda_graph:
+    if stream.backend.name != "eager" or stream.cuda_graph:
         counted = stepper(_stream(checkpoint, preset_name, steps, prompt, device, overrides,
-                                  compile=False, cuda_graph=False)[0], pool)
+                                  dtype=dtype, backend="eager", cuda_graph=False)[0], pool)
     flops = count_flops(counted)
-    peak = matmul_peak_gflops(device=device)
+    peak = matmul_peak_gflops(stream.precision.dtype, device=device)
     p50 = float(np.percentile(ms, 50))
     achieved = flops / p50 / 1e6
     pct = lambda q: round(float(np.percentile(ms, q)), 2)
     result = {
-        "checkpoint": name, "steps": stream.steps, "compiled": compile, "device": str(device),
-        "cuda_graph": stream.cuda_graph,
+        "checkpoint": name, "steps": stream.steps, **stream.precision.to_dict(),
+        **stream.backend.to_dict(), "device": str(device), "cuda_graph": stream.cuda_graph,
         "frames": frames, "warmup": warmup, "frame_size": list(stream.size),
         "first_frame_ms": round(first_frame_ms, 1),
         "ms_p50": pct(50), "ms_p95": pct(95), "ms_p99": pct(99),

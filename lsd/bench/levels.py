@@ -17,6 +17,7 @@ from ..data import VAL_SEED_START, paired_stream
 from ..diffusion import add_noise, predict_x0
 from ..metrics import psnr
 from ..models import load
+from ..precision import decide
 from ..styles import get_style, style_names
 from ..train.clips import to_frames, to_uint8
 from .machine import machine_name
@@ -27,7 +28,8 @@ FRAME_GAP = 3  # take every 3rd frame of a stream: neighbours are nearly the sam
 
 @torch.no_grad()
 def bench_levels(checkpoint: str, frames: int = 8, levels: tuple[float, ...] = LEVELS) -> dict:
-    model = load(checkpoint).to(torch.bfloat16)
+    precision = decide("cpu")
+    model = load(checkpoint, dtype=precision.dtype)
     size = tuple(model.config.frame_size)
     g = torch.Generator().manual_seed(0)
     scores = {t: {} for t in levels}
@@ -39,9 +41,9 @@ def bench_levels(checkpoint: str, frames: int = 8, levels: tuple[float, ...] = L
         seed = VAL_SEED_START + 100 + i  # lsd bench quality's stream of this style
         samples = list(paired_stream(seed, name, size=size, frames=frames * FRAME_GAP))[::FRAME_GAP]
         targets = np.stack([s.target for s in samples])
-        inputs = to_frames(np.stack([s.input for s in samples])).to(torch.bfloat16)
+        inputs = to_frames(np.stack([s.input for s in samples])).to(precision.dtype)
         z_in = model.codec.encode(inputs)
-        z0 = model.codec.encode(to_frames(targets).to(torch.bfloat16))
+        z0 = model.codec.encode(to_frames(targets).to(precision.dtype))
         prompt = model.encode_prompts([style.prompts[0]]).expand(len(samples), -1)
         noise = torch.randn(z0.shape, generator=g).to(z0)  # the same noise at every level
         for t in levels:
@@ -53,4 +55,5 @@ def bench_levels(checkpoint: str, frames: int = 8, levels: tuple[float, ...] = L
     rows = [{"t": t, "mean_psnr_db": round(float(np.mean(list(per.values()))), 2), "per_style": per}
             for t, per in scores.items()]
     return {"checkpoint": str(checkpoint), "frames_per_style": frames, "levels": rows,
-            "seconds": round(time.time() - t0, 1), "machine": machine_name(torch.get_num_threads())}
+            **precision.to_dict(), "seconds": round(time.time() - t0, 1),
+            "machine": machine_name(torch.get_num_threads())}

@@ -53,7 +53,8 @@ class LSDModel(nn.Module):
         return save_checkpoint(path, tensors, config, extra_files)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "LSDModel":
+    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu",
+             dtype: torch.dtype | None = None) -> "LSDModel":
         tensors, config = load_checkpoint(path, device)
         if "model" not in config:
             raise CheckpointError(f"{path}: config.yaml has no 'model' section")
@@ -73,15 +74,19 @@ class LSDModel(nn.Module):
         if wrong:
             raise CheckpointError(f"{path}: tensor shapes do not match the config: "
                                   f"{', '.join(wrong[:5])}")
-        # the saved dtype wins (a bf16 checkpoint loads as bf16)
+        # without a compute dtype the storage dtype stays (a bf16 checkpoint loads as bf16)
         dtypes = {v.dtype for v in tensors.values() if v.is_floating_point()}
-        if len(dtypes) == 1:
-            model = model.to(dtypes.pop())
-        model.load_state_dict(tensors)
+        if dtype is None and len(dtypes) == 1:
+            dtype = dtypes.pop()
+        if dtype is not None:
+            model = model.to(dtype)
+        model.load_state_dict(tensors)  # copies, casting each tensor to the model's dtype
         model.checkpoint_config = config  # the other sections (sampling settings, provenance)
         return model.eval()
 
 
-def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> LSDModel:
-    """Rebuild a model from a checkpoint directory (eval mode; never unpickles)."""
-    return LSDModel.load(path, device)
+def load(path: str | os.PathLike, device: str | torch.device = "cpu",
+         dtype: torch.dtype | None = None) -> LSDModel:
+    """Rebuild a model from a checkpoint directory (eval mode; never unpickles), cast to the
+    compute `dtype` (None: the checkpoint's storage dtype; lsd.precision decides one)."""
+    return LSDModel.load(path, device, dtype)

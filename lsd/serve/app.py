@@ -9,8 +9,9 @@
                     "session"}; 400/413 for a bad offer, 401 without the token, 503 when full
 
 The model is loaded once and shared; each session gets its own Stream (history, prompt,
-stats) and its own thread. With `compile` the shared model is compiled (lsd.stream.compiled)
-and warmed up before the server listens, so no client waits for the compile. Every error a
+stats) and its own thread. The shared model's graph (the backend's: OpenVINO or torch.compile,
+lsd.stream.backends) is built by a warm-up frame before the server listens, so no client
+waits for it. Every error a
 client can cause is a JSON {"error": ...} with a 4xx status, logged, and the server carries
 on.
 """
@@ -130,7 +131,7 @@ async def offer(request: web.Request) -> web.Response:
     # the session is in the table before the first await, so racing offers cannot overfill it
     sid = f"{next(config['ids']):04d}"
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # no STUN: nothing leaves the host
-    stream = Stream(app[MODEL], prompt=o.prompt, steps=config["steps"], compile=config["compile"])
+    stream = Stream(app[MODEL], prompt=o.prompt, steps=config["steps"], backend=config["backend"])
     session = Session(sid, pc, stream, tag=o.tag, blend_frames=config["blend_frames"],
                       connect_timeout=config["connect_timeout"],
                       stats_interval=config["stats_interval"],
@@ -156,16 +157,20 @@ async def _close_sessions(app: web.Application) -> None:
         await session.close("server shutting down")
 
 
+def check_max_sessions(max_sessions: int) -> None:
+    if max_sessions < 1:
+        raise ValueError(f"--max-sessions must be >= 1, not {max_sessions}")
+
+
 def make_app(checkpoint=None, *, model=None, max_sessions: int = 2, token: str | None = None,
              steps: int | None = None, prompt: str = DEFAULT_PROMPT,
              ice_addresses: list[str] | None = None, connect_timeout: float = 20.0,
              stats_interval: float = 1.0, blend_frames: int = 12,
-             compile: bool = False, model_cores: set[int] | None = None) -> web.Application:
+             backend: str | None = None, model_cores: set[int] | None = None) -> web.Application:
     """The server as an aiohttp app. Give a checkpoint directory or an already loaded model.
     `ice_addresses`: the host candidates offered (default: 127.0.0.1 + the machine's).
     `model_cores`: the cores sessions' model threads are pinned to (lsd.serve.cores)."""
-    if max_sessions < 1:
-        raise ValueError(f"--max-sessions must be >= 1, not {max_sessions}")
+    check_max_sessions(max_sessions)
     use_host_addresses(ice_addresses)
     release_frames_on_marker()  # camera frames reach the model one frame interval sooner
     zero_playout_delay()  # and generated frames reach the screen without smoothing
@@ -174,12 +179,13 @@ def make_app(checkpoint=None, *, model=None, max_sessions: int = 2, token: str |
     app[CONFIG] = {"max_sessions": max_sessions, "token": token or None, "steps": steps,
                    "prompt": prompt, "connect_timeout": connect_timeout,
                    "stats_interval": stats_interval, "blend_frames": blend_frames,
-                   "compile": compile, "model_cores": model_cores, "ids": itertools.count(1)}
+                   "backend": backend, "model_cores": model_cores, "ids": itertools.count(1)}
     app[SESSIONS] = {}
-    # a bad --steps fails now, not in the first session; a compile happens now too
-    first = Stream(app[MODEL], prompt, steps, compile=compile)
-    if compile:
+    # a bad --steps fails now, not in the first session; the graph is built now too
+    first = Stream(app[MODEL], prompt, steps, backend=backend)
+    if first.backend.name != "eager":
         first.step(np.zeros((*first.size, 3), np.uint8))
+    app[CONFIG]["backend"] = first.backend.name  # every session runs what was built
     app.router.add_get("/", index)
     app.router.add_static("/static", STATIC)
     app.router.add_get("/styles", styles)
@@ -198,13 +204,14 @@ def model_threads() -> int:
 
 def serve(checkpoint: str | None = None, host: str = "127.0.0.1", port: int = 8000,
           max_sessions: int = 2, token: str | None = None, steps: int | None = None,
-          certfile: str | None = None, keyfile: str | None = None, compile: bool = False,
+          certfile: str | None = None, keyfile: str | None = None, backend: str | None = None,
           threads: int | None = None) -> None:
     """Run the server until Ctrl-C."""
     from ..stream.runner import default_checkpoint
 
     if threads is not None and threads < 1:
         raise ValueError(f"--threads must be >= 1, not {threads}")
+    check_max_sessions(max_sessions)  # before anything changes (the thread count below)
     if not is_loopback(host) and not token:
         raise ValueError(f"listening on {host!r} (not loopback) needs --token: anyone who "
                          "can reach the port could use the model")
@@ -222,15 +229,15 @@ def serve(checkpoint: str | None = None, host: str = "127.0.0.1", port: int = 80
     if certfile:
         ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ssl_context.load_cert_chain(certfile, keyfile)
-    if compile:
-        print("lsd serve: compiling the model (once; up to a minute)", file=sys.stderr, flush=True)
     threads = threads or model_threads()
     cores = split_cores(threads)
     if cores:  # the event loop and aiortc's threads (started from it) stay off the model's cores
         pin_current_thread(cores[1])
-    app = make_app(ckpt, max_sessions=max_sessions, token=token, steps=steps, compile=compile,
-                   model_cores=cores[0] if cores else None)
-    torch.set_num_threads(threads)
+    model = load(ckpt)  # a missing or broken checkpoint fails here, before anything changes
+    torch.set_num_threads(threads)  # before the graph is built: it takes this thread count
+    print("lsd serve: building the model's graph (once)", file=sys.stderr, flush=True)
+    app = make_app(model=model, max_sessions=max_sessions, token=token, steps=steps,
+                   backend=backend, model_cores=cores[0] if cores else None)
     scheme = "https" if ssl_context else "http"
     shown = "127.0.0.1" if host in ("", "0.0.0.0") else host
     query = f"?token={token}" if token else ""

@@ -13,6 +13,7 @@ latency window is a fixed-length deque.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -24,9 +25,12 @@ import torch.nn.functional as F
 
 from ..diffusion import check_choice_guidance, commit_frame, generate_frame
 from ..models import LSDModel, load
+from ..precision import Precision, decide
 from ..styles.picks import null_code, picks_code
+from .backends import decide_backend
 from .compiled import compile_streaming
 from .cuda_graph import GraphedStep
+from .openvino_step import OpenVINOStep
 
 LATENCY_WINDOW = 1000  # frames the latency percentiles are taken over
 PROMPT_CACHE = 32  # prompt embeddings kept (switching back to a recent prompt is free)
@@ -56,9 +60,9 @@ def check_device(device: str | torch.device) -> torch.device:
 
 class Stream:
     def __init__(self, model: LSDModel, prompt: str = "", steps: int | None = None,
-                 device: str | torch.device = "cpu", dtype: torch.dtype = torch.bfloat16,
+                 device: str | torch.device = "cpu", dtype: torch.dtype | str | None = None,
                  context_t: float | None = None, shortcut: bool | None = None, seed: int = 0,
-                 compile: bool = False, cuda_graph: bool | None = None,
+                 backend: str | None = None, cuda_graph: bool | None = None,
                  fixed_noise: bool | None = None, warm_start: float | None = None,
                  settle: int | None = None, choice_guidance: float | None = None,
                  choice_guidance_t_min: float | None = None):
@@ -90,12 +94,19 @@ class Stream:
         if self.settle < 0:
             raise ValueError(f"settle must be >= 0, not {self.settle}")
         self._settled = False  # has the history's first frame been settled?
-        self.device, self.dtype = check_device(device), dtype
+        self.device = check_device(device)
+        # the compute dtype: as told (a torch dtype, or a --dtype name), else lsd.precision's
+        self.precision = (Precision(dtype, "as told") if isinstance(dtype, torch.dtype)
+                          else decide(self.device, dtype))
+        self.backend = decide_backend(self.device, backend)  # what runs the frames
+        # torch's dtype: OpenVINO gets an fp32 graph and computes it in the compute dtype
+        self.dtype = dtype = torch.float32 if self.backend.name == "openvino" else self.precision.dtype
         self.model = model.to(self.device, dtype).eval()
         self.size = tuple(model.config.frame_size)
         self.cache = model.new_cache()
-        if compile:  # the first step then takes the compile time (lsd.stream.compiled)
+        if self.backend.name == "compile":  # the first step takes the compile time
             compile_streaming(self.model, self.cache)
+        self._openvino: OpenVINOStep | None = None  # built on the first frame
         # on by default on a GPU; on the CPU the flag runs the same static-buffer code
         # without a graph (lsd.stream.cuda_graph), for tests
         self.cuda_graph = self.device.type == "cuda" if cuda_graph is None else bool(cuda_graph)
@@ -220,15 +231,14 @@ class Stream:
         x = (x[0].clamp(0, 1) * 255).round().to(torch.uint8)
         return x.permute(1, 2, 0).cpu().numpy()
 
-    def _work(self, x: torch.Tensor, prompt: torch.Tensor, noise: torch.Tensor,
-              ctx: torch.Tensor | None = None,
-              start: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """A frame's device work: encode, sample against the cache (from `start` at the
-        warm-start level, if given) and commit, decode.
-        Returns (input latent, output image, output latent)."""
+    def _work(self, cache, x: torch.Tensor, prompt: torch.Tensor, noise: torch.Tensor,
+              ctx: torch.Tensor | None = None, start: torch.Tensor | None = None,
+              unguided: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A frame's device work: encode, sample against `cache` (from `start` at the
+        warm-start level, if given; guided away from `unguided`, if given) and commit,
+        decode. Returns (input latent, output image, output latent)."""
         z_in = self.model.codec.encode(x)
-        unguided = None if self._choice_shift is None else prompt - self._choice_shift
-        z = generate_frame(self.model.denoiser, self.cache, z_in, prompt, noise, self.steps,
+        z = generate_frame(self.model.denoiser, cache, z_in, prompt, noise, self.steps,
                            self.shortcut, self.context_t, ctx, self.commit, start, self.warm_start,
                            self.choice_guidance, unguided, self.choice_guidance_t_min)
         return z_in, self.model.codec.decode(z, x), z
@@ -251,16 +261,32 @@ class Stream:
             inputs["ctx"] = draw(self.g)
         if self._previous is not None:  # kept only with a warm start
             inputs["start"] = self._previous
-        if not self.cuda_graph:
-            out = self._work(**inputs)
-            if self.warm_start:
-                self._previous = out[2]
-            return out
-        if self._graphed is None:
-            if self.cache.keys is None:  # the graph needs the buffers' final addresses
-                self.cache.allocate(x.shape[0], self.model.denoiser.cfg.head_dim, self.dtype, self.device)
-            self._graphed = GraphedStep(self._work, inputs, self.cache)
-        return self._graphed(**inputs)
+        if self._choice_shift is not None:  # the prompt without the picks, to guide away from
+            inputs["unguided"] = prompt - self._choice_shift
+        if self.cache.keys is None and (self.cuda_graph or self.backend.name == "openvino"):
+            # a graph needs the buffers' shapes (and CUDA's, their final addresses)
+            self.cache.allocate(x.shape[0], self.model.denoiser.cfg.head_dim, self.dtype, self.device)
+        if self.backend.name == "openvino":
+            if self._openvino is None or list(inputs) != self._openvino.names:
+                self._openvino = OpenVINOStep(self._work, self.model, inputs, self.cache,
+                                              self.precision.dtype, self._graph_key(),
+                                              self.model.__dict__.setdefault("openvino_graphs", {}))
+            out = self._openvino(**inputs)
+        elif not self.cuda_graph:
+            out = self._work(self.cache, **inputs)
+        else:
+            if self._graphed is None:
+                self._graphed = GraphedStep(functools.partial(self._work, self.cache), inputs,
+                                            self.cache)
+            return self._graphed(**inputs)
+        if self.warm_start:
+            self._previous = out[2]
+        return out
+
+    def _graph_key(self) -> tuple:
+        """The settings a frame's graph bakes in (its inputs' shapes are added to it)."""
+        return (self.steps, self.shortcut, self.context_t, self.commit, self.warm_start,
+                self.choice_guidance, self.choice_guidance_t_min)
 
     def _sample(self, x: torch.Tensor, prompt: torch.Tensor):
         """_run, after the settling passes if the history is new."""
@@ -302,4 +328,5 @@ class Stream:
         return {"frames": self.frames, "dropped": self.dropped, "recoveries": self.recoveries,
                 "ms_p50": p(50), "ms_p95": p(95), "ms_p99": p(99),
                 "latency_window": len(self._latency_ms), "steps": self.steps,
-                "prompt": self.prompt, "cache_bytes": self.cache.nbytes()}
+                "prompt": self.prompt, "cache_bytes": self.cache.nbytes(),
+                **self.precision.to_dict(), **self.backend.to_dict()}

@@ -61,14 +61,14 @@ def run_stream(source: str, prompt: str = "", schedule: str | None = None,
                frames: int | None = None, steps: int | None = None, out: str | None = None,
                side_by_side: bool = False, checkpoint: str | None = None, loop: bool = False,
                window: bool = False, virtual_camera: bool = False, blend_frames: int = 12,
-               progress: bool = True, device: str = "cpu", compile: bool = False) -> dict:
+               progress: bool = True, device: str = "cpu", backend: str | None = None) -> dict:
     plan = parse_schedule(schedule)
     if not prompt and not plan and not source.startswith("synthetic"):
         raise ValueError("give --prompt or --prompt-schedule (only the synthetic world has a "
                          "prompt of its own: its style's)")
     first = plan[0][1] if plan and plan[0][0] == 0 else prompt
     ckpt = Path(checkpoint) if checkpoint else default_checkpoint()
-    stream = Stream.from_pretrained(ckpt, prompt=first, steps=steps, device=device, compile=compile)
+    stream = Stream.from_pretrained(ckpt, prompt=first, steps=steps, device=device, backend=backend)
     switches = dict(plan)
     rss_start = p95_start = None
     t0 = time.perf_counter()
@@ -112,6 +112,7 @@ def run_stream(source: str, prompt: str = "", schedule: str | None = None,
             "latency_window": LATENCY_WINDOW, "fps": round(st["frames"] / seconds, 2) if seconds else None,
             "dropped": st["dropped"], "recoveries": st["recoveries"],
             "rss_mb_start": round(rss_start or rss_mb(), 1), "rss_mb_end": round(rss_mb(), 1),
-            "prompt": first, "steps": stream.steps, "compiled": compile, "checkpoint": str(ckpt),
+            "prompt": first, "steps": stream.steps, **stream.precision.to_dict(),
+            **stream.backend.to_dict(), "checkpoint": str(ckpt),
             "source": source, "out": out,
             "machine": machine_name()}

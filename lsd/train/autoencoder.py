@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from ..metrics import psnr
 from ..models.autoencoder import Codec
+from ..precision import autocast, decide
 from .clips import to_frames, to_uint8
 
 LATENT_NOISE = 0.1
@@ -35,6 +36,7 @@ def train_codec(codec: Codec, frames: np.ndarray, steps: int, batch: int = 32, l
                 seed: int = 0, progress: bool = True) -> list[float]:
     """Train on a pool of (N, H, W, 3) uint8 frames (random batches, random flips), then
     calibrate the latent statistics on up to 1024 of them. Returns the loss per step."""
+    precision = decide("cpu")
     g = torch.Generator().manual_seed(seed)
     pool = to_frames(frames)
     opt = torch.optim.AdamW(codec.parameters(), lr=lr, weight_decay=0.0)
@@ -46,7 +48,7 @@ def train_codec(codec: Codec, frames: np.ndarray, steps: int, batch: int = 32, l
         x = pool[torch.randint(len(pool), (batch,), generator=g)]
         flip = torch.rand(batch, generator=g) < 0.5
         x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with autocast("cpu", precision):
             loss = codec_loss(codec, x, g)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -64,10 +66,10 @@ def train_codec(codec: Codec, frames: np.ndarray, steps: int, batch: int = 32, l
 def reconstruction_psnr(codec: Codec, frames: np.ndarray, batch: int = 64) -> float:
     """Mean PSNR (dB) of decode(encode(frame)) over uint8 frames, as a viewer would see it
     (rounded to 8 bits)."""
-    scores = []
+    scores, precision = [], decide("cpu")
     for i in range(0, len(frames), batch):
         x = to_frames(frames[i:i + batch])
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with autocast("cpu", precision):
             recon = codec.decode(codec.encode(x), x).float()
         scores += [psnr(a, b) for a, b in zip(frames[i:i + batch], to_uint8(recon))]
     return float(np.mean(scores))

@@ -30,6 +30,7 @@ from ..data.sources import SEEDS_PER_SPLIT
 from ..diffusion import rollout
 from ..metrics import psnr, small_details
 from ..models import LSDModel, load
+from ..precision import STORAGE, autocast, decide
 from ..stream.engine import sample_setting
 from ..styles import get_style, style_names
 from ..styles.picks import null_code, picks_code
@@ -142,7 +143,8 @@ def guide(checkpoint: str, out: str, streams: int = 16, frames: int = 32, steps:
         raise ValueError(f"--detail-weight must be >= 0, not {detail_weight}")
     if (Path(out) / "model").exists():
         raise FileExistsError(f"{Path(out) / 'model'} exists: pick another --out")
-    model = load(checkpoint).to(torch.bfloat16)
+    precision = decide("cpu")
+    model = load(checkpoint, dtype=precision.dtype)  # rolled out in the compute dtype
     if model.config.autoencoder.kind != "conv":
         raise ValueError(f"{checkpoint}: only a conv codec can be guided")
     names = style_names()
@@ -173,7 +175,7 @@ def guide(checkpoint: str, out: str, streams: int = 16, frames: int = 32, steps:
     for _ in bar:
         i = torch.randint(len(pairs["latent"]), (batch,), generator=g)
         x, y = to_frames(pairs["input"][i].numpy()), to_frames(pairs["target"][i].numpy())
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with autocast("cpu", precision):
             recon = codec.decode(pairs["latent"][i], x).float()
         # L1 + MSE, each pixel weighed (1 everywhere without detail_weight)
         w = (1 + detail_weight * torch.from_numpy(small_details(pairs["target"][i].numpy()))[:, None]
@@ -188,7 +190,7 @@ def guide(checkpoint: str, out: str, streams: int = 16, frames: int = 32, steps:
         losses.append(loss.item())
         bar.set_postfix(loss=f"{loss.item():.4f}")
     codec.eval()
-    guided = guided.to(torch.bfloat16)
+    guided = guided.to(precision.dtype)
     after = decoded_psnr(guided.codec, val)
     report = {"source": str(checkpoint), "streams_per_style": streams, "frames": frames,
               "pairs": len(pairs["latent"]), "steps": steps, "batch": batch, "lr": lr, "seed": seed,
@@ -196,8 +198,8 @@ def guide(checkpoint: str, out: str, streams: int = 16, frames: int = 32, steps:
               "final_loss": round(float(np.mean(losses[-50:])), 4),
               "source_guided": source_guided, "told_picks": told,
               "val_psnr_db": {"source_decoder": before, "guided_decoder": after},
-              "seconds": round(time.time() - t0, 1)}
+              **precision.to_dict(), "seconds": round(time.time() - t0, 1)}
     # everything the source says about itself (training, provenance, sampling) still holds
     extra = {k: v for k, v in model.checkpoint_config.items() if k not in ("lsd_version", "model")}
-    guided.save(Path(out) / "model", extra | {"guide": report}, dtype=torch.bfloat16)
+    guided.save(Path(out) / "model", extra | {"guide": report}, dtype=STORAGE)
     return {"model": str(Path(out) / "model"), **report}

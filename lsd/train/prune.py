@@ -26,6 +26,7 @@ from ..data.sources import seed_base
 from ..diffusion import add_noise
 from ..models import LSDModel, load
 from ..models.pruning import prune_block
+from ..precision import STORAGE
 from ..styles import get_style, style_names
 from .config import TrainConfig
 from .shortcut import LATTICE, sample_levels
@@ -188,7 +189,7 @@ def prune(checkpoint: str | Path, out: str | Path, flops_cut: float = 0.35, alig
         model = load(checkpoint).float()
         report = prune_model(model, flops_cut, align) | {"checkpoint": str(checkpoint)}
         extra = {k: source[k] for k in ("sample", "train") if k in source}
-        model.save(pruned_dir, extra | {"prune": report}, dtype=torch.bfloat16)
+        model.save(pruned_dir, extra | {"prune": report}, dtype=STORAGE)
     report = dict(report, pruned=str(pruned_dir), model=str(pruned_dir))
     if finetune_steps > 0:
         if config:

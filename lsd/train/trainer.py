@@ -5,7 +5,7 @@ Forcing for a teacher, shortcut distillation for a student).
 Run directory (`--out`):
   codec/      the model after the codec stage (the codec is frozen from then on)
   state/      everything needed to continue: weights, EMA, AdamW moments, step, RNG states
-  model/      the EMA model in bf16, a checkpoint `lsd.load` reads (what gets shipped)
+  model/      the EMA model stored in bf16, a checkpoint `lsd.load` reads (what gets shipped)
   log.jsonl   one JSON line per log/validation event
 All three directories are written atomically. `--resume` continues from state/ so that the
 run ends exactly where an uninterrupted one would (a test kills a run and checks this).
@@ -31,6 +31,7 @@ from ..checkpoint import is_checkpoint, load_checkpoint, save_checkpoint
 from ..data.stills import still_frames
 from ..models import LSDModel, load
 from ..models.grow import grown_state
+from ..precision import STORAGE, autocast, decide
 from .autoencoder import reconstruction_psnr, train_codec
 from .clips import ClipPool
 from .config import TrainConfig
@@ -111,6 +112,7 @@ class Trainer:
         self.provenance: dict = {}
         self.dist = setup(device)
         self.dev = self.dist.device
+        self.precision = decide(self.dev)  # autocast's dtype (fp32: none) and the teacher's
         if cfg.run.threads:
             torch.set_num_threads(cfg.run.threads)
         state_dir = self.out / "state"
@@ -131,6 +133,9 @@ class Trainer:
                                  "distill.init and distill.reference)")
             self._start_from(load(cfg.distill.init, self.dev) if cfg.distill.init else self.teacher,
                              cfg.distill.init or cfg.distill.teacher)
+            for frozen_model in (self.teacher, self.reference):  # they only run: as fast as can be
+                if frozen_model is not None:
+                    frozen_model.to(self.precision.dtype)
             self.codec_source = cfg.distill.teacher if self.teacher is not None else None
         elif init_from:  # continued training: a new schedule from a finished model's weights
             start = load(init_from, self.dev)
@@ -209,11 +214,12 @@ class Trainer:
         meta = {"step": self.step, "world": self.dist.world, "train": self.cfg.to_dict(),
                 **self.provenance}
         save_checkpoint(self.out / "state", tensors, meta)
-        # model/ is what runs: the EMA weights in bf16 (state/ keeps them in full precision)
+        # model/ is what runs: the EMA weights stored in bf16 (state/ keeps them in full
+        # precision; loading casts to the compute dtype)
         self.ema.save(self.out / "model", {"train": self.cfg.to_dict(), "step": self.step,
                                            "sample": dataclasses.asdict(self.cfg.sample),
                                            **self.provenance},
-                      dtype=torch.bfloat16)
+                      dtype=STORAGE)
 
     def _restore(self, opt) -> None:
         tensors, meta = load_checkpoint(self.out / "state", self.dev)
@@ -266,7 +272,7 @@ class Trainer:
         return encode
 
     def _autocast(self):
-        return torch.autocast(self.dev.type, dtype=torch.bfloat16)
+        return autocast(self.dev, self.precision)
 
     def denoiser_stage(self) -> dict:
         cfg, d = self.cfg, self.dist
@@ -336,6 +342,7 @@ class Trainer:
         finally:
             bar.close()
         summary = {"steps": self.step, "final_loss": round(sum(recent) / max(1, len(recent)), 5),
+                   **self.precision.to_dict(),
                    "seconds": round(time.time() - t_start, 1)}
         if d.main and val_clips is not None:
             summary.update(self.validate(val_clips))

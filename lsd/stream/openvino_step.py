@@ -1,0 +1,89 @@
+"""The CPU fast path: a frame's whole device work (encode, every denoising step, the cache
+commit, decode) run by OpenVINO as one compiled graph.
+
+At 64 tokens a frame a step is hundreds of small ops; run one by one from Python (eager
+torch) their dispatch costs as much as their math. OpenVINO gets the frame as one graph
+(`frame_graph.FrameFunction`, traced to ONNX in memory), fuses it and runs it without
+Python in between, in fp32, or in bf16 where lsd.precision chose it (a CPU with native
+bf16: AMX or AVX512-BF16). The history cache stays a torch `HistoryCache`: its keys and
+values go in, the new frame's come out and are written back (`frame_graph.commit`).
+
+The graph is built once per model and sampling setup and shared by every stream on that
+model (serve's sessions), each with its own infer request. Only OpenVINO's runtime is
+used (`Core.read_model` on ONNX bytes): not its model converter, which sends telemetry.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+import torch
+
+from .frame_graph import CACHE_INPUTS, FrameFunction, cache_inputs, commit
+
+OV_PRECISION = {torch.float32: "f32", torch.bfloat16: "bf16"}
+
+
+def available() -> bool:
+    try:
+        import onnx  # noqa: F401  (the exporter writes ONNX with it)
+        import openvino  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def to_onnx(function: torch.nn.Module, example: list[torch.Tensor], names: list[str]) -> bytes:
+    """The traced function as ONNX bytes (TorchScript exporter: seconds, not the dynamo
+    exporter's tens of seconds; shapes are fixed, nothing is dynamic)."""
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer notes on Python branches, all shape-static
+        torch.onnx.export(function, tuple(example), buf, input_names=names, dynamo=False,
+                          opset_version=17, do_constant_folding=True)
+    return buf.getvalue()
+
+
+def compile_graph(onnx_bytes: bytes, dtype: torch.dtype, threads: int):
+    """OpenVINO's compiled graph, computing in `dtype` (bf16 only where OpenVINO runs it on
+    this CPU: a forced bf16 elsewhere computes in fp32, as OpenVINO itself would)."""
+    import openvino as ov
+
+    core = ov.Core()
+    model = core.read_model(onnx_bytes, b"")
+    precision = OV_PRECISION[dtype]
+    if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        precision = "f32"
+    return core.compile_model(model, "CPU", {
+        "INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": threads,
+        "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1})
+
+
+class OpenVINOStep:
+    def __init__(self, work, model: torch.nn.Module, example: dict[str, torch.Tensor], cache,
+                 dtype: torch.dtype, key: tuple, shared: dict):
+        """work(cache, **inputs) -> (z_in, image, z): the stream's frame work, running
+        `model`; `example`
+        fixes the inputs' names and shapes; `dtype`: the compute dtype OpenVINO runs in;
+        `shared`: graphs already built, by `key` (the model's, so streams share them)."""
+        self.cache = cache
+        self.names = list(example)
+        key = (*key, tuple((n, tuple(t.shape)) for n, t in example.items()), dtype,
+               torch.get_num_threads())
+        if key not in shared:
+            tensors = [example[n] for n in self.names] + cache_inputs(cache)
+            names = self.names + list(CACHE_INPUTS)
+            onnx_bytes = to_onnx(FrameFunction(work, self.names, model), tensors, names)
+            shared[key] = compile_graph(onnx_bytes, dtype, torch.get_num_threads())
+        self.graph = shared[key]
+        self.request = self.graph.create_infer_request()
+        self.fed = {name for i in self.graph.inputs for name in i.get_names()}  # unused: dropped
+
+    def __call__(self, **inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        tensors = dict(zip(CACHE_INPUTS, cache_inputs(self.cache))) | inputs
+        result = self.request.infer({n: t.numpy() for n, t in tensors.items() if n in self.fed})
+        outputs = [torch.from_numpy(np.array(result[o])) for o in self.graph.outputs]
+        commit(self.cache, outputs[3:])
+        return tuple(outputs[:3])
