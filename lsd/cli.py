@@ -428,7 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     btargets.add_argument("--size", type=int, default=128)
     btargets.add_argument("--json", action="store_true")
     btargets.set_defaults(func=cmd_bench_targets)
-    bmodel = bench.add_parser("model", help="parameters, FLOPs and bf16 ms of one denoising "
+    bmodel = bench.add_parser("model", help="parameters, FLOPs and ms of one denoising "
                               "step and of encode/decode")
     bmodel.add_argument("--checkpoint", help="a checkpoint directory (default: an untrained preset)")
     bmodel.add_argument("--preset", default="tiny", help="tiny or base, when no checkpoint is given")
@@ -456,7 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="on CUDA, launch each frame's kernels one by one instead of as one graph")
     blat.add_argument("--json", action="store_true")
     blat.set_defaults(func=cmd_bench_latency)
-    bc = bench.add_parser("codec", help="train a codec variant: held-out PSNR and bf16 ms")
+    bc = bench.add_parser("codec", help="train a codec variant: held-out PSNR and ms")
     bc.add_argument("--channels", type=int, nargs=2, default=[64, 128], metavar=("C4", "C8"))
     bc.add_argument("--latent-channels", type=int, default=8)
     bc.add_argument("--blocks", type=int, default=1)

@@ -107,6 +107,8 @@ def test_prune_command_prunes_then_finetunes_a_student(tmp_path, capsys):
     cfg_out = read_config(tmp_path / "pruned" / "model")
     assert cfg_out["model"]["denoiser"]["block_mlp"] == read_config(tmp_path / "pruned" / "pruned")["prune"]["block_mlp"]
     assert cfg_out["sample"]["shortcut"] is True and cfg_out["step"] == 2
+    assert cfg_out["prune"]["block_mlp"] == cfg_out["model"]["denoiser"]["block_mlp"]  # says what it is
+    assert cfg_out["prune"]["checkpoint"] == str(tmp_path / "student" / "model")
     assert LSDModel.load(tmp_path / "pruned" / "model").config.denoiser.block_heads
     # it learnt to copy the unpruned student, and what it saved is not the EMA of its start
     train = cfg_out["train"]

@@ -87,3 +87,22 @@ def test_shipped_teacher_is_the_5000_step_one_continued_by_the_repos_configs():
     sample = train_config(shipped)["sample"]  # runs as its config says (keys added since: defaults)
     assert {**sample, **shipped["sample"]} == sample
     assert_same_codec(ROOT / "lsd-tiny-teacher-5k", ROOT / "lsd-tiny-teacher", encoder_only=True)
+
+
+def test_shipped_pruned_student_is_the_student_pruned_by_half_and_says_so():
+    pruned, student = read_config(ROOT / "lsd-tiny-pruned"), read_config(ROOT / "lsd-tiny")
+    record = pruned["prune"]
+    assert record["checkpoint"] == "checkpoints/lsd-tiny" and record["flops_cut"] > 0.5
+    assert pruned["model"]["denoiser"]["block_mlp"] == record["block_mlp"]
+    assert all(width % record["align"] == 0 for width in record["block_mlp"])
+    assert pruned["sample"].items() >= student["sample"].items()  # streamed as the student is
+    assert_same_codec(ROOT / "lsd-tiny", ROOT / "lsd-tiny-pruned")  # only the denoiser is cut
+
+
+@pytest.mark.parametrize("dtype,name", [("float32", "lsd-tiny-pruned"), ("bfloat16", "lsd-tiny")])
+def test_the_default_checkpoint_is_the_one_this_cpu_keeps_up_with(monkeypatch, dtype, name):
+    from lsd.stream.runner import default_checkpoint
+
+    monkeypatch.setenv("LSD_DTYPE", dtype)
+    assert default_checkpoint().name == name
+    assert default_checkpoint("cuda").name == "lsd-tiny"

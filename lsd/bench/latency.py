@@ -61,7 +61,7 @@ def _stream(checkpoint: str | None, preset_name: str | None, steps: int | None, 
         model.checkpoint_config = {"sample": STUDENT_SAMPLING}
         return Stream(model, prompt, steps, device, **fast), " ".join(
             [f"preset:{preset_name}", *(overrides or [])])
-    ckpt = checkpoint or default_checkpoint()
+    ckpt = checkpoint or default_checkpoint(device)
     return Stream.from_pretrained(ckpt, prompt, steps, device, **fast), str(ckpt)
 
 

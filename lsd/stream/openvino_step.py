@@ -83,7 +83,9 @@ class OpenVINOStep:
 
     def __call__(self, **inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         tensors = dict(zip(CACHE_INPUTS, cache_inputs(self.cache))) | inputs
-        result = self.request.infer({n: t.numpy() for n, t in tensors.items() if n in self.fed})
+        # shared: OpenVINO reads the tensors in place (no copy of the cache each frame)
+        result = self.request.infer({n: t.numpy() for n, t in tensors.items() if n in self.fed},
+                                    share_inputs=True)
         outputs = [torch.from_numpy(np.array(result[o])) for o in self.graph.outputs]
         commit(self.cache, outputs[3:])
         return tuple(outputs[:3])

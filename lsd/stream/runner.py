@@ -11,9 +11,11 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
+import torch
 from tqdm import tqdm
 
 from ..bench.machine import machine_name
+from ..precision import decide
 from .engine import LATENCY_WINDOW, Stream
 from .pacing import LatestFrame
 from .sinks import open_sink
@@ -21,15 +23,22 @@ from .sources import open_source
 
 CHECKPOINTS = Path(__file__).resolve().parent.parent.parent / "checkpoints"
 SHIPPED = ("lsd-tiny", "lsd-tiny-teacher")  # the distilled default first
+# the student with half its denoiser's FLOPs pruned away (0.4 dB lower): the default where
+# the CPU computes in fp32 (no native bf16), whose matmuls are 4-10x slower than bf16's
+PRUNED = "lsd-tiny-pruned"
 
 
-def default_checkpoint() -> Path:
-    """The shipped checkpoint (in the repository's checkpoints/ folder)."""
-    for name in SHIPPED:
+def default_checkpoint(device: str = "cpu") -> Path:
+    """The shipped checkpoint (in the repository's checkpoints/ folder) for this machine:
+    the pruned student on a CPU without native bf16, else the student."""
+    names = SHIPPED
+    if torch.device(device).type == "cpu" and decide(device).dtype == torch.float32:
+        names = (PRUNED, *SHIPPED)
+    for name in names:
         if (CHECKPOINTS / name / "model.safetensors").is_file():
             return CHECKPOINTS / name
     raise FileNotFoundError(f"no shipped checkpoint in {CHECKPOINTS} (looked for "
-                            f"{', '.join(SHIPPED)}); pass --checkpoint DIR")
+                            f"{', '.join(names)}); pass --checkpoint DIR")
 
 
 def rss_mb() -> float:
@@ -67,7 +76,7 @@ def run_stream(source: str, prompt: str = "", schedule: str | None = None,
         raise ValueError("give --prompt or --prompt-schedule (only the synthetic world has a "
                          "prompt of its own: its style's)")
     first = plan[0][1] if plan and plan[0][0] == 0 else prompt
-    ckpt = Path(checkpoint) if checkpoint else default_checkpoint()
+    ckpt = Path(checkpoint) if checkpoint else default_checkpoint(device)
     stream = Stream.from_pretrained(ckpt, prompt=first, steps=steps, device=device, backend=backend)
     switches = dict(plan)
     rss_start = p95_start = None

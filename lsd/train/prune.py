@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..bench.model_cost import count_flops, streaming_step
-from ..checkpoint import is_checkpoint, read_config
+from ..checkpoint import is_checkpoint, load_checkpoint, read_config, save_checkpoint
 from ..data.paired import clip
 from ..data.sources import seed_base
 from ..diffusion import add_noise
@@ -209,5 +209,14 @@ def prune(checkpoint: str | Path, out: str | Path, flops_cut: float = 0.35, alig
                                         warmup=min(cfg.optim.warmup, finetune_steps // 10),
                                         ema=min(cfg.optim.ema, max(0.0, 1 - 10 / finetune_steps)))
         summary = train(cfg, out, resume and is_checkpoint(out / "state"), progress, device)
+        record_pruning(out / "model", report)
         report.update(finetune=summary, model=str(out / "model"))
     return report
+
+
+def record_pruning(model_dir: Path, report: dict) -> None:
+    """Add what was pruned (the report of OUT/pruned) to the fine-tuned model's config, so
+    the model says what it is wherever it is copied."""
+    tensors, config = load_checkpoint(model_dir)
+    save_checkpoint(model_dir, tensors, config | {"prune": {k: v for k, v in report.items()
+                                                            if k not in ("pruned", "model")}})
