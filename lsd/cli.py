@@ -535,9 +535,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .stream.sources import DeviceUnavailable
-
     from .precision import ask
+    from .stream.sources import DeviceUnavailable
 
     args = build_parser().parse_args(argv)
     try:

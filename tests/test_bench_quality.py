@@ -31,6 +31,7 @@ def test_quality_report_and_strips(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     for key in ("mean_psnr_db", "per_style", "warp_error", "target_warp_error", "machine"):
         assert key in report
+    assert report["dtype"] == decide("cpu").name and report["backend"] == "eager"  # as streamed
     assert set(report["per_style"]) == {"ink_wash", "pop_art"}
     assert report["mean_psnr_db"] == report["per_style"]["ink_wash"]["psnr_db"]  # frame styles only
     palette = report["per_style"]["pop_art"]["consistency"]

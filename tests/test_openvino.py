@@ -34,7 +34,8 @@ SETUPS = {
 def model_for(name: str) -> LSDModel:
     config, sample = SETUPS[name]
     if name == "guided_decoder":
-        config = dataclasses.replace(config, autoencoder=dataclasses.replace(config.autoencoder, guide=True))
+        guided = dataclasses.replace(config.autoencoder, guide=True)
+        config = dataclasses.replace(config, autoencoder=guided)
     model = randomized(LSDModel(config))
     if name == "pruned":  # layers with different head counts and MLP widths
         prune_block(model, 0, [1], list(range(100)))

@@ -15,7 +15,7 @@ from ..models import load
 from ..stream.engine import Stream
 from ..styles import get_style
 from .drift import DRIFT_SEED, Step, check_window, drift_run, plot_curves
-from .machine import machine_name
+from .machine import machine_name, streamed_with
 
 MakeStep = Callable[[str, int], Step]  # (style, seed) -> a fresh stream's step function
 DEFAULT_STYLES = ("ink_wash", "pop_art")  # one frame style, one memory style
@@ -75,4 +75,4 @@ def bench_ablation(checkpoint: str, twin: str, frames: int, styles: list[str] | 
     return {"checkpoint": str(checkpoint), "twin": str(twin), "steps": used_steps,
             "frames": frames, "window": window, "per_style": per_style, "plot": plot,
             "csv_dir": str(kept) if kept else None,
-            "machine": machine_name(threads=torch.get_num_threads())}
+            **streamed_with(), "machine": machine_name(threads=torch.get_num_threads())}

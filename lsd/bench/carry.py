@@ -152,5 +152,6 @@ def bench_carry(checkpoint: str, frames: int = 8, prime: int = 3, streams: int =
             "context_t": context_t,
             "history_guidance": history_guidance, **report,
             **copy_references(all_stars, screen, prime, size, wrap=shift is not None),
-            **precision.to_dict(), "seconds": round(time.time() - t0, 1), "machine": machine_name(torch.get_num_threads())}
+            **precision.to_dict(), "seconds": round(time.time() - t0, 1),
+            "machine": machine_name(torch.get_num_threads())}
 

@@ -24,7 +24,7 @@ from ..models import load
 from ..stream.engine import Stream
 from ..styles import get_style, style_names
 from .drift import capped
-from .machine import machine_name
+from .machine import machine_name, streamed_with
 
 CORRUPTION_SEED = VAL_SEED_START + 500
 GARBAGE_SHARE = 0.3  # of the history's pixels, the most training damage replaces
@@ -142,4 +142,5 @@ def bench_corruption(checkpoint: str, frames: int = 150, at: list[int] | None = 
                             progress=progress)
     return {"checkpoint": str(checkpoint), "steps": probe.steps, **result,
             "wrong_prompt": wrong_prompt(style), "garbage_share": GARBAGE_SHARE,
-            "noise_sigma": NOISE_SIGMA, "machine": machine_name(threads=torch.get_num_threads())}
+            "noise_sigma": NOISE_SIGMA, **streamed_with(),
+            "machine": machine_name(threads=torch.get_num_threads())}

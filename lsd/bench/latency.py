@@ -79,7 +79,8 @@ def bench_latency(checkpoint: str | None = None, steps: int | None = None, frame
     only: a graph shows as a few fused kernels). cuda_graph: replay each frame as one CUDA
     graph (lsd.stream.cuda_graph; default: on for a CUDA device)."""
     if compare:
-        names = [b for b in BACKENDS if b != "openvino" or (torch.device(device).type == "cpu" and available())]
+        on_cpu = torch.device(device).type == "cpu"
+        names = [b for b in BACKENDS if b != "openvino" or (on_cpu and available())]
         runs = {b: bench_latency(checkpoint, steps, frames, warmup, prompt, backend=b,
                                  device=device, preset_name=preset_name, overrides=overrides,
                                  cuda_graph=cuda_graph, dtype=dtype)

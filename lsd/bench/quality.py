@@ -34,7 +34,7 @@ from ..styles import get_style, style_names
 from ..styles.memory import STAR_SPOT, pop_colours
 from ..styles.picks import OPTIONS, PICKS
 from ..train.clips import to_frames, to_uint8
-from .machine import machine_name
+from .machine import machine_name, streamed_with
 from .stars import stars_kept
 
 OCCLUSION_MARGIN = 2  # px: warp errors are measured away from occlusions
@@ -265,5 +265,5 @@ def bench_quality(checkpoint: str, steps: int = 12, frames: int = 300,
         "mean_ssim": mean("ssim", frame_styles) if frame_styles else None,
         "warp_error": mean("warp_error", rows), "target_warp_error": mean("target_warp_error", rows),
         "per_style": per_style, "seconds": round(time.time() - t0, 1),
-        "machine": machine_name(threads=torch.get_num_threads()),
+        **streamed_with(), "machine": machine_name(threads=torch.get_num_threads()),
     }

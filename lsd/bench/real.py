@@ -22,7 +22,7 @@ from ..stream.engine import Stream
 from ..stream.sources import import_optional
 from ..styles import get_style, style_names
 from .drift import Step, capped
-from .machine import machine_name
+from .machine import machine_name, streamed_with
 
 # cv2.calcOpticalFlowFarneback: pyramid scale, levels, window, iterations, poly_n, poly_sigma
 FARNEBACK = dict(pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2,
@@ -103,4 +103,4 @@ def bench_real(checkpoint: str, video: str | None = None, style: str = "ink_wash
     stream = Stream(load(checkpoint), get_style(style).prompts[0], steps)
     result = real_run(stream.step, clip, style, stream.size, progress)
     return {"checkpoint": str(checkpoint), "video": str(video), "steps": stream.steps, **result,
-            "machine": machine_name(threads=torch.get_num_threads())}
+            **streamed_with(), "machine": machine_name(threads=torch.get_num_threads())}

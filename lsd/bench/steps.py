@@ -16,7 +16,7 @@ from ..models import load
 from ..stream.engine import Stream
 from ..styles import style_names
 from .latency import held_out_frames, stepper
-from .machine import machine_name
+from .machine import machine_name, streamed_with
 from .model_cost import count_flops, time_ms
 from .quality import evaluate_style
 
@@ -98,7 +98,8 @@ def bench_steps(teacher: str, student: str, pruned: str | None = None, frames: i
     report = {"teacher": teacher, "student": student, "pruned": pruned, "frames": frames,
               "time_frames": time_frames, "styles": styles, "rows": rows, "summary": summary,
               "seconds": round(time.time() - t0, 1), "command": command,
-              "threads": torch.get_num_threads(), "machine": machine_name(torch.get_num_threads())}
+              "threads": torch.get_num_threads(), **streamed_with(),
+              "machine": machine_name(torch.get_num_threads())}
     if out_dir:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)

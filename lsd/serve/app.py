@@ -9,11 +9,10 @@
                     "session"}; 400/413 for a bad offer, 401 without the token, 503 when full
 
 The model is loaded once and shared; each session gets its own Stream (history, prompt,
-stats) and its own thread. The shared model's graph (the backend's: OpenVINO or torch.compile,
-lsd.stream.backends) is built by a warm-up frame before the server listens, so no client
-waits for it. Every error a
-client can cause is a JSON {"error": ...} with a 4xx status, logged, and the server carries
-on.
+stats) and its own thread. The shared model's graph (the backend's: OpenVINO or
+torch.compile, lsd.stream.backends) is built by a warm-up frame before the server listens,
+so no client waits for it. Every error a client can cause is a JSON {"error": ...} with a
+4xx status, logged, and the server carries on.
 """
 
 from __future__ import annotations

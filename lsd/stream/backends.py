@@ -44,9 +44,10 @@ def decide_backend(device: str | torch.device = "cpu", asked: str | None = None,
 
     device = torch.device(device)
     asked = parse_backend(asked)
-    where = "asked for"
+    reason = f"asked for {asked}"
     if asked == "auto" and os.environ.get(ENV):
-        asked, where = parse_backend(os.environ[ENV], ENV), f"{ENV}="
+        asked = parse_backend(os.environ[ENV], ENV)
+        reason = f"{ENV}={asked}"
     openvino = available() if openvino is None else openvino
     if asked == "openvino":
         if device.type != "cpu":
@@ -55,9 +56,10 @@ def decide_backend(device: str | torch.device = "cpu", asked: str | None = None,
             raise ValueError("the openvino backend needs the openvino and onnx packages "
                              "(pip install openvino onnx)")
     if asked != "auto":
-        return Backend(asked, f"{where}{' ' if where == 'asked for' else ''}{asked}")
+        return Backend(asked, reason)
     if device.type != "cpu":
-        return Backend("eager", f"{device.type}: torch" + (" with CUDA graphs" if device.type == "cuda" else ""))
+        graphs = " with CUDA graphs" if device.type == "cuda" else ""
+        return Backend("eager", f"{device.type}: torch{graphs}")
     if openvino:
         return Backend("openvino", "CPU: one OpenVINO graph a frame, the fastest measured")
     return Backend("eager", "CPU without openvino installed: plain torch")

@@ -100,7 +100,8 @@ class Stream:
                           else decide(self.device, dtype))
         self.backend = decide_backend(self.device, backend)  # what runs the frames
         # torch's dtype: OpenVINO gets an fp32 graph and computes it in the compute dtype
-        self.dtype = dtype = torch.float32 if self.backend.name == "openvino" else self.precision.dtype
+        openvino = self.backend.name == "openvino"
+        self.dtype = dtype = torch.float32 if openvino else self.precision.dtype
         self.model = model.to(self.device, dtype).eval()
         self.size = tuple(model.config.frame_size)
         self.cache = model.new_cache()
@@ -265,12 +266,12 @@ class Stream:
             inputs["unguided"] = prompt - self._choice_shift
         if self.cache.keys is None and (self.cuda_graph or self.backend.name == "openvino"):
             # a graph needs the buffers' shapes (and CUDA's, their final addresses)
-            self.cache.allocate(x.shape[0], self.model.denoiser.cfg.head_dim, self.dtype, self.device)
+            head_dim = self.model.denoiser.cfg.head_dim
+            self.cache.allocate(x.shape[0], head_dim, self.dtype, self.device)
         if self.backend.name == "openvino":
             if self._openvino is None or list(inputs) != self._openvino.names:
                 self._openvino = OpenVINOStep(self._work, self.model, inputs, self.cache,
-                                              self.precision.dtype, self._graph_key(),
-                                              self.model.__dict__.setdefault("openvino_graphs", {}))
+                                              self.precision.dtype, self._graph_key())
             out = self._openvino(**inputs)
         elif not self.cuda_graph:
             out = self._work(self.cache, **inputs)

@@ -15,6 +15,7 @@ used (`Core.read_model` on ONNX bytes): not its model converter, which sends tel
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import warnings
 
@@ -27,12 +28,9 @@ OV_PRECISION = {torch.float32: "f32", torch.bfloat16: "bf16"}
 
 
 def available() -> bool:
-    try:
-        import onnx  # noqa: F401  (the exporter writes ONNX with it)
-        import openvino  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether OpenVINO and ONNX (the exporter writes ONNX with it) are installed; looked
+    up, not imported: importing OpenVINO takes a while."""
+    return all(importlib.util.find_spec(name) is not None for name in ("onnx", "openvino"))
 
 
 def to_onnx(function: torch.nn.Module, example: list[torch.Tensor], names: list[str]) -> bytes:
@@ -63,11 +61,14 @@ def compile_graph(onnx_bytes: bytes, dtype: torch.dtype, threads: int):
 
 class OpenVINOStep:
     def __init__(self, work, model: torch.nn.Module, example: dict[str, torch.Tensor], cache,
-                 dtype: torch.dtype, key: tuple, shared: dict):
+                 dtype: torch.dtype, key: tuple):
         """work(cache, **inputs) -> (z_in, image, z): the stream's frame work, running
-        `model`; `example`
-        fixes the inputs' names and shapes; `dtype`: the compute dtype OpenVINO runs in;
-        `shared`: graphs already built, by `key` (the model's, so streams share them)."""
+        `model`; `example` fixes the inputs' names and shapes; `dtype`: the compute dtype
+        OpenVINO runs in; `key`: the sampling settings the graph bakes in. Graphs are kept
+        on the model, by key, so every stream on it shares them."""
+        if not hasattr(model, "openvino_graphs"):
+            model.openvino_graphs = {}
+        shared = model.openvino_graphs
         self.cache = cache
         self.names = list(example)
         key = (*key, tuple((n, tuple(t.shape)) for n, t in example.items()), dtype,
