@@ -236,3 +236,17 @@ def _is_a(value, kind) -> bool:
     if isinstance(value, bool):  # YAML's yes/no must not pass as 1/0
         return False
     return isinstance(value, (int, float)) if kind is float else isinstance(value, kind)
+
+
+# what a stream samples with when neither the caller nor the checkpoint's `sample` says
+SAMPLE_DEFAULTS = {"steps": 3, "context_t": 0.0, "shortcut": False, "fixed_noise": False,
+                   "warm_start": 0.0, "settle": 0, "commit": "clean", "choice_guidance": 1.0,
+                   "choice_guidance_t_min": 0.0}
+
+
+def sample_setting(model, name: str, told=None):
+    """A sampling setting of `model` (an LSDModel): as told, else its checkpoint's
+    sample.<name>, else the default."""
+    default = SAMPLE_DEFAULTS[name]
+    return type(default)(told if told is not None
+                         else model.checkpoint_config.get("sample", {}).get(name, default))

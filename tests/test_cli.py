@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from lsd.bench.machine import torch_threads
+from lsd.machine import torch_threads
 from lsd.cli import main
 from lsd.data.export import flow_to_rgb
 from lsd.io import read_frames, video_info

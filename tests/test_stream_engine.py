@@ -30,7 +30,7 @@ def test_from_pretrained_reads_the_sampling_settings(ckpt):
 
 
 def test_a_last_step_student_streams_one_pass_a_frame_cheaper(tmp_path):
-    from lsd.bench.model_cost import count_flops
+    from lsd.models.cost import count_flops
 
     model = randomized(LSDModel(small_config()))
     f = frames(1)[0]

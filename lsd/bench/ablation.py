@@ -11,11 +11,12 @@ from typing import Callable
 
 import torch
 
+from ..machine import machine_name
 from ..models import load
+from ..stream.backends import streamed_with
 from ..stream.engine import Stream
 from ..styles import get_style
 from .drift import DRIFT_SEED, Step, check_window, drift_run, plot_curves
-from .machine import machine_name, streamed_with
 
 MakeStep = Callable[[str, int], Step]  # (style, seed) -> a fresh stream's step function
 DEFAULT_STYLES = ("ink_wash", "pop_art")  # one frame style, one memory style

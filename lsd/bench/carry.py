@@ -30,18 +30,18 @@ import time
 import numpy as np
 import torch
 
+from ..config import sample_setting
 from ..data import VAL_SEED_START, paired_stream
 from ..data.motion import apply
 from ..diffusion import commit_frame
 from ..io import to_uint8
+from ..machine import machine_name
 from ..models import load
 from ..precision import decide
-from ..stream.engine import sample_setting
 from ..styles import get_style, style_names
 from ..styles.memory import StarGlitter
 from ..train.clips import to_frames
 from ..train.guide import picks_codes, roll_as_streamed
-from .machine import machine_name
 from .quality import STREAM_SEED_STRIDE
 
 STYLE = "star_glitter"

@@ -11,10 +11,10 @@ import torch
 
 from ..config import AutoencoderConfig
 from ..data.stills import still_frames
+from ..machine import machine_name
 from ..models import build_codec
 from ..precision import decide
 from ..train.autoencoder import reconstruction_psnr, train_codec
-from .machine import machine_name
 from .model_cost import time_ms
 
 

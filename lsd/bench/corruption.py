@@ -19,12 +19,13 @@ import torch
 from tqdm import tqdm
 
 from ..data import VAL_SEED_START, paired_stream
+from ..machine import machine_name
 from ..metrics import psnr
 from ..models import load
+from ..stream.backends import streamed_with
 from ..stream.engine import Stream
 from ..styles import get_style, style_names
 from .drift import capped
-from .machine import machine_name, streamed_with
 
 CORRUPTION_SEED = VAL_SEED_START + 500
 GARBAGE_SHARE = 0.3  # of the history's pixels, the most training damage replaces

@@ -8,8 +8,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ..data import paired_stream
+from ..machine import machine_name, torch_threads
 from ..styles import style_names
-from .machine import machine_name, torch_threads
 
 
 def bench_data(frames: int = 1000, size: int = 128) -> dict:

@@ -36,11 +36,11 @@ import torch
 from tqdm import tqdm
 
 from ..data import VAL_SEED_START, Sample, paired_stream
+from ..machine import machine_name
 from ..models import load
 from ..stream.engine import Stream
 from ..styles import Style, get_style
 from .drift_snapshot import SNAPSHOT_EVERY, cut_csv, load_snapshot, remove_snapshots, save_snapshot
-from .machine import machine_name
 from .quality import consistency, frame_scores
 
 Step = Callable[[np.ndarray], np.ndarray]  # input frame -> output frame (Stream.step)

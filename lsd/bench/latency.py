@@ -12,13 +12,14 @@ import torch
 
 from ..config import preset, with_overrides
 from ..data import VAL_SEED_START, paired_stream
+from ..machine import machine_name
 from ..models import LSDModel
+from ..models.cost import count_flops
 from ..stream.backends import BACKENDS
-from ..stream.openvino_step import available
 from ..stream.engine import Stream
+from ..stream.openvino_step import available
 from ..stream.runner import default_checkpoint, rss_mb
-from .machine import machine_name
-from .model_cost import count_flops, matmul_peak_gflops, time_ms
+from .model_cost import matmul_peak_gflops, time_ms
 
 # how the shipped student samples (configs/distill-tiny.yaml), for an untrained preset
 STUDENT_SAMPLING = {"steps": 3, "shortcut": True, "commit": "last_step"}

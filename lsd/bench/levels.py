@@ -15,12 +15,12 @@ import torch
 
 from ..data import VAL_SEED_START, paired_stream
 from ..diffusion import add_noise, predict_x0
+from ..machine import machine_name
 from ..metrics import psnr
 from ..models import load
 from ..precision import decide
 from ..styles import get_style, style_names
 from ..train.clips import to_frames, to_uint8
-from .machine import machine_name
 
 LEVELS = (0.0, 0.2, 0.5, 0.7, 0.85, 0.95, 1.0)
 FRAME_GAP = 3  # take every 3rd frame of a stream: neighbours are nearly the same picture

@@ -24,17 +24,19 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
+from ..config import sample_setting
 from ..data import VAL_SEED_START, Sample, paired_stream
 from ..io import side_by_side
+from ..machine import machine_name
 from ..metrics import (decoration_f1, main_colours, palette_distance, picked_share, psnr, ssim,
                        warp_error)
 from ..models import LSDModel, load
-from ..stream.engine import Stream, sample_setting
+from ..stream.backends import streamed_with
+from ..stream.engine import Stream
 from ..styles import get_style, style_names
 from ..styles.memory import STAR_SPOT, pop_colours
 from ..styles.picks import OPTIONS, PICKS
 from ..train.clips import to_frames, to_uint8
-from .machine import machine_name, streamed_with
 from .stars import stars_kept
 
 OCCLUSION_MARGIN = 2  # px: warp errors are measured away from occlusions

@@ -16,13 +16,14 @@ import torch
 from tqdm import tqdm
 
 from ..io import read_frames, to_uint8
+from ..machine import machine_name
 from ..metrics import psnr, warp, warp_error
 from ..models import load
+from ..stream.backends import streamed_with
 from ..stream.engine import Stream
 from ..stream.sources import import_optional
 from ..styles import get_style, style_names
 from .drift import Step, capped
-from .machine import machine_name, streamed_with
 
 # cv2.calcOpticalFlowFarneback: pyramid scale, levels, window, iterations, poly_n, poly_sigma
 FARNEBACK = dict(pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2,

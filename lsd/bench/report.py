@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import read_config
+from ..machine import machine_name
 from ..models import load
 from ..stream.engine import Stream
 from ..stream.runner import default_checkpoint
@@ -22,7 +23,6 @@ from .ablation import bench_ablation
 from .corruption import bench_corruption
 from .drift import bench_drift
 from .latency import bench_latency
-from .machine import machine_name
 from .quality import bench_quality
 from .real import bench_real
 

@@ -12,12 +12,14 @@ import numpy as np
 import torch
 
 from ..data import VAL_SEED_START
+from ..machine import machine_name
 from ..models import load
+from ..models.cost import count_flops
+from ..stream.backends import streamed_with
 from ..stream.engine import Stream
 from ..styles import style_names
 from .latency import held_out_frames, stepper
-from .machine import machine_name, streamed_with
-from .model_cost import count_flops, time_ms
+from .model_cost import time_ms
 from .quality import evaluate_style
 
 STUDENT_STEPS = (12, 6, 3, 2, 1)

@@ -7,9 +7,9 @@ import numpy as np
 from scipy import ndimage
 
 from ..data import paired_stream
+from ..machine import machine_name
 from ..metrics import warp_error
 from ..styles import style_names
-from .machine import machine_name
 
 OCCLUSION_MARGIN = 2  # px the occlusion mask is grown by: "away from occlusions"
 OFF_BY = 1.0  # px added to the flow for the comparison column

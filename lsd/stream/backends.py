@@ -63,3 +63,11 @@ def decide_backend(device: str | torch.device = "cpu", asked: str | None = None,
     if openvino:
         return Backend("openvino", "CPU: one OpenVINO graph a frame, the fastest measured")
     return Backend("eager", "CPU without openvino installed: plain torch")
+
+
+def streamed_with(device: str | torch.device = "cpu") -> dict:
+    """The dtype and backend a stream on `device` runs in when not told (as `Stream`
+    decides them), and why: for the reports of benches that run many streams."""
+    from ..precision import decide
+
+    return {**decide(device).to_dict(), **decide_backend(device).to_dict()}

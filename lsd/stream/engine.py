@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..config import sample_setting
 from ..diffusion import check_choice_guidance, commit_frame, generate_frame
 from ..models import LSDModel, load
 from ..precision import Precision, decide
@@ -34,19 +35,6 @@ from .openvino_step import OpenVINOStep
 
 LATENCY_WINDOW = 1000  # frames the latency percentiles are taken over
 PROMPT_CACHE = 32  # prompt embeddings kept (switching back to a recent prompt is free)
-
-
-# what a stream samples with when neither the caller nor the checkpoint's `sample` says
-SAMPLE_DEFAULTS = {"steps": 3, "context_t": 0.0, "shortcut": False, "fixed_noise": False,
-                   "warm_start": 0.0, "settle": 0, "commit": "clean", "choice_guidance": 1.0,
-                   "choice_guidance_t_min": 0.0}
-
-
-def sample_setting(model: LSDModel, name: str, told=None):
-    """A sampling setting: as told, else the checkpoint's sample.<name>, else the default."""
-    default = SAMPLE_DEFAULTS[name]
-    return type(default)(told if told is not None
-                         else model.checkpoint_config.get("sample", {}).get(name, default))
 
 
 def check_device(device: str | torch.device) -> torch.device:

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from ..bench.machine import machine_name
+from ..machine import machine_name
 from ..precision import decide
 from .engine import LATENCY_WINDOW, Stream
 from .pacing import LatestFrame

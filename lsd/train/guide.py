@@ -24,14 +24,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..config import ModelConfig
+from ..config import ModelConfig, sample_setting
 from ..data import VAL_SEED_START, clip
 from ..data.sources import SEEDS_PER_SPLIT
 from ..diffusion import rollout
 from ..metrics import psnr, small_details
 from ..models import LSDModel, load
 from ..precision import STORAGE, autocast, decide
-from ..stream.engine import sample_setting
 from ..styles import get_style, style_names
 from ..styles.picks import null_code, picks_code
 from .clips import to_frames, to_uint8

@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..bench.model_cost import count_flops, streaming_step
 from ..checkpoint import is_checkpoint, load_checkpoint, read_config, save_checkpoint
 from ..data.paired import clip
 from ..data.sources import seed_base
 from ..diffusion import add_noise
 from ..models import LSDModel, load
+from ..models.cost import count_flops, streaming_step
 from ..models.pruning import prune_block
 from ..precision import STORAGE
 from ..styles import get_style, style_names

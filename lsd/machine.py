@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 import torch
 
-from ..precision import cpu_flags, decide
+from .precision import cpu_flags
 
 # the first flag a CPU has names its kind (fastest first)
 CPU_KINDS = (("amx_bf16", "AMX-BF16"), ("avx512_bf16", "AVX512-BF16"), ("avx512f", "AVX512"),
@@ -34,13 +34,6 @@ def cpu_kind() -> str:
     used = torch.backends.cpu.get_cpu_capability()
     capped = used.startswith("AVX2") and flags & {"avx512f", "amx_bf16"}
     return f"{kind}, run as {used}" if capped else kind
-
-
-def streamed_with(device: str = "cpu") -> dict:
-    """The dtype and backend a bench's streams run in (as `Stream` decides them), and why."""
-    from ..stream.backends import decide_backend
-
-    return {**decide(device).to_dict(), **decide_backend(device).to_dict()}
 
 
 def machine_name(threads: int | None = None, device: str = "cpu") -> str:
