@@ -173,14 +173,36 @@ def with_overrides(config: ModelConfig, overrides: list[str]) -> ModelConfig:
     return ModelConfig.from_dict(data)
 
 
-def load_yaml(path: str | Path) -> dict:
+def load_yaml(path: str | Path, cls=None, _seen: tuple[Path, ...] = ()) -> dict:
+    """A YAML mapping. With `cls` (the dataclass it describes), a `base: other.yaml` key
+    (relative to this file) reads that file first and this one's keys override it: a
+    section (a dataclass field) key by key, any other value whole. So a config states only
+    what differs from its base."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config not found: {path}")
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping at the top of the YAML file")
-    return data
+    if cls is None or "base" not in data:
+        return data
+    base = path.parent / str(data.pop("base"))
+    if base.resolve() in _seen:
+        raise ValueError(f"{path}: its base {base} leads back to itself")
+    return merged(cls, load_yaml(base, cls, (*_seen, path.resolve())), data)
+
+
+def merged(cls, base: dict, over: dict) -> dict:
+    """`base` with `over`'s keys put in; a field of `cls` that is itself a dataclass (a
+    section) is merged key by key, any other value (a list, a mapping of weights) replaced."""
+    hints = typing.get_type_hints(cls)
+    out = dict(base)
+    for key, value in over.items():
+        kind = hints.get(key)
+        section = (dataclasses.is_dataclass(kind) and isinstance(value, dict)
+                   and isinstance(out.get(key), dict))
+        out[key] = merged(kind, out[key], value) if section else value
+    return out
 
 
 # -----------------------------------------------------------------------------

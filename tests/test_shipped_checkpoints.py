@@ -51,9 +51,8 @@ def assert_same_codec(a: Path, b: Path, encoder_only: bool = False) -> None:
     assert all(torch.equal(ca[k], cb[k]) for k in ca)
 
 
-# the told-picks chain (configs/tiny-choice*.yaml), last stage first (the control run of
-# tiny-choice-hold-control.yaml and the unshipped tiny-choice-hold-fourth.yaml are not in
-# it); its first stage continued the guided teacher of configs/tiny-more.yaml
+# the told-picks chain (configs/tiny-choice*.yaml), last stage first; its first stage
+# continued the guided teacher of configs/tiny-more.yaml
 CHOICE_CHAIN = ("tiny-choice-hold-again", "tiny-choice-hold-more", "tiny-choice-hold",
                 "tiny-choice-polish", "tiny-choice-mix", "tiny-choice-focus", "tiny-choice-blank",
                 "tiny-choice-more", "tiny-choice")

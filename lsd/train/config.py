@@ -191,6 +191,6 @@ class TrainConfig:
     @classmethod
     def load(cls, path: str | Path) -> "TrainConfig":
         try:
-            return cls.from_dict(load_yaml(path))
+            return cls.from_dict(load_yaml(path, cls))
         except ValueError as e:
             raise ValueError(f"{path}: {e}") from e
