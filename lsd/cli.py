@@ -262,8 +262,8 @@ def style_count(text: str) -> tuple[str, int]:
 def cmd_demo(args: argparse.Namespace) -> None:
     from .demo import run_demo
 
-    _emit(run_demo(args.out, args.seconds, checkpoint=args.checkpoint, backend=args.backend),
-          args.json)
+    _emit(run_demo(args.out, args.seconds, checkpoint=args.checkpoint, backend=args.backend,
+                   strip=args.strip), args.json)
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -312,7 +312,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the main job on a shipped real clip; no camera needed")
     demo.add_argument("--out", default="lsd-demo.mp4")
     demo.add_argument("--seconds", type=float, default=20.0)
-    demo.add_argument("--checkpoint", help="default: the shipped checkpoints/lsd-tiny")
+    demo.add_argument("--checkpoint", help="default: the shipped checkpoint this CPU keeps up "
+                      "with (lsd-tiny, or lsd-tiny-pruned without native bf16)")
+    demo.add_argument("--strip", metavar="PNG", help="also write one input | output frame per "
+                      "prompt, stacked, as a picture")
     demo.add_argument("--json", action="store_true")
     demo.set_defaults(func=cmd_demo)
 

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from .io import VideoWriter, read_frames, resize_to_height, side_by_side, to_uint8
 from .styles import get_style
@@ -32,7 +33,20 @@ def demo_clip() -> str:
 
 def run_demo(out: str | Path = "lsd-demo.mp4", seconds: float = DEMO_SECONDS,
              progress: bool = True, checkpoint: str | None = None,
-             backend: str | None = None) -> dict:
+             backend: str | None = None, strip: str | Path | None = None) -> dict:
+    """The demo video; with `strip`, also a PNG of one input | output frame per prompt."""
+    summary = _demo(out, seconds, progress, checkpoint, backend)
+    if strip:
+        per_style = max(1, summary["frames"] // len(SCHEDULE))
+        picked = {k * per_style + per_style * 3 // 4 for k in range(len(SCHEDULE))}  # blends done
+        rows = [f for i, f in enumerate(read_frames(out)) if i in picked]
+        Image.fromarray(np.concatenate(rows)).save(strip)
+        summary["strip"] = str(strip)
+    return summary
+
+
+def _demo(out: str | Path, seconds: float, progress: bool, checkpoint: str | None,
+          backend: str | None) -> dict:
     from .stream.runner import default_checkpoint, run_stream
 
     frames = int(seconds * FPS)

@@ -7,11 +7,12 @@ import sys
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
-from lsd.machine import torch_threads
 from lsd.cli import main
 from lsd.data.export import flow_to_rgb
 from lsd.io import read_frames, video_info
+from lsd.machine import torch_threads
 
 
 def _last_json(capsys) -> dict:
@@ -80,11 +81,15 @@ def test_demo_writes_side_by_side_video(tmp_path, capsys, monkeypatch, shipped):
 
     if not shipped:
         monkeypatch.setattr(runner, "CHECKPOINTS", tmp_path / "none")
-    out = tmp_path / "demo.mp4"
-    assert main(["demo", "--out", str(out), "--seconds", "1.2", "--json"]) == 0
+    out, strip = tmp_path / "demo.mp4", tmp_path / "strip.png"
+    assert main(["demo", "--out", str(out), "--seconds", "1.2", "--strip", str(strip),
+                 "--json"]) == 0
     r = _last_json(capsys)
     frames = list(read_frames(out))
     assert r["frames"] == len(frames) == 30
+    # the strip: one frame of each prompt's stretch, after its blend, stacked
+    rows = np.asarray(Image.open(strip).convert("RGB")).reshape(5, *frames[0].shape)
+    assert r["strip"] == str(strip) and np.array_equal(rows[0], frames[4])
     assert ("checkpoint" in r) == shipped
     h, w, _ = frames[0].shape
     assert w > 2 * h  # input | output, the clip is wide

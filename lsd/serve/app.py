@@ -197,7 +197,7 @@ def make_app(checkpoint=None, *, model=None, max_sessions: int = 2, token: str |
 def model_threads() -> int:
     """Torch threads for the model when serving: all cores but one, which the WebRTC video
     codecs and the event loop need (on 2 cores, two model threads fighting them for the
-    CPU made a frame slower, not faster: README, the browser numbers)."""
+    CPU made a frame slower, not faster: docs/journal.md, the browser numbers)."""
     return max(1, (os.cpu_count() or 1) - 1)
 
 

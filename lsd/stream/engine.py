@@ -64,7 +64,7 @@ class Stream:
         # fixed: every frame starts from the stream's one noise draw (as StreamDiffusion
         # does), so what the model picks from the noise (pop_art's palette) is picked the
         # same way every frame. Off by default: it costs the shipped teacher ~3.7 dB on
-        # the frame styles (README, "The shipped teacher")
+        # the frame styles (docs/journal.md, "The shipped teacher")
         self.fixed_noise = sample_setting(model, "fixed_noise", fixed_noise)
         self._fixed: torch.Tensor | None = None  # the fixed noise, once drawn
         # warm start t0 in (0, 1]: each frame is sampled from level t0, starting from the
