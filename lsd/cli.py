@@ -34,39 +34,6 @@ def cmd_data_sample(args: argparse.Namespace) -> None:
     _emit(write_sample(args.out, args.style, args.seed, args.frames, args.size), args.json)
 
 
-def cmd_bench_data(args: argparse.Namespace) -> None:
-    from .bench.data_speed import bench_data
-
-    _emit(bench_data(args.frames, args.size), args.json)
-
-
-def cmd_bench_targets(args: argparse.Namespace) -> None:
-    from .bench.target_flow import bench_target_flow
-
-    _emit(bench_target_flow(args.seeds, args.frames, args.size), args.json)
-
-
-def cmd_bench_model(args: argparse.Namespace) -> None:
-    from .bench.model_cost import bench_model
-
-    _emit(bench_model(args.checkpoint, args.preset, args.iters, args.threads,
-                      overrides=args.set), args.json)
-
-
-def cmd_bench_codec(args: argparse.Namespace) -> None:
-    from .bench.codec import bench_codec
-
-    _emit(bench_codec(tuple(args.channels), args.latent_channels, args.blocks, args.steps,
-                      args.pool_frames, args.val_frames, progress=not args.json), args.json)
-
-
-def cmd_bench_carry(args: argparse.Namespace) -> None:
-    from .bench.carry import bench_carry
-
-    _emit(bench_carry(args.checkpoint, args.frames, args.prime, args.streams, args.shift,
-                      history_guidance=args.history_guidance), args.json)
-
-
 def cmd_bench_quality(args: argparse.Namespace) -> None:
     from .bench.quality import bench_quality
     from .styles import get_style
@@ -78,11 +45,6 @@ def cmd_bench_quality(args: argparse.Namespace) -> None:
                         args.strips, args.streams, args.fixed_noise, args.warm_start,
                         args.settle, args.choice_guidance, args.choice_guidance_t_min), args.json)
 
-
-def cmd_bench_levels(args: argparse.Namespace) -> None:
-    from .bench.levels import bench_levels
-
-    _emit(bench_levels(args.checkpoint, args.frames), args.json)
 
 
 def cmd_bench_steps(args: argparse.Namespace) -> None:
@@ -420,27 +382,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="measurements").add_subparsers(
         dest="bench_command", required=True)
-    bdata = bench.add_parser("data", help="synthetic world generation speed on one core")
-    bdata.add_argument("--frames", type=int, default=1000)
-    bdata.add_argument("--size", type=int, default=128)
-    bdata.add_argument("--json", action="store_true")
-    bdata.set_defaults(func=cmd_bench_data)
-    btargets = bench.add_parser("targets", help="style targets' warp error under the exact flow")
-    btargets.add_argument("--seeds", type=int, default=3)
-    btargets.add_argument("--frames", type=int, default=40)
-    btargets.add_argument("--size", type=int, default=128)
-    btargets.add_argument("--json", action="store_true")
-    btargets.set_defaults(func=cmd_bench_targets)
-    bmodel = bench.add_parser("model", help="parameters, FLOPs and ms of one denoising "
-                              "step and of encode/decode")
-    bmodel.add_argument("--checkpoint", help="a checkpoint directory (default: an untrained preset)")
-    bmodel.add_argument("--preset", default="tiny", help="tiny or base, when no checkpoint is given")
-    bmodel.add_argument("--iters", type=int, default=200)
-    bmodel.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
-    bmodel.add_argument("--set", action="append", metavar="KEY=VALUE",
-                        help="change the preset, e.g. --set denoiser.patch=1 (repeatable)")
-    bmodel.add_argument("--json", action="store_true")
-    bmodel.set_defaults(func=cmd_bench_model)
     blat = bench.add_parser("latency", help="the streaming step end to end: p50/p95/p99, fps, "
                             "RSS, FLOPs and achieved FLOP/s vs this machine's matmul rate")
     blat.add_argument("--checkpoint", help="default: the shipped checkpoint")
@@ -459,15 +400,6 @@ def build_parser() -> argparse.ArgumentParser:
                       help="on CUDA, launch each frame's kernels one by one instead of as one graph")
     blat.add_argument("--json", action="store_true")
     blat.set_defaults(func=cmd_bench_latency)
-    bc = bench.add_parser("codec", help="train a codec variant: held-out PSNR and ms")
-    bc.add_argument("--channels", type=int, nargs=2, default=[64, 128], metavar=("C4", "C8"))
-    bc.add_argument("--latent-channels", type=int, default=8)
-    bc.add_argument("--blocks", type=int, default=1)
-    bc.add_argument("--steps", type=int, default=1200)
-    bc.add_argument("--pool-frames", type=int, default=6000)
-    bc.add_argument("--val-frames", type=int, default=300)
-    bc.add_argument("--json", action="store_true")
-    bc.set_defaults(func=cmd_bench_codec)
     bq = bench.add_parser("quality", help="roll a checkpoint out on held-out streams, one per "
                           "style: PSNR/SSIM vs target, warp error, memory consistency")
     bq.add_argument("--checkpoint", required=True)
@@ -499,24 +431,6 @@ def build_parser() -> argparse.ArgumentParser:
     bq.add_argument("--strips", help="folder for one input/target/output PNG per style")
     bq.add_argument("--json", action="store_true")
     bq.set_defaults(func=cmd_bench_quality)
-    bc = bench.add_parser("carry", help="star_glitter: history primed with the target's first "
-                          "frames, how much of its stars the model carries into the next ones")
-    bc.add_argument("--checkpoint", required=True)
-    bc.add_argument("--frames", type=int, default=8, help="frames made after the priming")
-    bc.add_argument("--prime", type=int, default=3, help="target frames the history starts with")
-    bc.add_argument("--streams", type=int, default=4, help="lsd bench quality's first N streams")
-    bc.add_argument("--shift", type=int, metavar="PX", help="every frame is the first moved PX "
-                    "pixels further right (0: still, copying alone); default: the world's motion")
-    bc.add_argument("--history-guidance", type=float, default=1.0, help="push each step h times "
-                    "as far from the frame made with no history (1: off)")
-    bc.add_argument("--json", action="store_true")
-    bc.set_defaults(func=cmd_bench_carry)
-    bl = bench.add_parser("levels", help="one pass at each noise level, no history: PSNR of "
-                          "the output estimate x0 against the target, per frame style")
-    bl.add_argument("--checkpoint", required=True)
-    bl.add_argument("--frames", type=int, default=8, help="frames per style")
-    bl.add_argument("--json", action="store_true")
-    bl.set_defaults(func=cmd_bench_levels)
     bs = bench.add_parser("steps", help="teacher at 12 steps vs student at 12/6/3/2/1 (and a "
                           "pruned student): quality and ms/frame in one run, table + plot")
     bs.add_argument("--teacher", required=True)
@@ -530,8 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     bs.set_defaults(func=cmd_bench_steps)
     _add_evidence_benches(bench)
     for command in (demo, run, srv, tr, dis, pr, gd, *bench.choices.values()):
-        if command not in (bdata, btargets):  # these run no model
-            _add_dtype(command)
+        _add_dtype(command)
     for command in (demo, run, srv, blat, bench.choices["drift"]):  # these stream
         _add_backend(command)
     return p

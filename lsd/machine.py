@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import platform
-from contextlib import contextmanager
 
 import torch
 
@@ -42,16 +41,3 @@ def machine_name(threads: int | None = None, device: str = "cpu") -> str:
     if torch.device(device).type == "cuda":
         return f"{torch.cuda.get_device_name(torch.device(device))} on {host}"
     return host
-
-
-@contextmanager
-def torch_threads(threads: int | None):
-    """Run the block with torch on `threads` threads (None or 0: as it is), then put the count
-    back: a bench called from a library or a test must not change the caller's."""
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)

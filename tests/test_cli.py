@@ -1,4 +1,4 @@
-"""The command line: styles listing, data samples, bench, demo, and clear errors."""
+"""The command line: styles listing, data samples, demo, and clear errors."""
 
 import json
 import subprocess
@@ -6,13 +6,11 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from lsd.cli import main
 from lsd.data.export import flow_to_rgb
 from lsd.io import read_frames, video_info
-from lsd.machine import torch_threads
 
 
 def _last_json(capsys) -> dict:
@@ -47,31 +45,6 @@ def test_unknown_style_is_a_clear_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "unknown style 'nope'" in err and "ink_wash" in err
     assert not (tmp_path / "x").exists()
-
-
-def test_bench_data_reports_speed(capsys):
-    threads = torch.get_num_threads()
-    assert main(["bench", "data", "--frames", "22", "--size", "64", "--json"]) == 0
-    r = _last_json(capsys)
-    assert r["frames"] == 22 and r["fps"] > 0 and r["ms_p95"] >= r["ms_p50"] > 0
-    assert "thread" in r["machine"]
-    assert torch.get_num_threads() == threads  # measured on one, then given back
-
-
-def test_torch_threads_gives_the_count_back_even_after_an_error():
-    before = torch.get_num_threads()
-    with pytest.raises(RuntimeError), torch_threads(before + 1):
-        assert torch.get_num_threads() == before + 1
-        raise RuntimeError("a failing bench")
-    assert torch.get_num_threads() == before
-
-
-def test_bench_targets_separates_exact_from_wrong_flow(capsys):
-    assert main(["bench", "targets", "--seeds", "1", "--frames", "6", "--size", "64", "--json"]) == 0
-    r = _last_json(capsys)
-    assert len(r["per_style"]) >= 10
-    for name, row in r["per_style"].items():
-        assert row["exact_flow"] < row["flow_off_1px"], name
 
 
 @pytest.mark.parametrize("shipped", [True, False])

@@ -19,7 +19,7 @@ from ..stream.backends import BACKENDS
 from ..stream.engine import Stream
 from ..stream.openvino_step import available
 from ..stream.runner import default_checkpoint, rss_mb
-from .model_cost import matmul_peak_gflops, time_ms
+from .timing import matmul_peak_gflops, time_ms
 
 # how the shipped student samples (configs/distill-tiny.yaml), for an untrained preset
 STUDENT_SAMPLING = {"steps": 3, "shortcut": True, "commit": "last_step"}

@@ -19,7 +19,7 @@ from ..stream.backends import streamed_with
 from ..stream.engine import Stream
 from ..styles import style_names
 from .latency import held_out_frames, stepper
-from .model_cost import time_ms
+from .timing import time_ms
 from .quality import evaluate_style
 
 STUDENT_STEPS = (12, 6, 3, 2, 1)
