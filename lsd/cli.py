@@ -23,7 +23,8 @@ def cmd_styles(args: argparse.Namespace) -> None:
         print(json.dumps({"styles": [s.to_dict() for s in STYLES.values()]}, ensure_ascii=False))
         return
     for s in STYLES.values():
-        print(f"{s.name:16s} {s.kind:7s} {' | '.join(s.prompts)}")
+        note = "   (not learnt: " + s.not_learnt.split(":")[0] + ")" if s.not_learnt else ""
+        print(f"{s.name:16s} {s.kind:7s} {' | '.join(s.prompts)}{note}")
 
 
 def cmd_data_sample(args: argparse.Namespace) -> None:

@@ -23,6 +23,11 @@ def test_styles_json_lists_enough_styles(capsys):
     assert len(styles) >= 10
     assert sum(s["kind"] == "memory" for s in styles) >= 3
     assert all(s["prompts"] for s in styles)
+    # star_glitter is offered plainly as not learnt, every other look as learnt
+    assert [s["name"] for s in styles if s["not_learnt"]] == ["star_glitter"]
+    assert main(["styles"]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in listing if "(not learnt" in line] == ["star_glitter"]
 
 
 def test_data_sample_writes_videos_and_exact_flow(tmp_path, capsys):

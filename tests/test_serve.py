@@ -140,7 +140,9 @@ def test_malformed_requests_get_a_clear_4xx_and_the_server_keeps_serving(model):
         assert r.status == 200 and "RTCPeerConnection" in await r.text()
         styles = await (await client.get("/styles")).json()
         assert styles["max_prompt"] == MAX_PROMPT
-        assert [s["name"] for s in styles["styles"]] == list(STYLES)
+        assert [s["name"] for s in styles["styles"]] == [n for n, s in STYLES.items()
+                                                         if not s.not_learnt]
+        assert "star_glitter" not in [s["name"] for s in styles["styles"]]  # not learnt
         assert styles["default_prompt"] == next(iter(STYLES.values())).prompts[0]
     serving(model, test)
 

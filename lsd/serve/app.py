@@ -107,7 +107,9 @@ async def index(request: web.Request) -> web.FileResponse:
 
 async def styles(request: web.Request) -> web.Response:
     return web.json_response({
-        "styles": [{"name": s.name, "prompts": list(s.prompts)} for s in STYLES.values()],
+        # the looks a user may pick: a style the model has not learnt is not offered
+        "styles": [{"name": s.name, "prompts": list(s.prompts)} for s in STYLES.values()
+                   if not s.not_learnt],
         "default_prompt": request.app[CONFIG]["prompt"], "max_prompt": MAX_PROMPT})
 
 

@@ -25,6 +25,9 @@ class Style:
     make: Callable[[int], Renderer]  # stream seed -> a fresh renderer with its own state
     consistency: str | None = None  # the metric that tells whether a memory is kept
     needs_scene: bool = False  # True: the renderer needs the world's geometry (WorldFrame)
+    # what the shipped model fails to learn, said where the style is offered (None: learnt);
+    # such a style is still trained on, but not offered where a user picks a look
+    not_learnt: str | None = None
 
     def renderer(self, seed: int = 0) -> Renderer:
         return self.make(seed)
@@ -39,7 +42,7 @@ class Style:
     def to_dict(self) -> dict:
         return {"name": self.name, "kind": self.kind, "prompts": list(self.prompts),
                 "description": self.description, "consistency": self.consistency,
-                "needs_scene": self.needs_scene}
+                "needs_scene": self.needs_scene, "not_learnt": self.not_learnt}
 
 
 def frame_style(name: str, prompts: tuple[str, ...], description: str):

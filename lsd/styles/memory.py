@@ -151,7 +151,9 @@ MEMORY_STYLES = (
           "frame 0 and kept forever", make_pop_art, consistency="palette"),
     Style("star_glitter", "memory", ("glitter stars", "星光闪闪", "sparkling stars", "starry glitter"),
           "a night grade with stars sprinkled at frame 0 that stay glued to the background",
-          StarGlitter, consistency="decorations", needs_scene=True),
+          StarGlitter, consistency="decorations", needs_scene=True,
+          not_learnt="draws a night grade but no stars: a 128-px model with 16-px tokens does "
+                     "not carry sub-token stars that move with the picture (docs/journal.md)"),
     Style("long_exposure", "memory", ("long exposure", "长曝光", "motion trails",
                                       "long-exposure photo"),
           "a running exposure: moving things leave trails", make_long_exposure,
