@@ -130,7 +130,7 @@ def test_synthetic_source_matches_paired_stream():
 def test_synthetic_source_loads_its_split_up_front():
     """An endless synthetic stream holds the same memory at frame 10,000 as at frame 1: every
     image its scenes can draw is cached before the first frame, so nothing loads later."""
-    from lsd.data.sources import image_names, load_image
+    from lsd.data.pictures import image_names, load_image
     from lsd.styles import get_style
 
     load_image.cache_clear()

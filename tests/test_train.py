@@ -15,7 +15,7 @@ import torch
 import yaml
 
 from lsd.checkpoint import load_checkpoint
-from lsd.data.sources import SEEDS_PER_SPLIT, seed_base
+from lsd.data.pictures import SEEDS_PER_SPLIT, seed_base
 from lsd.data.stills import MAX_START
 from lsd.models import LSDModel
 from lsd.train.config import TrainConfig

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lsd.data import World, WorldConfig, paired_stream, split_of
-from lsd.data import sources
+from lsd.data import pictures
 from lsd.data.motion import Shake, apply
 from lsd.metrics import warp_error
 
@@ -90,22 +90,22 @@ def test_sprite_count_in_range():
 
 def test_held_out_images_only_in_validation(monkeypatch):
     seen = []
-    real = sources.load_image
-    monkeypatch.setattr(sources, "load_image", lambda n: seen.append(n) or real(n))
+    real = pictures.load_image
+    monkeypatch.setattr(pictures, "load_image", lambda n: seen.append(n) or real(n))
     for s in range(25):
         World(s).frame(0)
-    assert seen and not set(seen) & set(sources.HELD_OUT)
+    assert seen and not set(seen) & set(pictures.HELD_OUT)
     seen.clear()
     for s in range(25):
-        World(sources.VAL_SEED_START + s).frame(0)
-    assert seen and set(seen) <= set(sources.HELD_OUT)
+        World(pictures.VAL_SEED_START + s).frame(0)
+    assert seen and set(seen) <= set(pictures.HELD_OUT)
     assert split_of(999_999) == "train" and split_of(1_000_000) == "val"
 
 
 def test_every_packaged_image_loads_offline():
-    for name in sources.IMAGE_LOADERS:
-        img = sources.load_image(name)
-        assert img.ndim == 3 and img.shape[2] == 3 and max(img.shape[:2]) <= sources.MAX_IMAGE_SIDE
+    for name in pictures.IMAGE_LOADERS:
+        img = pictures.load_image(name)
+        assert img.ndim == 3 and img.shape[2] == 3 and max(img.shape[:2]) <= pictures.MAX_IMAGE_SIDE
         assert img.std() > 0.01
 
 

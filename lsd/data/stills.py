@@ -8,7 +8,7 @@ import numpy as np
 from ..io import to_uint8
 from ..styles import get_style, style_names
 from .paired import world_config
-from .sources import SEEDS_PER_SPLIT, seed_base
+from .pictures import SEEDS_PER_SPLIT, seed_base
 from .world import World
 
 MAX_START = 3_000  # frames are drawn from the first this many of each stream

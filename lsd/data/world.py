@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .motion import Shake, Wobble, affine, apply, rotation
-from .sources import picture, resize, split_of
+from .pictures import picture, resize, split_of
 
 ALPHA_EPS = 0.02  # coverage below this counts as "not there", above 1 - this as "solid"
 SPRITE_TEXELS = 96

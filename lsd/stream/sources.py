@@ -180,7 +180,7 @@ class SyntheticSource(Source):
     def __init__(self, seed: int = 0, style: str = DEFAULT_STYLE, size: int = 128,
                  frames: int | None = None):
         from lsd.data import paired_stream  # lazy: the world is not needed for camera use
-        from lsd.data.sources import preload_images, split_of
+        from lsd.data.pictures import preload_images, split_of
         from lsd.styles import get_style, style_names
 
         if style not in style_names():

@@ -18,7 +18,7 @@ import torch
 from tqdm import tqdm
 
 from ..data.paired import clip
-from ..data.sources import SEEDS_PER_SPLIT, seed_base
+from ..data.pictures import SEEDS_PER_SPLIT, seed_base
 from ..data.stills import MAX_START
 from ..styles import get_style, style_names
 from ..styles.picks import CODE_SIZE, picks_code

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from ..config import ModelConfig, sample_setting
 from ..data import VAL_SEED_START, clip
-from ..data.sources import SEEDS_PER_SPLIT
+from ..data.pictures import SEEDS_PER_SPLIT
 from ..diffusion import rollout
 from ..metrics import psnr, small_details
 from ..models import LSDModel, load

@@ -21,7 +21,7 @@ import torch
 
 from ..checkpoint import is_checkpoint, load_checkpoint, read_config, save_checkpoint
 from ..data.paired import clip
-from ..data.sources import seed_base
+from ..data.pictures import seed_base
 from ..diffusion import add_noise
 from ..models import LSDModel, load
 from ..models.cost import count_flops, streaming_step
