@@ -173,8 +173,8 @@ def with_overrides(config: ModelConfig, overrides: list[str]) -> ModelConfig:
     return ModelConfig.from_dict(data)
 
 
-def load_yaml(path: str | Path, cls=None, _seen: tuple[Path, ...] = ()) -> dict:
-    """A YAML mapping. With `cls` (the dataclass it describes), a `base: other.yaml` key
+def load_yaml(path: str | Path, cls, _seen: tuple[Path, ...] = ()) -> dict:
+    """A YAML mapping describing the dataclass `cls`. A `base: other.yaml` key
     (relative to this file) reads that file first and this one's keys override it: a
     section (a dataclass field) key by key, any other value whole. So a config states only
     what differs from its base."""
@@ -184,7 +184,7 @@ def load_yaml(path: str | Path, cls=None, _seen: tuple[Path, ...] = ()) -> dict:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping at the top of the YAML file")
-    if cls is None or "base" not in data:
+    if "base" not in data:
         return data
     base = path.parent / str(data.pop("base"))
     if base.resolve() in _seen:

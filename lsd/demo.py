@@ -39,7 +39,8 @@ def run_demo(out: str | Path = "lsd-demo.mp4", seconds: float = DEMO_SECONDS,
     if strip:
         per_style = max(1, summary["frames"] // len(SCHEDULE))
         picked = {k * per_style + per_style * 3 // 4 for k in range(len(SCHEDULE))}  # blends done
-        rows = [f for i, f in enumerate(read_frames(out)) if i in picked]
+        frames = read_frames(out, max_frames=max(picked) + 1)
+        rows = [f for i, f in enumerate(frames) if i in picked]
         Image.fromarray(np.concatenate(rows)).save(strip)
         summary["strip"] = str(strip)
     return summary

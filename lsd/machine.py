@@ -7,7 +7,7 @@ import platform
 
 import torch
 
-from .precision import cpu_flags
+from .precision import cpu_flags, cpuinfo
 
 # the first flag a CPU has names its kind (fastest first)
 CPU_KINDS = (("amx_bf16", "AMX-BF16"), ("avx512_bf16", "AVX512-BF16"), ("avx512f", "AVX512"),
@@ -15,14 +15,7 @@ CPU_KINDS = (("amx_bf16", "AMX-BF16"), ("avx512_bf16", "AVX512-BF16"), ("avx512f
 
 
 def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 def cpu_kind() -> str:

@@ -45,16 +45,22 @@ class Precision:
         return {"dtype": self.name, "dtype_reason": self.reason}
 
 
-def cpu_flags() -> set[str] | None:
-    """The CPU's feature flags from /proc/cpuinfo, or None where there is none."""
+def cpuinfo(*fields: str) -> str | None:
+    """The first of these /proc/cpuinfo fields there is, or None (no such file, or field)."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith(("flags", "Features")):
-                    return set(line.split(":", 1)[1].split())
+                if line.startswith(fields):
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
     return None
+
+
+def cpu_flags() -> set[str] | None:
+    """The CPU's feature flags (x86 `flags`, ARM `Features`), or None where unknown."""
+    flags = cpuinfo("flags", "Features")
+    return None if flags is None else set(flags.split())
 
 
 def _rate(dtype: torch.dtype, reps: int, warmup: int = 3) -> float:

@@ -2,7 +2,7 @@
 commit, decode) run by OpenVINO as one compiled graph.
 
 At 64 tokens a frame a step is hundreds of small ops; run one by one from Python (eager
-torch) their dispatch costs as much as their math. OpenVINO gets the frame as one graph
+torch) their dispatch costs as much as their math where bf16 is native. OpenVINO gets the frame as one graph
 (`frame_graph.FrameFunction`, traced to ONNX in memory), fuses it and runs it without
 Python in between, in fp32, or in bf16 where lsd.precision chose it (a CPU with native
 bf16: AMX or AVX512-BF16). The history cache stays a torch `HistoryCache`: its keys and
@@ -19,7 +19,6 @@ import importlib.util
 import io
 import warnings
 
-import numpy as np
 import torch
 
 from .frame_graph import CACHE_INPUTS, FrameFunction, cache_inputs, commit
@@ -87,6 +86,7 @@ class OpenVINOStep:
         # shared: OpenVINO reads the tensors in place (no copy of the cache each frame)
         result = self.request.infer({n: t.numpy() for n, t in tensors.items() if n in self.fed},
                                     share_inputs=True)
-        outputs = [torch.from_numpy(np.array(result[o])) for o in self.graph.outputs]
+        # the outputs are copies the request hands over (share_outputs is off): no copy here
+        outputs = [torch.from_numpy(result[o]) for o in self.graph.outputs]
         commit(self.cache, outputs[3:])
         return tuple(outputs[:3])

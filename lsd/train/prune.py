@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checkpoint import is_checkpoint, load_checkpoint, read_config, save_checkpoint
+from ..checkpoint import is_checkpoint, read_config
 from ..data.paired import clip
 from ..data.pictures import seed_base
 from ..diffusion import add_noise
@@ -208,15 +208,9 @@ def prune(checkpoint: str | Path, out: str | Path, flops_cut: float = 0.35, alig
         cfg.optim = dataclasses.replace(cfg.optim, steps=finetune_steps,
                                         warmup=min(cfg.optim.warmup, finetune_steps // 10),
                                         ema=min(cfg.optim.ema, max(0.0, 1 - 10 / finetune_steps)))
-        summary = train(cfg, out, resume and is_checkpoint(out / "state"), progress, device)
-        record_pruning(out / "model", report)
+        # the fine-tuned model says what was pruned, wherever it is copied
+        record = {k: v for k, v in report.items() if k not in ("pruned", "model")}
+        summary = train(cfg, out, resume and is_checkpoint(out / "state"), progress, device,
+                        provenance={"prune": record})
         report.update(finetune=summary, model=str(out / "model"))
     return report
-
-
-def record_pruning(model_dir: Path, report: dict) -> None:
-    """Add what was pruned (the report of OUT/pruned) to the fine-tuned model's config, so
-    the model says what it is wherever it is copied."""
-    tensors, config = load_checkpoint(model_dir)
-    save_checkpoint(model_dir, tensors, config | {"prune": {k: v for k, v in report.items()
-                                                            if k not in ("pruned", "model")}})

@@ -105,11 +105,12 @@ def _gather_states(g: torch.Generator, d: Dist) -> list[torch.Tensor]:
 class Trainer:
     def __init__(self, cfg: TrainConfig, out: str | Path, resume: bool = False,
                  progress: bool = True, device: str | None = None, codec_from: str | None = None,
-                 init_from: str | None = None):
+                 init_from: str | None = None, provenance: dict | None = None):
+        """provenance: more config sections every saved model carries (lsd prune's record)."""
         self.cfg, self.out, self.progress = cfg, Path(out), progress
         self.codec_from = codec_from
         self.codec_source: str | None = None  # the checkpoint whose codec the model starts with
-        self.provenance: dict = {}
+        self.provenance: dict = dict(provenance or {})
         self.dist = setup(device)
         self.dev = self.dist.device
         self.precision = decide(self.dev)  # autocast's dtype (fp32: none) and the teacher's
@@ -142,7 +143,7 @@ class Trainer:
             # the same model, or one grown deeper (anything else is refused)
             self.model.load_state_dict(grown_state(start, self.model))
             self.codec_source = str(init_from)
-            self.provenance = {"init_from": {"path": str(init_from),
+            self.provenance |= {"init_from": {"path": str(init_from),
                                              "step": start.checkpoint_config.get("step"),
                                              "init_from": start.checkpoint_config.get("init_from")}}
         self.g = torch.Generator().manual_seed(cfg.run.seed * 1000 + self.dist.rank)
@@ -360,8 +361,8 @@ def weights_digest(model: nn.Module) -> str:
 
 def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True,
           device: str | None = None, codec_from: str | None = None,
-          init_from: str | None = None) -> dict:
-    trainer = Trainer(cfg, out, resume, progress, device, codec_from, init_from)
+          init_from: str | None = None, provenance: dict | None = None) -> dict:
+    trainer = Trainer(cfg, out, resume, progress, device, codec_from, init_from, provenance)
     try:
         trainer.codec_stage()
         summary = trainer.denoiser_stage()
