@@ -98,6 +98,24 @@ def _check_replaceable(path: Path) -> None:
                               f"{path}")
 
 
+def recover(path: str | os.PathLike) -> None:
+    """Finish a swap that a crash cut short, then clear the swap's leftovers. A save writes
+    the new checkpoint into .NAME.tmp-TAG, renames the old one to .NAME.old-TAG and the new
+    one to NAME: killed between the renames, NAME is missing, and the complete new one (or,
+    if that is gone, the old one) takes its place. Any other .tmp-/.old- folder of NAME is
+    a save that never got that far, and is removed."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return
+    for old in sorted(path.parent.glob(f".{path.name}{OLD_TAG}*")):
+        if not path.exists():
+            new = path.parent / f".{path.name}{TMP_TAG}{old.name[-RANDOM_HEX:]}"
+            os.rename(new if new.is_dir() else old, path)
+    for tag in (TMP_TAG, OLD_TAG):
+        for leftover in path.parent.glob(f".{path.name}{tag}*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
 def save_checkpoint(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor],
                     config: Mapping, extra_files: Mapping[str, str] | None = None) -> Path:
     """Writes the checkpoint directory at `path` atomically, replacing any old one.
@@ -113,6 +131,7 @@ def save_checkpoint(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor]
     # everything that can fail on bad input fails before anything touches the disk
     config_text = yaml.safe_dump(dict(config), sort_keys=False, allow_unicode=True)
     cpu = _cpu_tensors(tensors)
+    recover(path)  # an earlier save killed mid-way
     _check_replaceable(path)
 
     parent = path.parent

@@ -17,7 +17,7 @@ ALIGN = 64  # matrix dimensions are multiples of this by default (tensor cores, 
 
 
 @dataclass
-class AutoencoderConfig:
+class CodecConfig:
     kind: str = "conv"  # conv: a small learned codec | patches: pixel space, no parameters
     factor: int = 8  # the latent is this many times smaller than the frame on each side
     latent_channels: int = 8  # for kind=patches this is forced to 3 * factor**2
@@ -25,7 +25,7 @@ class AutoencoderConfig:
     blocks: int = 1  # residual blocks per stage
     # the decoder also sees the input frame (conv only): the sharp edges a 16x smaller
     # latent cannot hold are in the camera frame, which every output is generated from
-    guide: bool = False
+    sees_input: bool = False
 
 
 @dataclass
@@ -46,7 +46,6 @@ class DenoiserConfig:
     mlp_ratio: int = 4
     patch: int = 2  # latent pixels per token side (2: 64 tokens for a 128x128 frame)
     history: int = 3  # k: a frame attends to itself and the k frames before it
-    anchor: bool = False  # ...and the first frame too (an attention sink; see denoiser.py)
     choice: bool = False  # told the stream's picks on every frame (styles/picks.py)
     # per-block widths left by structured pruning (`lsd prune`); empty: every block has
     # `heads` heads and an MLP of dim * mlp_ratio. A head is always dim // heads wide.
@@ -68,7 +67,7 @@ class DenoiserConfig:
 class ModelConfig:
     name: str = "tiny"
     frame_size: tuple[int, int] = (128, 128)  # (height, width)
-    autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    codec: CodecConfig = field(default_factory=CodecConfig)
     text: TextConfig = field(default_factory=TextConfig)
     denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
 
@@ -77,12 +76,12 @@ class ModelConfig:
 
     @property
     def latent_size(self) -> tuple[int, int]:
-        f = self.autoencoder.factor
+        f = self.codec.factor
         return self.frame_size[0] // f, self.frame_size[1] // f
 
     @property
     def latent_channels(self) -> int:
-        ae = self.autoencoder
+        ae = self.codec
         return 3 * ae.factor ** 2 if ae.kind == "patches" else ae.latent_channels
 
     @property
@@ -91,17 +90,17 @@ class ModelConfig:
         return (h // self.denoiser.patch) * (w // self.denoiser.patch)
 
     def validate(self) -> None:
-        d, ae = self.denoiser, self.autoencoder
+        d, ae = self.denoiser, self.codec
         step = ae.factor * d.patch
         if any(s <= 0 or s % step for s in self.frame_size):
             raise ValueError(f"frame_size {tuple(self.frame_size)} must be positive multiples "
-                             f"of autoencoder.factor * denoiser.patch = {step}")
+                             f"of codec.factor * denoiser.patch = {step}")
         if ae.kind not in ("conv", "patches"):
-            raise ValueError(f"autoencoder.kind must be 'conv' or 'patches', not {ae.kind!r}")
-        if ae.guide and ae.kind != "conv":
-            raise ValueError("autoencoder.guide needs autoencoder.kind 'conv'")
+            raise ValueError(f"codec.kind must be 'conv' or 'patches', not {ae.kind!r}")
+        if ae.sees_input and ae.kind != "conv":
+            raise ValueError("codec.sees_input needs codec.kind 'conv'")
         if ae.kind == "conv" and ae.factor != 8:
-            raise ValueError("the conv autoencoder downsamples by exactly 8 (autoencoder.factor)")
+            raise ValueError("the conv codec downsamples by exactly 8 (codec.factor)")
         if d.dim % d.heads:
             raise ValueError(f"denoiser.dim {d.dim} is not divisible by heads {d.heads}")
         if d.history < 0:
@@ -124,9 +123,9 @@ class ModelConfig:
                 "text.head_dim": t.dim // t.heads, "text.out_dim": t.out_dim}
         for i in range(d.depth):
             dims[f"denoiser.blocks[{i}].mlp"] = d.mlp_of(i)
-        if self.autoencoder.kind == "conv":
-            dims.update({f"autoencoder.channels[{i}]": c
-                         for i, c in enumerate(self.autoencoder.channels)})
+        if self.codec.kind == "conv":
+            dims.update({f"codec.channels[{i}]": c
+                         for i, c in enumerate(self.codec.channels)})
         return [name for name, v in dims.items() if v % align]
 
     def to_dict(self) -> dict:
@@ -136,6 +135,23 @@ class ModelConfig:
     def from_dict(cls, data: dict) -> "ModelConfig":
         return build_dataclass(cls, data, "model")
 
+    @staticmethod
+    def upgraded(data: dict) -> dict:
+        """An older checkpoint's model section in today's names: `autoencoder` is `codec`,
+        its `guide` is `sees_input`; the removed anchor is dropped where it was off."""
+        rename = lambda d, old, new: {new if k == old else k: v for k, v in d.items()}
+        if "autoencoder" in data and "codec" not in data:
+            data = rename(data, "autoencoder", "codec")
+            if isinstance(data["codec"], dict):
+                data["codec"] = rename(data["codec"], "guide", "sees_input")
+        denoiser = data.get("denoiser")
+        if isinstance(denoiser, dict) and "anchor" in denoiser:
+            if denoiser["anchor"] is not False:
+                raise ValueError("denoiser.anchor is no longer supported (it was until "
+                                 "commit e2c616e); this model needs that version")
+            data = {**data, "denoiser": {k: v for k, v in denoiser.items() if k != "anchor"}}
+        return data
+
 
 PRESETS = {
     # CPU real time: 9.1 M parameters in all (7.6 M denoiser), 64 tokens a frame at 128x128
@@ -143,7 +159,7 @@ PRESETS = {
     # a GPU size (~230 M denoiser parameters); only constructed and stepped in tests here
     "base": ModelConfig(
         name="base", frame_size=(256, 256),
-        autoencoder=AutoencoderConfig(channels=(128, 256), blocks=2),
+        codec=CodecConfig(channels=(128, 256), blocks=2),
         text=TextConfig(dim=256, depth=4, heads=4, out_dim=1024),
         denoiser=DenoiserConfig(dim=1024, depth=12, heads=16, patch=2, history=4)),
 }
@@ -221,6 +237,8 @@ def plain(value):
 def build_dataclass(cls, data, where: str):
     if not isinstance(data, dict):
         raise ValueError(f"{where}: expected a mapping, got {type(data).__name__}")
+    if hasattr(cls, "upgraded"):  # an older file's names
+        data = cls.upgraded(data)
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
@@ -260,15 +278,55 @@ def _is_a(value, kind) -> bool:
     return isinstance(value, (int, float)) if kind is float else isinstance(value, kind)
 
 
-# what a stream samples with when neither the caller nor the checkpoint's `sample` says
-SAMPLE_DEFAULTS = {"steps": 3, "context_t": 0.0, "shortcut": False, "fixed_noise": False,
-                   "warm_start": 0.0, "settle": 0, "commit": "clean", "choice_guidance": 1.0,
-                   "choice_guidance_t_min": 0.0}
+@dataclass
+class SampleConfig:
+    """How a stream samples each frame: written by training into a checkpoint's `sample`
+    section, read back by `LSDModel.sample`, changed by the command line's flags."""
+    steps: int = 3  # denoising steps a frame
+    context_t: float = 0.0  # noise level history frames are committed at
+    shortcut: bool = False  # a distilled student is told the step size d
+    # clean: one extra pass writes the finished frame into the history; last_step: the
+    # last denoising step writes it (one pass a frame fewer; history at level 1/steps)
+    commit: str = "clean"
+    settle: int = 0  # extra passes that settle a stream's first frame before it is shown
+    choice_guidance: float = 1.0  # classifier-free guidance on the picks code; 1: off
+    choice_guidance_t_min: float = 0.0  # ... on the steps from level 1 down to this; 0: all
+
+    def __post_init__(self):
+        if self.steps < 1:
+            raise ValueError(f"sample.steps must be >= 1, not {self.steps}")
+        if self.commit not in COMMITS:
+            raise ValueError(f"sample.commit must be one of {', '.join(COMMITS)}, not {self.commit!r}")
+        if self.settle < 0:
+            raise ValueError(f"sample.settle must be >= 0, not {self.settle}")
+        if self.choice_guidance < 0:
+            raise ValueError(f"sample.choice_guidance must be >= 0, not {self.choice_guidance}")
+        if not 0 <= self.choice_guidance_t_min < 1:
+            raise ValueError(f"sample.choice_guidance_t_min must be in [0, 1), "
+                             f"not {self.choice_guidance_t_min}")
+
+    @property
+    def guided(self) -> bool:
+        return self.choice_guidance != 1.0
+
+    def but(self, **changes) -> "SampleConfig":
+        """A copy with the changes that are not None (a command line's unset flags are)."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @staticmethod
+    def upgraded(data: dict) -> dict:
+        """An older checkpoint's section: the removed per-frame settings are dropped where
+        they were off."""
+        off = {"fixed_noise": False, "warm_start": 0.0}
+        for key, value in off.items():
+            if key in data and data[key] != value:
+                raise ValueError(f"sample.{key} is no longer supported (it was until commit "
+                                 f"e2c616e); this checkpoint needs that version")
+        return {k: v for k, v in data.items() if k not in off}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SampleConfig":
+        return build_dataclass(cls, data, "sample")
 
 
-def sample_setting(model, name: str, told=None):
-    """A sampling setting of `model` (an LSDModel): as told, else its checkpoint's
-    sample.<name>, else the default."""
-    default = SAMPLE_DEFAULTS[name]
-    return type(default)(told if told is not None
-                         else model.checkpoint_config.get("sample", {}).get(name, default))
+COMMITS = ("clean", "last_step")

@@ -216,6 +216,22 @@ class ClosedOnSuccess:
             self.abort()
 
 
+def check_target(path: Path) -> None:
+    """An output path a file may be written to: its folder exists (made if need be) and is
+    writable, and the path is a regular file or nothing (not a folder, not a device such as
+    /dev/full, which the finished file's rename would replace)."""
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder: give a file name, e.g. {path / 'out.mp4'}")
+    if path.exists() and not path.is_file():
+        raise ValueError(f"{path} is not a regular file (a device?): give a file to write")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"cannot make the folder for {path}: {e.strerror or e}") from e
+    if not os.access(path.parent, os.W_OK):
+        raise ValueError(f"cannot write to {path.parent}: permission denied")
+
+
 class VideoWriter(ClosedOnSuccess):
     """Write frames to an H.264 mp4 (libx264, yuv420p).
 
@@ -239,7 +255,7 @@ class VideoWriter(ClosedOnSuccess):
         self._container = None
         self._stream = None
         self._closed = False
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        check_target(self.path)  # now, not at the first frame or after the last
 
     def _open(self, height: int, width: int) -> None:
         """Start encoding: needs the first frame, since the stream size is fixed up front."""
@@ -279,6 +295,7 @@ class VideoWriter(ClosedOnSuccess):
             self.abort()
             raise
         self._closed = True
+        check_target(self.path)  # still a file, or nothing: never renamed over a device
         os.replace(self.tmp_path, self.path)
 
     def abort(self) -> None:

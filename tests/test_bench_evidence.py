@@ -17,7 +17,7 @@ from PIL import Image
 
 from lsd.bench import ablation, corruption, drift, real, report
 from lsd.cli import main
-from lsd.config import AutoencoderConfig
+from lsd.config import CodecConfig, SampleConfig
 from lsd.data import VAL_SEED_START, paired_stream
 from lsd.io import to_uint8, write_video
 from lsd.metrics import warp_error
@@ -263,7 +263,7 @@ def test_corruption_cli_runs(ckpt, capsys):
 def _history_model() -> LSDModel:
     """Pixel-space codec with a small latent scale: the random model's latents decode inside
     [0, 1], so the only round-trip error is 8-bit rounding (and bf16)."""
-    cfg = dataclasses.replace(small_config(), autoencoder=AutoencoderConfig(kind="patches"))
+    cfg = dataclasses.replace(small_config(), codec=CodecConfig(kind="patches"))
     torch.manual_seed(0)
     model = randomized(LSDModel(cfg))
     model.codec.latent_std.fill_(0.2)
@@ -279,14 +279,14 @@ def _keys_by_age(stream: Stream) -> torch.Tensor:
 def test_rebuild_history_replaces_the_history():
     model = _history_model()
     samples = list(paired_stream(SEED, "ink_wash", size=SIZE, frames=8))
-    a = Stream(model, "ink wash", 2, seed=3)
+    a = Stream(model, "ink wash", SampleConfig(steps=2), seed=3)
     pairs = [(s.input, a.step(s.input)) for s in samples[:7]]
     g = a.g.get_state()
     keys = _keys_by_age(a)
     expected = a.step(samples[7].input)
 
     def rebuilt(history, steps_before=0):
-        b = Stream(model, "ink wash", 2, seed=3)
+        b = Stream(model, "ink wash", SampleConfig(steps=2), seed=3)
         for s in samples[:steps_before]:
             b.step(255 - s.input)  # a different past, to be forgotten
         b.rebuild_history(history)
@@ -308,7 +308,7 @@ def test_rebuild_history_replaces_the_history():
 
 
 def test_rebuild_history_leaves_the_noise_alone():
-    s = Stream(_history_model(), "ink wash", 2, seed=3)
+    s = Stream(_history_model(), "ink wash", SampleConfig(steps=2), seed=3)
     frame = next(paired_stream(SEED, "ink_wash", size=SIZE, frames=1)).input
     s.step(frame)
     before = s.g.get_state()

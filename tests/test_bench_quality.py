@@ -11,6 +11,7 @@ from lsd.bench import quality
 from lsd.bench.quality import STRIP_COLUMNS, bench_quality, through_codec
 from lsd.bench.stars import stars_kept
 from lsd.cli import main
+from lsd.config import SampleConfig
 from lsd.data import VAL_SEED_START, paired_stream
 from lsd.metrics import decoration_f1, main_colours, palette_distance, picked_share, psnr
 from lsd.models import LSDModel
@@ -61,7 +62,8 @@ def test_quality_report_and_strips(tmp_path, capsys):
     assert strip.shape[0] == 3 * 32 + 4 and strip.shape[1] >= STRIP_COLUMNS * 32
 
     # the reported PSNR is the rollout's, frame by frame, against the stream's targets
-    run = Stream(LSDModel.load(tmp_path / "ckpt"), "ink wash painting", 2, seed=VAL_SEED_START + 100)
+    run = Stream(LSDModel.load(tmp_path / "ckpt"), "ink wash painting", SampleConfig(steps=2),
+                 seed=VAL_SEED_START + 100)
     scores = [psnr(run.step(s.input), s.target)
               for s in paired_stream(VAL_SEED_START + 100, "ink_wash", size=32, frames=6)]
     assert abs(np.mean(scores) - report["per_style"]["ink_wash"]["psnr_db"]) < 0.01
@@ -101,8 +103,8 @@ def test_quality_averages_several_streams_per_style(tmp_path, capsys):
     assert report["streams"] == row["streams"] == 2
     loaded = LSDModel.load(tmp_path / "ckpt")
     kept = [[], []]
-    one = [evaluate_style(loaded, "pop_art", VAL_SEED_START + 100 + STREAM_SEED_STRIDE * j, 5, 2, 0.0,
-                          ends=kept[j])
+    one = [evaluate_style(loaded, "pop_art", VAL_SEED_START + 100 + STREAM_SEED_STRIDE * j, 5,
+                          SampleConfig(steps=2), ends=kept[j])
            for j in range(2)]
     assert row["psnr_db"] == round((one[0]["psnr_db"] + one[1]["psnr_db"]) / 2, 3)
     # each stream's last frame also against the other stream's first: a lost choice's score
@@ -121,42 +123,32 @@ def test_quality_averages_several_streams_per_style(tmp_path, capsys):
     assert rc == 2 and "streams" in capsys.readouterr().err
 
 
-def test_quality_takes_fixed_noise_from_the_checkpoint_unless_told(tmp_path, capsys, monkeypatch):
+def test_quality_samples_as_the_checkpoint_says_unless_told(tmp_path, capsys, monkeypatch):
     torch.manual_seed(0)
     model = randomized(LSDModel(small_config()))
-    model.save(tmp_path / "ckpt", {"sample": {"steps": 2, "fixed_noise": True}})
-    streamed = []  # the settings each run's streams were made with
+    model.save(tmp_path / "ckpt", {"sample": {"steps": 2, "settle": 1}})
+    streamed = []  # the sampling each run's streams were made with
 
     class Recorded(Stream):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
-            streamed.append({k: getattr(self, k) for k in ("fixed_noise", "warm_start", "settle")})
+            streamed.append(self.sample)
 
     monkeypatch.setattr(quality, "Stream", Recorded)
 
     def run(*flag):
         assert main(["bench", "quality", "--checkpoint", str(tmp_path / "ckpt"), "--steps", "2",
                      "--frames", "4", "--styles", "ink_wash", "--json", *flag]) == 0
-        return json.loads(capsys.readouterr().out.strip().splitlines()[-1]) | streamed.pop()
+        return json.loads(capsys.readouterr().out.strip().splitlines()[-1]), streamed.pop()
 
-    default, fixed, fresh = run(), run("--fixed-noise"), run("--no-fixed-noise")
-    assert default["fixed_noise"] and fixed["fixed_noise"] and not fresh["fixed_noise"]
-    assert default["per_style"] == fixed["per_style"] != fresh["per_style"]
-    # a warm start and settling reach the streams, reported as run (what they change in a
-    # rollout: test_stream_engine)
-    warm, settled = run("--warm-start", "0.5"), run("--settle", "2")
-    assert default["warm_start"] == 0.0 and warm["warm_start"] == 0.5
-    assert default["settle"] == 0 and settled["settle"] == 2
+    (default, sample), (told, told_sample) = run(), run("--settle", "3")
+    assert sample == SampleConfig(steps=2, settle=1) and default["settle"] == 1
+    assert told_sample.settle == 3 and told["settle"] == 3
+    assert default["per_style"] != told["per_style"]
     assert default["choice_guidance"] == 1.0  # guidance on the picks needs a choice input
     assert main(["bench", "quality", "--checkpoint", str(tmp_path / "ckpt"), "--frames", "2",
                  "--styles", "ink_wash", "--choice-guidance", "2"]) == 2
     assert "choice input" in capsys.readouterr().err
-    # fixed: the rollout is a Stream's whose noise is its seed's first draw at every frame
-    stream = Stream(LSDModel.load(tmp_path / "ckpt"), "ink wash painting", 2,
-                    seed=VAL_SEED_START + 100, fixed_noise=True)
-    scores = [psnr(stream.step(s.input), s.target)
-              for s in paired_stream(VAL_SEED_START + 100, "ink_wash", size=32, frames=4)]
-    assert abs(np.mean(scores) - fixed["per_style"]["ink_wash"]["psnr_db"]) < 0.01
 
 
 def test_star_glitter_is_scored_on_its_stars_beside_the_codecs():
@@ -164,7 +156,7 @@ def test_star_glitter_is_scored_on_its_stars_beside_the_codecs():
 
     model = randomized(LSDModel(small_config()))
     kept, seed = [], VAL_SEED_START + 109
-    r = evaluate_style(model, "star_glitter", seed, 5, 2, ends=kept)["consistency"]
+    r = evaluate_style(model, "star_glitter", seed, 5, SampleConfig(steps=2), ends=kept)["consistency"]
     first, last, target_first, target_last = kept
     assert r["decoration_f1_first"] == round(decoration_f1(first, target_first, **STAR_SPOT), 3)
     assert r["decoration_f1_last"] == round(decoration_f1(last, target_last, **STAR_SPOT), 3)

@@ -153,6 +153,47 @@ def test_failed_swap_restores_old_checkpoint(ckpt: Path, monkeypatch: pytest.Mon
     assert siblings(ckpt) == []
 
 
+# a save killed (os._exit: no handler runs) at each point: while writing the new files,
+# before the first rename, between the two renames, before the old one is removed
+KILL_AT = {"writing": ("_write_text", 0), "before_swap": ("rename", 0),
+           "between_renames": ("rename", 1), "before_cleanup": ("_fsync_dir", 1)}
+KILLED_SAVE = """
+import os, sys, torch
+from lsd import checkpoint
+where, after = sys.argv[2], int(sys.argv[3])
+real = getattr(checkpoint.os, where) if where == "rename" else getattr(checkpoint, where)
+calls = []
+def killing(*args):
+    if len(calls) == after:
+        os._exit(9)
+    calls.append(1)
+    return real(*args)
+if where == "rename":
+    checkpoint.os.rename = killing
+else:
+    setattr(checkpoint, where, killing)
+checkpoint.save_checkpoint(sys.argv[1], {"new": torch.ones(1)}, {"v": 2})
+"""
+
+
+@pytest.mark.parametrize("point", list(KILL_AT))
+def test_a_save_killed_at_any_point_leaves_one_whole_checkpoint(ckpt: Path, point: str) -> None:
+    import subprocess
+    import sys
+
+    where, after = KILL_AT[point]
+    done = subprocess.run([sys.executable, "-c", KILLED_SAVE, str(ckpt), where, str(after)])
+    assert done.returncode == 9
+    left = siblings(ckpt)
+    assert left, "the kill left no trace: it did not hit the save"
+    checkpoint.recover(ckpt)
+    _, config = load_checkpoint(ckpt)  # the old one or the new one, whole
+    assert config == ({"v": 2} if point in ("between_renames", "before_cleanup") else CONFIG)
+    assert siblings(ckpt) == []  # the leftovers are gone
+    save_checkpoint(ckpt, {"again": torch.ones(1)}, {"v": 3})  # and saving goes on
+    assert load_checkpoint(ckpt)[1] == {"v": 3} and siblings(ckpt) == []
+
+
 def test_unsaveable_config_touches_nothing(ckpt: Path) -> None:
     with pytest.raises(yaml.YAMLError):
         save_checkpoint(ckpt, {}, {"obj": object()})

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from lsd.config import SampleConfig
 from lsd.models import LSDModel
 from lsd.models.grow import grown_state
 from lsd.stream.engine import Stream
@@ -54,7 +55,7 @@ def test_picks_are_distinct_options_drawn_from_the_seed_and_the_palette_is_them(
 
 def test_a_stream_keeps_its_own_picks_for_every_prompt():
     model = randomized(LSDModel(with_choice(small_config())))
-    stream = Stream(model, "pop art", steps=2, seed=3, dtype=torch.float32)
+    stream = Stream(model, "pop art", SampleConfig(steps=2), seed=3, dtype=torch.float32)
     text = lambda p: model.text([p])
     moved = lambda p: text(p) + model.denoiser.choice_embed(code_of(3))
     assert torch.equal(stream.code, code_of(3))
@@ -64,7 +65,7 @@ def test_a_stream_keeps_its_own_picks_for_every_prompt():
         stream.set_prompt("sepia", blend_frames=0)
         torch.testing.assert_close(stream._embedding, moved("sepia"))
     # a model without a code: the plain prompt
-    plain = Stream(randomized(LSDModel(small_config())), "pop art", steps=2, seed=3)
+    plain = Stream(randomized(LSDModel(small_config())), "pop art", SampleConfig(steps=2), seed=3)
     assert plain.code is None
 
 
@@ -75,7 +76,7 @@ def test_outputs_follow_the_picks_not_the_seed_alone():
     frame = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
 
     def first_frame(code_seed: int) -> np.ndarray:
-        stream = Stream(model, "pop art", steps=2, seed=0, fixed_noise=True, dtype=torch.float32)
+        stream = Stream(model, "pop art", SampleConfig(steps=2), seed=0, dtype=torch.float32)
         stream.code = code_of(code_seed)
         stream._embeddings.clear()
         stream._embedding = stream._embed("pop art")
@@ -171,14 +172,15 @@ def test_choice_guidance_pushes_each_step_away_from_the_prompt_without_the_code(
 
         def frame(prompt, **guide):
             cache = model.new_cache()
-            return generate_frame(model.denoiser, cache, z_in, prompt, noise, 1, **guide), cache
+            sample = SampleConfig(steps=1, **guide)
+            return generate_frame(model.denoiser, cache, z_in, prompt, noise, sample, unguided=plain), cache
 
         (z_told, _), (z_plain, _) = frame(told), frame(plain)
-        z_guided, cache_guided = frame(told, guidance=2.5, unguided=plain)
+        z_guided, cache_guided = frame(told, choice_guidance=2.5)
         torch.testing.assert_close(z_guided, z_plain + 2.5 * (z_told - z_plain))
         assert (z_guided - z_told).abs().amax() > 1e-3
-        assert torch.equal(frame(told, guidance=1.0, unguided=plain)[0], z_told)  # 1: off
-        assert torch.equal(frame(told, guidance=2.5, unguided=plain, guidance_t_min=0.5)[0],
+        assert torch.equal(frame(told, choice_guidance=1.0)[0], z_told)  # 1: off
+        assert torch.equal(frame(told, choice_guidance=2.5, choice_guidance_t_min=0.5)[0],
                            z_guided)  # the one step starts at level 1 >= 0.5: guided
     # the guided frame is committed with the told prompt, as an unguided stream commits
     with torch.no_grad():
@@ -203,18 +205,20 @@ def test_guidance_stops_below_its_lowest_level():
         u, g = v(noise, 1.0, plain), v(noise, 1.0, told)
         x = euler_step(noise, u + 2.0 * (g - u), 0.5)
         expected = euler_step(x, v(x, 0.5, told), 0.5)
-        z = generate_frame(model.denoiser, model.new_cache(), z_in, told, noise, 2, guidance=2.0,
-                           unguided=plain, guidance_t_min=0.75)
+        z = generate_frame(model.denoiser, model.new_cache(), z_in, told, noise,
+                           SampleConfig(steps=2, choice_guidance=2.0, choice_guidance_t_min=0.75),
+                           unguided=plain)
         torch.testing.assert_close(z, expected)
-        everywhere = generate_frame(model.denoiser, model.new_cache(), z_in, told, noise, 2,
-                                    guidance=2.0, unguided=plain)
+        everywhere = generate_frame(model.denoiser, model.new_cache(), z_in, told, noise,
+                                    SampleConfig(steps=2, choice_guidance=2.0), unguided=plain)
         assert (everywhere - z).abs().amax() > 1e-3
 
 
 def test_a_stream_guides_on_its_own_picks():
     model = randomized(LSDModel(with_choice(small_config())))
     frame = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
-    stream = lambda **kw: Stream(model, "pop art", steps=2, seed=3, dtype=torch.float32, **kw)
+    stream = lambda **kw: Stream(model, "pop art", model.sample.but(steps=2, **kw), seed=3,
+                                 dtype=torch.float32)
     guided = stream(choice_guidance=3.0)
     with torch.no_grad():
         # it compares with the prompt told the null code
@@ -225,7 +229,7 @@ def test_a_stream_guides_on_its_own_picks():
     out = [s.step(frame) for s in (stream(), guided, stream(choice_guidance=1.0))]
     assert np.array_equal(out[0], out[2]) and not np.array_equal(out[0], out[1])
     with pytest.raises(ValueError, match="needs a model with a choice input"):
-        Stream(randomized(LSDModel(small_config())), "pop art", choice_guidance=2.0)
+        Stream(randomized(LSDModel(small_config())), "pop art", SampleConfig(choice_guidance=2.0))
     with pytest.raises(ValueError, match="choice_guidance must be >= 0"):
         stream(choice_guidance=-1.0)
     with pytest.raises(ValueError, match="choice_guidance_t_min must be in"):
@@ -234,4 +238,5 @@ def test_a_stream_guides_on_its_own_picks():
     half = stream(choice_guidance=3.0, choice_guidance_t_min=0.6).step(frame)
     assert not np.array_equal(half, out[0]) and not np.array_equal(half, out[1])
     model.checkpoint_config = {"sample": {"choice_guidance": 2.0}}
-    assert stream().choice_guidance == 2.0 and stream(choice_guidance=1.0).choice_guidance == 1.0
+    assert stream().sample.choice_guidance == 2.0
+    assert stream(choice_guidance=1.0).sample.choice_guidance == 1.0

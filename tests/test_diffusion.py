@@ -69,6 +69,7 @@ def test_logit_normal_levels():
 def test_commit_modes_write_the_history_once_per_frame(commit):
     """clean: steps passes + one pass over the finished frame (t = 0) writes the cache;
     last_step: the last of the steps passes (t = d = 1/steps) writes it, one pass fewer."""
+    from lsd.config import SampleConfig
     from lsd.diffusion import generate_frame
     from lsd.models import LSDModel
     from test_models import randomized, small_config
@@ -85,7 +86,8 @@ def test_commit_modes_write_the_history_once_per_frame(commit):
     z_in, noise = torch.randn(1, c, h, w), torch.randn(1, c, h, w)
     prompt = model.encode_prompts(["ink wash"])
     with torch.no_grad():
-        generate_frame(recording, cache, z_in, prompt, noise, 3, shortcut=True, commit=commit)
+        generate_frame(recording, cache, z_in, prompt, noise,
+                       SampleConfig(steps=3, shortcut=True, commit=commit))
     writes = [call for call in calls if call[2]]
     assert cache.filled == 1 and len(writes) == 1
     if commit == "clean":
@@ -93,30 +95,4 @@ def test_commit_modes_write_the_history_once_per_frame(commit):
     else:
         assert len(calls) == 3 and calls[-1] == (round(1 / 3, 4), round(1 / 3, 4), True)
     with pytest.raises(ValueError, match="commit"):
-        generate_frame(recording, cache, z_in, prompt, noise, 3, commit="later")
-
-
-def test_history_guidance_pushes_each_step_away_from_the_frame_made_alone():
-    """One Euler step is linear in the velocity: guided on its history h times, a frame is
-    the one made with no history moved h times the way the history moves it."""
-    from lsd.diffusion import commit_frame, generate_frame
-    from lsd.models import LSDModel
-    from test_models import randomized, small_config
-
-    model = randomized(LSDModel(small_config()))
-    c, (h, w) = model.config.latent_channels, model.config.latent_size
-    g = torch.Generator().manual_seed(0)
-    z_in, noise, past = (torch.randn(1, c, h, w, generator=g) for _ in range(3))
-    prompt = model.encode_prompts(["glitter stars"])
-    with torch.no_grad():
-        def frame(**guide):
-            cache = model.new_cache()
-            commit_frame(model.denoiser, cache, past, z_in, prompt)  # one frame of history
-            return generate_frame(model.denoiser, cache, z_in, prompt, noise, 1, **guide)
-
-        alone = generate_frame(model.denoiser, model.new_cache(), z_in, prompt, noise, 1)
-        with_history = frame()
-        assert (with_history - alone).abs().amax() > 1e-3
-        torch.testing.assert_close(frame(history_guidance=2.5), alone + 2.5 * (with_history - alone))
-        torch.testing.assert_close(frame(history_guidance=0.0), alone)
-        assert torch.equal(frame(history_guidance=1.0), with_history)  # 1: off
+        SampleConfig(steps=3, commit="later")

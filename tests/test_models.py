@@ -8,21 +8,20 @@ import torch
 
 import lsd
 from lsd.checkpoint import MODEL_FILE, CheckpointError
-from lsd.config import (AutoencoderConfig, DenoiserConfig, ModelConfig, TextConfig, preset)
+from lsd.config import CodecConfig, DenoiserConfig, ModelConfig, SampleConfig, TextConfig, preset
 from lsd.diffusion import rollout
 from lsd.models import LSDModel, PatchCodec, build_codec
 
 B = 2
 
 
-def small_config(history: int = 2, depth: int = 2, size: int = 32, anchor: bool = False) -> ModelConfig:
+def small_config(history: int = 2, depth: int = 2, size: int = 32) -> ModelConfig:
     """Every feature of the real model at a size that runs in milliseconds."""
     return ModelConfig(
         name="test", frame_size=(size, size),
-        autoencoder=AutoencoderConfig(channels=(64, 64)),
+        codec=CodecConfig(channels=(64, 64)),
         text=TextConfig(dim=64, depth=1, heads=1, max_bytes=32, out_dim=64),
-        denoiser=DenoiserConfig(dim=64, depth=depth, heads=2, patch=1, history=history,
-                                anchor=anchor))
+        denoiser=DenoiserConfig(dim=64, depth=depth, heads=2, patch=1, history=history))
 
 
 def randomized(model: LSDModel, seed: int = 0) -> LSDModel:
@@ -47,11 +46,10 @@ def clip_inputs(model: LSDModel, frames: int, seed: int = 1):
     return z_t, z_in, t, d, prompt
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["window", "anchor"])
-def model(request):
-    """Every test that takes `model` runs without and with an anchor frame."""
+@pytest.fixture(scope="module")
+def model():
     torch.manual_seed(0)
-    return randomized(LSDModel(small_config(anchor=request.param)))
+    return randomized(LSDModel(small_config()))
 
 
 # -- causality ------------------------------------------------------------------------------
@@ -90,30 +88,6 @@ def test_a_frame_sees_exactly_k_frames_back():
         base = m.denoiser(*inputs)[:, 4]
     assert torch.equal(output_after_changing(4 - k - 1), base)
     assert (output_after_changing(4 - k) - base).abs().amax() > 1e-3
-
-
-def test_an_anchored_frame_also_sees_the_first_frame():
-    """With an anchor, frame 4 (window 2..4) also depends on frame 0, still not on frame 1;
-    frame 0 itself has no anchor (streaming makes it before any frame is committed)."""
-    k = 2
-    torch.manual_seed(0)
-    m = randomized(LSDModel(small_config(history=k, depth=1, anchor=True)))
-    inputs = clip_inputs(m, 5)
-
-    def outputs_after_changing(frame):
-        changed = [x.clone() for x in inputs]
-        changed[0][:, frame] += 1.0
-        with torch.no_grad():
-            return m.denoiser(*changed)
-
-    with torch.no_grad():
-        base = m.denoiser(*inputs)
-    assert torch.equal(outputs_after_changing(1)[:, 4], base[:, 4])
-    assert (outputs_after_changing(0)[:, 4] - base[:, 4]).abs().amax() > 1e-3
-    plain = randomized(LSDModel(small_config(history=k, depth=1)))
-    plain.load_state_dict({n: v for n, v in m.state_dict().items() if n != "denoiser.anchor_bias"})
-    with torch.no_grad():  # frame 0 computes what it computes without an anchor
-        torch.testing.assert_close(plain.denoiser(*inputs)[:, 0], base[:, 0])
 
 
 # -- streaming --------------------------------------------------------------------------------
@@ -182,37 +156,6 @@ def test_cache_memory_is_constant_over_10000_frames():
     assert sorted(cache.age.tolist()) == [1, 2, 3]  # ages stay bounded by k
 
 
-def test_the_anchor_keeps_the_first_frame_until_dropped():
-    torch.manual_seed(0)
-    m = randomized(LSDModel(small_config(history=2, depth=1, size=16, anchor=True)))
-    z_t, z_in, t, d, prompt = clip_inputs(m, 1)
-    cache = m.new_cache()
-    n = m.denoiser.tokens
-
-    def commit(scale):
-        with torch.no_grad():
-            m.denoiser(z_t * scale, z_in, t, d, prompt, cache=cache, write=True)
-        cache.advance()
-
-    def anchor_keys():
-        return cache.keys[:, :, :, 2 * n:].clone()
-
-    commit(1.0)
-    first = anchor_keys()
-    assert first.abs().amax() > 0 and cache.key_ages()[-1] == 3  # k + 1 marks the anchor
-    for _ in range(20):
-        commit(2.0)
-    assert torch.equal(anchor_keys(), first)  # 20 frames on, the ring moved, the anchor not
-    bytes_before = cache.nbytes()
-    cache.drop_anchor()
-    assert cache.key_ages()[-1] == 0  # an empty anchor is masked
-    commit(3.0)
-    assert not torch.equal(anchor_keys(), first) and cache.key_ages()[-1] == 3
-    assert cache.nbytes() == bytes_before
-    cache.reset()
-    assert cache.key_ages().eq(0).all() and not cache.keys.any()
-
-
 def test_rollout_matches_sampling_with_the_clip_pass(model):
     """The cached frame-by-frame rollout gives the frames that re-running the whole
     history through the clip pass at every denoising step gives."""
@@ -220,7 +163,7 @@ def test_rollout_matches_sampling_with_the_clip_pass(model):
     _, z_in, _, _, prompt = clip_inputs(model, frames)
     prompt = prompt[:, 0]
     g = torch.Generator().manual_seed(5)
-    fast = rollout(model.denoiser, model.new_cache(), z_in, prompt, steps, generator=g)
+    fast = rollout(model.denoiser, model.new_cache(), z_in, prompt, SampleConfig(steps=steps), g)
 
     g = torch.Generator().manual_seed(5)
     done = []
@@ -250,7 +193,7 @@ def test_cache_refuses_a_clip():
 
 def test_codec_shapes_and_calibrated_statistics():
     cfg = small_config(size=64)
-    codec = build_codec(cfg.autoencoder)
+    codec = build_codec(cfg.codec)
     frames = torch.rand(3, 4, 3, 64, 64)
     z = codec.encode(frames)
     assert z.shape == (3, 4, 8, 8, 8)
@@ -262,7 +205,7 @@ def test_codec_shapes_and_calibrated_statistics():
 
 
 def test_pixel_space_codec_is_lossless():
-    codec = PatchCodec(AutoencoderConfig(kind="patches"))
+    codec = PatchCodec(CodecConfig(kind="patches"))
     frames = torch.rand(2, 3, 32, 48)
     codec.calibrate(frames)
     z = codec.encode(frames)
@@ -423,18 +366,3 @@ def test_a_grown_denoiser_computes_what_it_grew_from_and_can_learn():
         grown_state(start, LSDModel(wider))
     with pytest.raises(ValueError, match="larger denoiser.depth"):
         grown_state(deeper, start)  # shallower
-
-
-def test_an_added_anchor_starts_as_the_oldest_window_frame():
-    """grown_state may add an anchor: its bias starts at each head's bias for age k; one
-    cannot be taken away."""
-    from lsd.models.grow import grown_state
-
-    start = randomized(LSDModel(small_config()))
-    anchored = LSDModel(small_config(anchor=True))
-    anchored.load_state_dict(grown_state(start, anchored))
-    den = anchored.denoiser
-    assert torch.equal(den.anchor_bias, start.denoiser.age_bias[:, :, -1])
-    assert torch.equal(den.blocks[0].attn.qkv.weight, start.denoiser.blocks[0].attn.qkv.weight)
-    with pytest.raises(ValueError, match="added denoiser.anchor"):
-        grown_state(anchored, start)

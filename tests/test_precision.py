@@ -123,6 +123,6 @@ def test_every_model_command_takes_dtype():
     parser = build_parser()
     for argv in (["demo"], ["run", "--source", "x"], ["serve"], ["train", "--config", "c"],
                  ["distill", "--teacher", "t", "--out", "o"], ["prune", "--checkpoint", "c",
-                 "--out", "o"], ["guide", "--checkpoint", "c", "--out", "o"],
+                 "--out", "o"], ["decoder", "--checkpoint", "c", "--out", "o"],
                  ["bench", "latency"], ["bench", "quality", "--checkpoint", "c"]):
         assert parser.parse_args(argv + ["--dtype", "float32"]).dtype == "float32", argv

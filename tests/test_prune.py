@@ -9,7 +9,7 @@ import torch.nn as nn
 
 from lsd.checkpoint import read_config
 from lsd.cli import main
-from lsd.config import AutoencoderConfig, DenoiserConfig, ModelConfig, TextConfig
+from lsd.config import CodecConfig, DenoiserConfig, ModelConfig, SampleConfig, TextConfig
 from lsd.models import LSDModel
 from lsd.models.pruning import prune_block
 from lsd.stream.engine import Stream
@@ -19,14 +19,14 @@ from test_models import clip_inputs, randomized, small_config
 
 def wide_config() -> ModelConfig:
     """64-wide heads (so heads can go at --align 64) at a size that runs in milliseconds."""
-    return ModelConfig(name="test", frame_size=(32, 32), autoencoder=AutoencoderConfig(channels=(64, 64)),
+    return ModelConfig(name="test", frame_size=(32, 32), codec=CodecConfig(channels=(64, 64)),
                        text=TextConfig(dim=64, depth=1, heads=1, max_bytes=32, out_dim=64),
                        denoiser=DenoiserConfig(dim=128, depth=2, heads=2, mlp_ratio=4, patch=1, history=2))
 
 
 def outputs(model: LSDModel, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """The clip pass, and the last frame streamed through the history cache (frame 3:
-    past a window of 2, so an anchor matters)."""
+    past a window of 2)."""
     z_t, z_in, t, d, prompt = clip_inputs(model, frames=4, seed=seed)
     clip = model.denoiser(z_t, z_in, t, d, prompt)
     cache = model.new_cache()
@@ -37,10 +37,9 @@ def outputs(model: LSDModel, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]
     return clip, streamed
 
 
-@pytest.mark.parametrize("anchor", [False, True])
 @torch.no_grad()
-def test_pruning_equals_silencing_the_dropped_units(anchor):
-    model = randomized(LSDModel(small_config(history=2, anchor=anchor)), seed=3).float()
+def test_pruning_equals_silencing_the_dropped_units():
+    model = randomized(LSDModel(small_config(history=2)), seed=3).float()
     hd = model.config.denoiser.head_dim
     silenced = copy.deepcopy(model)
     blk = silenced.denoiser.blocks[1]
@@ -80,7 +79,7 @@ def test_prune_cuts_the_counted_flops_with_aligned_widths_and_reloads(tmp_path):
     for a, b in zip(outputs(again), outputs(model)):
         torch.testing.assert_close(a, b)
     frame = torch.randint(0, 256, (32, 32, 3), dtype=torch.uint8).numpy()
-    out = Stream(again, "ink wash", steps=2).step(frame)
+    out = Stream(again, "ink wash", SampleConfig(steps=2)).step(frame)
     assert out.shape == frame.shape
 
 

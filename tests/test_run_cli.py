@@ -2,11 +2,14 @@
 errors, and latest-frame-wins pacing with a deliberately slow model."""
 
 import json
+import os
 import time
 
 import numpy as np
 import pytest
+import torch
 
+from lsd.checkpoint import METADATA
 from lsd.cli import main
 from lsd.io import read_frames, video_info
 from lsd.models import LSDModel
@@ -154,3 +157,113 @@ def test_bench_latency_profile_names_where_the_time_goes(ckpt):
     assert 0 < sum(o["share"] for o in ops) <= 1.001
     # a transformer step: its linear layers are among the costliest ops
     assert any(o["op"] in ("aten::addmm", "aten::mm", "aten::linear") for o in ops)
+
+
+@pytest.mark.parametrize("stop, code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_stopped_recording_keeps_every_frame_made(ckpt, tmp_path, stop, code):
+    """Ctrl-C or SIGTERM to a real `lsd run --out` on an endless source: the mp4 is closed
+    with the frames made so far, the summary printed, and the exit code says the signal."""
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "live.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "lsd.cli", "run", "--source", "synthetic:3",
+                             "--checkpoint", str(ckpt), "--out", str(out), "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(tmp_path.glob(".live.mp4.*.part")):
+        time.sleep(0.05)
+    time.sleep(1.0)  # some frames into the recording
+    proc.send_signal(getattr(signal, stop))
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == code, stderr
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    assert summary["stopped_by"] == stop and summary["frames"] >= 2
+    assert len(list(read_frames(out))) == summary["frames"]  # every frame made is in the file
+    assert not list(tmp_path.glob(".*.part"))
+    assert f"stopped by {stop}" in stderr and "Traceback" not in stderr
+
+
+def test_bad_run_options_are_one_line_before_any_work(ckpt, tmp_path, capsys):
+    """Each is refused at start-up with one line and rc 2, nothing written."""
+    run = lambda *extra: main(["run", "--source", "synthetic:1", "--frames", "3",
+                               "--checkpoint", str(ckpt), *extra])
+    folder = tmp_path / "a folder"
+    folder.mkdir()
+    for extra, words in [(["--out", str(folder)], "is a folder"),
+                         (["--out", "/dev/null"], "not a regular file"),
+                         (["--device", "banana"], "unknown device"),
+                         (["--frames", "-5"], "--frames must be at least 1"),
+                         (["--prompt", "x" * 201], "prompt too long")]:
+        assert run(*extra) == 2, extra
+        err = capsys.readouterr().err
+        assert words in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert list(folder.iterdir()) == [] and os.path.exists("/dev/null")
+    assert not os.path.isfile("/dev/null")  # still the device, never renamed over
+
+
+def test_json_output_never_holds_nan():
+    from lsd.cli_args import finite
+
+    value = {"a": float("nan"), "b": [1.5, float("inf")], "c": {"d": -float("inf")}, "e": "x"}
+    assert finite(value) == {"a": None, "b": [1.5, None], "c": {"d": None}, "e": "x"}
+    json.loads(json.dumps(finite(value), allow_nan=False))
+
+
+def test_a_broken_checkpoint_is_refused_before_it_runs(ckpt, tmp_path, capsys):
+    """Non-finite weights, and a config whose shapes the weights do not have (checked
+    without allocating the model it describes: dim 200000 would take 160 GB)."""
+    import shutil
+
+    import yaml
+    from safetensors.torch import load_file, save_file
+
+    nan = tmp_path / "nan"
+    shutil.copytree(ckpt, nan)
+    tensors = load_file(nan / "model.safetensors")
+    tensors["denoiser.out.weight"] = torch.full_like(tensors["denoiser.out.weight"], float("nan"))
+    save_file(tensors, nan / "model.safetensors", metadata=METADATA)
+    huge = tmp_path / "huge"
+    shutil.copytree(ckpt, huge)
+    config = yaml.safe_load((huge / "config.yaml").read_text())
+    config["model"]["denoiser"]["dim"] = 200000
+    (huge / "config.yaml").write_text(yaml.safe_dump(config))
+    for path, words in [(nan, "NaN or inf"), (huge, "shapes do not match")]:
+        t0 = time.time()
+        assert main(["run", "--source", "synthetic:1", "--frames", "2", "--prompt", "sepia",
+                     "--checkpoint", str(path)]) == 2
+        assert words in capsys.readouterr().err and time.time() - t0 < 30
+
+
+def test_a_truncated_input_file_is_run_with_a_warning(ckpt, tmp_path, capsys):
+    from lsd.io import write_video
+
+    path = tmp_path / "clip.mp4"
+    rng = np.random.default_rng(0)
+    write_video(path, [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(40)])
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 2 // 3])  # the index (at the front) still says 40
+    assert main(["run", "--source", str(path), "--prompt", "sepia", "--checkpoint", str(ckpt),
+                 "--json"]) == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out.strip().splitlines()[-1])
+    assert 0 < summary["frames"] < 40
+    assert f"declares 40 frames but only {summary['frames']} could be read" in captured.err
+    assert summary["warning"] and "truncated" in summary["warning"]
+    assert main(["run", "--source", str(path), "--prompt", "sepia", "--checkpoint", str(ckpt),
+                 "--frames", "3", "--json"]) == 0  # fewer asked than it has: no warning
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_part_file(ckpt, tmp_path, capsys, monkeypatch):
+    from lsd.io import VideoWriter
+
+    def full(self, frame):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(VideoWriter, "write", full)
+    assert main(["run", "--source", "synthetic:1", "--frames", "3", "--checkpoint", str(ckpt),
+                 "--out", str(tmp_path / "o.mp4")]) == 2
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []

@@ -14,7 +14,9 @@ import os
 import re
 import struct
 import time
+from concurrent.futures import ThreadPoolExecutor
 
+import aiohttp
 import av
 import numpy as np
 import torch
@@ -147,6 +149,128 @@ def test_malformed_requests_get_a_clear_4xx_and_the_server_keeps_serving(model):
     serving(model, test)
 
 
+def test_only_the_servers_own_pages_may_call_it(model):
+    """A page elsewhere (or a DNS-rebinding one, whose Host is its own domain) gets 403;
+    the server's own page, a client without an Origin, and an --allow-origin get in."""
+    async def test(client):
+        port = client.server.port
+        assert (await client.get("/health", headers={"Origin": f"http://127.0.0.1:{port}"})).status == 200
+        for origin in ("https://evil.example", "null", f"http://127.0.0.1:{port + 1}"):
+            r = await client.post("/offer", data=b"{}",
+                                  headers={"Origin": origin, "Content-Type": "text/plain"})
+            assert r.status == 403 and "cross-origin" in (await r.json())["error"], origin
+        r = await client.get("/health", headers={"Host": f"rebind.example:{port}"})
+        assert r.status == 403 and "Host" in (await r.json())["error"]
+        for host in (f"localhost:{port}", f"127.0.0.1:{port}"):
+            assert (await client.get("/health", headers={"Host": host})).status == 200
+        assert len(client.app[serve_app.SESSIONS]) == 0
+
+    async def allowed(client):
+        r = await client.get("/health", headers={"Origin": "https://app.example"})
+        assert r.status == 200
+        r = await client.get("/health", headers={"Origin": "https://other.example"})
+        assert r.status == 403
+    serving(model, test)
+    serving(model, allowed, allow_origins=("https://app.example",))
+
+
+def test_idle_and_half_open_connections_are_closed(model):
+    """Connections that send nothing, half a request, or drip their headers are closed
+    after the idle timeout (here 1 s; lsd serve: IDLE_TIMEOUT), and the server goes on."""
+    import socket
+
+    async def run():
+        app = make_app(model=model, ice_addresses=LOOPBACK)
+        async with TestServer(app, host="127.0.0.1", keepalive_timeout=1.0) as server:
+            loop = asyncio.get_running_loop()
+
+            def held(send: bytes) -> bool:  # still open after 2.5 s?
+                with socket.create_connection(("127.0.0.1", server.port)) as s:
+                    s.settimeout(4)
+                    s.sendall(send)
+                    t0 = time.time()
+                    while time.time() - t0 < 2.5:
+                        time.sleep(0.4)
+                        try:
+                            s.sendall(b"X" if send else b"")
+                            if not s.recv(4096, socket.MSG_DONTWAIT):
+                                return False
+                        except BlockingIOError:
+                            continue
+                        except OSError:
+                            return False
+                    return True
+
+            sends = [b"", b"POST /offer HTTP/1.1\r\nHost: 127.0.0.1\r\n", b"GET / HTTP/1.1\r\nX-A: "] * 4
+            with ThreadPoolExecutor(len(sends)) as pool:  # all held at once
+                kept = await asyncio.gather(*(loop.run_in_executor(pool, held, b) for b in sends))
+            assert not any(kept)
+            async with TestClient(server) as client:
+                assert (await client.get("/health")).status == 200
+    asyncio.run(run())
+
+
+def fuzz_cases(n: int, seed: int = 0) -> list[tuple[str, str, dict, bytes]]:
+    """n malformed requests (method, path, headers, body), the same every run."""
+    rng = np.random.default_rng(seed)
+    odd = ["\udfff", "\ud800x", "\u202e", "\x00", "\ufeff", "a" * 5000, "\U0001f600" * 300]
+    bodies = [b"[" * 5000, b"{" * 5000, b'{"type": "offer", "sdp": ' + b"[" * 3000,
+              b"\x00" * 100, b'{"type": "offer", "sdp": "v=0 m=video", "prompt": "\\udfff"}',
+              b'{"type": 1e999}', b'{"type": "offer", "sdp": "v=0\\nm=video", "tag": {"a": []}}',
+              b'{"type": "offer", "sdp": null}', b'"offer"', b"null", b"1" * 10000]
+    for text in odd:
+        bodies.append(json.dumps({"type": "offer", "sdp": "v=0\r\nm=video 9 x\r\n",
+                                  "prompt": text}).encode())
+    cases = [("POST", "/offer", {}, b) for b in bodies]
+    while len(cases) < n:
+        kind = rng.integers(4)
+        if kind == 0:  # random bytes
+            cases.append(("POST", "/offer", {}, rng.bytes(int(rng.integers(1, 3000)))))
+        elif kind == 1:  # a valid-looking offer with one field of a wrong type
+            value = [None, 3, [1], {"x": 1}, True, "", "\udfff" * 3][rng.integers(7)]
+            key = ["type", "sdp", "prompt", "tag"][rng.integers(4)]
+            body = {"type": "offer", "sdp": "v=0\r\nm=video 9\r\n", key: value}
+            cases.append(("POST", "/offer", {"Content-Type": "text/plain"},
+                          json.dumps(body).encode()))
+        elif kind == 2:  # odd paths and methods
+            path = ["/offer/..", "/static/%2e%2e/app.py", "/" + "a" * 2000, "/styles?x=\udfff",
+                    "/health/", "/static/"][rng.integers(6)]
+            cases.append((["GET", "PUT", "DELETE", "PATCH"][rng.integers(4)], path, {}, b""))
+        else:  # odd headers
+            headers = [{"Content-Type": "text/plain"}, {"Content-Type": "application/json; charset=x"},
+                       {"Origin": "http://\u00e9vil"}, {"Authorization": "Bearer " + "x" * 3000}][rng.integers(4)]
+            cases.append(("POST", "/offer", headers, b"{}"))
+    return cases
+
+
+def test_malformed_requests_fuzz_no_5xx_and_flat_memory(model):
+    """120 malformed requests, loopback only: each a 4xx, never a 5xx; memory stays flat."""
+    from lsd.stream.runner import rss_mb
+
+    async def test(client):
+        cases = fuzz_cases(120)
+        statuses = []
+        start = None
+        for i, (method, path, headers, body) in enumerate(cases):
+            try:
+                r = await client.request(method, path, headers=headers, data=body,
+                                         timeout=aiohttp.ClientTimeout(total=10))
+                statuses.append(r.status)
+                r.release()
+            except (aiohttp.ClientError, UnicodeError, ValueError):  # the client refused to send it
+                statuses.append(None)
+            if i == 20:
+                start = rss_mb()
+        sent = [st for st in statuses if st is not None]
+        assert len(sent) > 100 and max(sent) < 500, [c[:2] for c, st in zip(cases, statuses)
+                                                     if st and st >= 500][:5]
+        offers = [st for (_, path, _, _), st in zip(cases, statuses) if path == "/offer" and st]
+        assert len(offers) > 80 and min(offers) >= 400  # no malformed offer is accepted
+        assert rss_mb() - start < 30  # MB: no growth with the requests
+        assert (await client.get("/health")).status == 200 and not client.app[serve_app.SESSIONS]
+    serving(model, test)
+
+
 def test_a_token_is_needed_on_every_request(model):
     async def test(client):
         for path in ["/", "/static/app.js", "/styles", "/health"]:
@@ -210,6 +334,17 @@ def test_a_session_end_to_end_over_loopback(model):
         await until(lambda: any(m["type"] == "error" for m in messages), what="an error")
         assert "prompt too long" in messages[-1]["message"] and not messages[-1].get("fatal")
         assert (await (await client.get("/health")).json())["sessions"] == 1  # still on
+        channel.send(json.dumps({"type": "prompt", "text": "\udfff"}))  # a lone surrogate
+        errors = lambda: [m for m in messages if m["type"] == "error"]
+        await until(lambda: len(errors()) >= 2, what="the surrogate's error")
+        assert "not valid Unicode" in errors()[-1]["message"] and not errors()[-1].get("fatal")
+        acks = lambda: sum(m["type"] == "prompt" for m in messages)
+        before = acks()
+        for i in range(200):  # a flood: latest wins, the frames do not wait for 200 switches
+            channel.send(json.dumps({"type": "prompt", "text": f"sepia {i}"}))
+        await until(lambda: {"type": "prompt", "text": "sepia 199"} in messages,
+                    what="the newest prompt")
+        assert acks() - before < 20
 
         channel.send(json.dumps({"type": "dance"}))
         await until(lambda: messages[-1].get("fatal"), what="a fatal error")
@@ -384,20 +519,28 @@ def test_cli_serve_checks_its_options(ckpt, tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(serve_app.web, "run_app", lambda app, **kw: ran.update(kw))
     monkeypatch.setattr(serve_app, "use_host_addresses", lambda addresses: None)
-    assert main(["serve", "--host", "0.0.0.0", "--port", "8123", "--token", "t",
+    assert main(["serve", "--host", "0.0.0.0", "--port", "0", "--token", "t",
                  "--checkpoint", str(ckpt)]) == 0
     out, err = capsys.readouterr()
-    assert "warning" in err and "0.0.0.0" in err and "?token=t" in out
-    assert ran["host"] == "0.0.0.0" and ran["port"] == 8123
+    with ran.pop("sock") as sock:  # bound before the model loads: the banner has its port
+        host, port = sock.getsockname()[:2]
+    assert "warning" in err and "0.0.0.0" in err and host == "0.0.0.0" and port > 0
+    assert f"http://127.0.0.1:{port}/?token=t" in out  # the real port, not 0
     assert ran["threads"] == max(1, os.cpu_count() - 1)  # a core left for the video codecs
-    assert main(["serve", "--checkpoint", str(ckpt), "--threads", "3"]) == 0
+    assert ran["keepalive_timeout"] == serve_app.IDLE_TIMEOUT
+    assert main(["serve", "--checkpoint", str(ckpt), "--port", "0", "--threads", "3"]) == 0
+    ran.pop("sock").close()
     assert ran["threads"] == 3
+    assert serve_app.url("::1", 8000) == "http://[::1]:8000/"  # IPv6 in brackets
+    assert serve_app.url("", 8000, https=True) == "https://127.0.0.1:8000/"
 
-    def busy(app, **kw):
-        raise OSError(98, "Address already in use")
-    monkeypatch.setattr(serve_app.web, "run_app", busy)
-    assert main(["serve", "--checkpoint", str(ckpt)]) == 2
-    assert "Address already in use" in capsys.readouterr().err
+    import socket
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        assert main(["serve", "--checkpoint", str(ckpt), "--port", str(busy)]) == 2
+    assert "in use" in capsys.readouterr().err
 
 
 def test_compile_happens_before_the_server_listens_and_sessions_reuse_it(ckpt):

@@ -1,9 +1,9 @@
 """The checkpoints committed under checkpoints/: each loads without unpickling, stays under
 the repo's size limit; the no-augmentation twin is the 5,000-step teacher's config but for
 history augmentation (so the ablation compares one thing), and the shipped teacher is that
-teacher continued by configs/tiny-more.yaml, given a guided decoder by `lsd guide`, then
-taught the told picks by the configs/tiny-choice*.yaml chain (the last three stages with
-recoloured history)."""
+teacher continued by configs/tiny-more.yaml, given a decoder that sees the input by
+`lsd decoder`, then taught the told picks by the configs/tiny-choice*.yaml chain (the last
+three stages with recoloured history)."""
 
 from pathlib import Path
 
@@ -44,7 +44,7 @@ def test_twin_differs_from_the_teacher_only_in_history_augmentation():
 
 
 def assert_same_codec(a: Path, b: Path, encoder_only: bool = False) -> None:
-    decoding = ("decoder.", "guide_") if encoder_only else ()  # else: the whole codec
+    decoding = ("decoder.", "frame_") if encoder_only else ()  # else: the whole codec
     ca, cb = ({k: v for k, v in load(p).codec.state_dict().items() if not k.startswith(decoding)}
               for p in (a, b))
     assert ca and ca.keys() == cb.keys()
@@ -52,7 +52,7 @@ def assert_same_codec(a: Path, b: Path, encoder_only: bool = False) -> None:
 
 
 # the told-picks chain (configs/tiny-choice*.yaml), last stage first; its first stage
-# continued the guided teacher of configs/tiny-more.yaml
+# continued the teacher of configs/tiny-more.yaml, its decoder made to see the input
 CHOICE_CHAIN = ("tiny-choice-hold-again", "tiny-choice-hold-more", "tiny-choice-hold",
                 "tiny-choice-polish", "tiny-choice-mix", "tiny-choice-focus", "tiny-choice-blank",
                 "tiny-choice-more", "tiny-choice")
@@ -68,7 +68,7 @@ def provenance(config: dict) -> list[dict]:
 
 
 def test_shipped_teacher_is_the_5000_step_one_continued_by_the_repos_configs():
-    """5,000 steps of tiny.yaml, 2,500 of tiny-more.yaml, `lsd guide`'s decoder, then the
+    """5,000 steps of tiny.yaml, 2,500 of tiny-more.yaml, `lsd decoder`'s decoder, then the
     told-picks chain. A checkpoint keeps only its last stage's config (checked whole); the
     init_from chain keeps every earlier stage's step count (checked against its config)."""
     first, shipped = read_config(ROOT / "lsd-tiny-teacher-5k"), read_config(ROOT / "lsd-tiny-teacher")
@@ -80,8 +80,8 @@ def test_shipped_teacher_is_the_5000_step_one_continued_by_the_repos_configs():
     steps = [shipped["step"]] + [link["step"] for link in provenance(shipped)]
     assert steps == [c.optim.steps for c in chain] + [first["step"]] and first["step"] == 5000
     model = ModelConfig.from_dict(shipped["model"])
-    assert model.autoencoder.guide and model.denoiser.choice  # lsd guide's decoder, told picks
-    model.autoencoder.guide = model.denoiser.choice = False
+    assert model.codec.sees_input and model.denoiser.choice  # lsd decoder's, told picks
+    model.codec.sees_input = model.denoiser.choice = False
     assert model == ModelConfig.from_dict(first["model"])  # nothing else in the model changed
     sample = train_config(shipped)["sample"]  # runs as its config says (keys added since: defaults)
     assert {**sample, **shipped["sample"]} == sample

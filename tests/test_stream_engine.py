@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import lsd
+from lsd.config import SampleConfig
 from lsd.models import LSDModel
 from lsd.stream import engine
 from lsd.stream.engine import Stream
@@ -25,7 +26,7 @@ def ckpt(tmp_path):
 
 def test_from_pretrained_reads_the_sampling_settings(ckpt):
     s = lsd.Stream.from_pretrained(ckpt, prompt="ink wash")
-    assert s.steps == 2 and not s.shortcut
+    assert s.steps == 2 and not s.sample.shortcut
     assert Stream.from_pretrained(ckpt, steps=3).steps == 3
 
 
@@ -39,7 +40,7 @@ def test_a_last_step_student_streams_one_pass_a_frame_cheaper(tmp_path):
         model.save(tmp_path / commit, extra_config={"sample": {"steps": 3, "shortcut": True,
                                                                "commit": commit}})
         s = Stream.from_pretrained(tmp_path / commit, prompt="ink wash", steps=steps)
-        assert s.commit == commit
+        assert s.sample.commit == commit
         s.step(f)
         flops = count_flops(lambda: s.step(f))
         assert s.cache.filled == 2  # each step still commits exactly one frame
@@ -87,48 +88,20 @@ def test_prompt_blend_moves_monotonically_to_the_new_prompt(ckpt):
     assert to_new[0] == pytest.approx(float((old - new).norm()) * 11 / 12, rel=1e-2)  # bf16
 
 
-def test_an_anchored_stream_takes_a_new_anchor_when_a_prompt_switch_is_done(tmp_path):
-    model = randomized(LSDModel(small_config(anchor=True)))
-    model.save(tmp_path / "m", extra_config={"sample": {"steps": 2}})
-    s = Stream.from_pretrained(tmp_path / "m", prompt="ink wash")
-    anchor = lambda: s.cache.keys[:, :, :, 2 * model.denoiser.tokens:].clone()  # after k = 2 slots
-    inputs = frames(8)
-    s.step(inputs[0])
-    first = anchor()
-    for f in inputs[1:4]:
-        s.step(f)
-    assert torch.equal(anchor(), first)  # frames 1-3 leave frame 0 the anchor
-    s.set_prompt("thermal camera", blend_frames=3)
-    s.step(inputs[4])
-    s.step(inputs[5])
-    assert torch.equal(anchor(), first)  # still blending
-    s.step(inputs[6])  # the blend's last frame: in the new style, the new anchor
-    assert not torch.equal(anchor(), first)
-    assert s.cache.key_ages()[-1] == 3  # k + 1: the anchor slot is filled again
-
-
 def test_settling_samples_the_first_frame_again_before_showing_it(tmp_path):
     """settle k shows what a plain stream shows after k more passes on the first frame (and
-    after a reset); with an anchor, the last pass is the anchor. 0 is off; from the checkpoint."""
-    model = randomized(LSDModel(small_config(anchor=True)))
+    after a reset). 0 is off; from the checkpoint."""
+    model = randomized(LSDModel(small_config()))
     model.save(tmp_path / "m", extra_config={"sample": {"steps": 2}})
     fs = frames(4)
-    anchor = lambda s: s.cache.keys[:, :, :, 2 * model.denoiser.tokens:].clone()  # after k = 2 slots
-
-    def by_hand(passes_kept_as_anchor):
-        s = Stream.from_pretrained(tmp_path / "m", prompt="sepia", seed=3)
-        for _ in range(2):
-            s.step(fs[0])
-            if passes_kept_as_anchor:
-                s.cache.drop_anchor()
-        return [s.step(f) for f in fs], anchor(s)
-
-    settled = Stream.from_pretrained(tmp_path / "m", prompt="sepia", seed=3, settle=2)
+    by_hand = Stream.from_pretrained(tmp_path / "m", prompt="sepia", seed=3)
+    for _ in range(2):
+        by_hand.step(fs[0])
+    hand = [by_hand.step(f) for f in fs]
+    settled = Stream(lsd.models.load(tmp_path / "m"), "sepia", SampleConfig(steps=2, settle=2),
+                     seed=3)
     outs = [settled.step(f) for f in fs]
-    hand, hand_anchor = by_hand(True)
     assert all(np.array_equal(a, b) for a, b in zip(outs, hand))
-    assert torch.equal(anchor(settled), hand_anchor)
-    assert not torch.equal(by_hand(False)[1], hand_anchor)  # without the drop: pass 1's anchor
     assert settled.frames == 4  # the passes are not frames
     plain = Stream.from_pretrained(tmp_path / "m", prompt="sepia", seed=3)
     assert not np.array_equal(plain.step(fs[0]), outs[0])
@@ -140,10 +113,11 @@ def test_settling_samples_the_first_frame_again_before_showing_it(tmp_path):
     settled.step(fs[2])
     assert len(calls) == 1 + 3
     with pytest.raises(ValueError, match="settle must be"):
-        Stream.from_pretrained(tmp_path / "m", settle=-1)
+        SampleConfig(settle=-1)
     loaded = lsd.models.load(tmp_path / "m")
     loaded.checkpoint_config["sample"]["settle"] = 5
-    assert Stream(loaded).settle == 5 and Stream(loaded, settle=0).settle == 0
+    assert Stream(loaded).sample.settle == 5
+    assert Stream(loaded, "", loaded.sample.but(settle=0)).sample.settle == 0
 
 
 @pytest.mark.parametrize("cuda_graph", [False, True])  # True: the graph path's CPU form
@@ -190,67 +164,3 @@ def test_reset_forgets_history_but_keeps_the_prompt(ckpt):
         s.step(f)
     s.reset()
     assert s.cache.filled == 0 and s.prompt == "sepia"
-
-
-@pytest.mark.parametrize("cuda_graph", [False, True])
-def test_fixed_noise_gives_a_frame_the_same_output_whenever_its_history_is_the_same(ckpt, cuda_graph):
-    """With no history (after a reset) a frame's output is a function of its noise alone:
-    fixed noise repeats it, fresh noise does not. The checkpoint's sample.fixed_noise is the
-    default."""
-    f = frames(1)[0]
-    outs = {}
-    for fixed in (False, True):
-        s = Stream.from_pretrained(ckpt, prompt="sepia", fixed_noise=fixed, cuda_graph=cuda_graph)
-        first = s.step(f)
-        s.step(frames(1, seed=1)[0])
-        s.reset()
-        outs[fixed] = (first, s.step(f))
-    assert np.array_equal(*outs[True])
-    assert not np.array_equal(*outs[False])
-    assert not Stream.from_pretrained(ckpt).fixed_noise
-    model = lsd.models.load(ckpt)
-    model.checkpoint_config["sample"]["fixed_noise"] = True
-    assert Stream(model).fixed_noise and not Stream(model, fixed_noise=False).fixed_noise
-
-
-def test_warm_start_samples_from_the_previous_output(ckpt, monkeypatch):
-    """A warm start at level 1 is a cold start (the previous output noised to 1 is pure
-    noise); below 1 every frame after the first starts from the previous output latent,
-    and a reset forgets it. The checkpoint's sample.warm_start is the default."""
-    fs = frames(3)
-    run = lambda **kw: [s.step(f) for s in [Stream.from_pretrained(ckpt, prompt="sepia", **kw)] for f in fs]
-    cold, at_one, warm = run(), run(warm_start=1.0), run(warm_start=0.5)
-    assert all(np.array_equal(a, b) for a, b in zip(cold, at_one))
-    assert np.array_equal(cold[0], warm[0])  # nothing to start from yet
-    assert not np.array_equal(cold[2], warm[2])
-    s = Stream.from_pretrained(ckpt, prompt="sepia", warm_start=0.5)
-    seen = []
-    work = s._work
-    monkeypatch.setattr(s, "_work", lambda cache, **kw: seen.append(kw) or work(cache, **kw))
-    _, _, latent = s._run(s._to_model(fs[0]), s._embedding)
-    s._run(s._to_model(fs[1]), s._embedding)
-    assert "start" not in seen[0] and torch.equal(seen[1]["start"], latent)
-    s.reset()
-    assert s._previous is None
-    with pytest.raises(ValueError, match="warm_start must be in"):
-        Stream.from_pretrained(ckpt, warm_start=1.5)
-    with pytest.raises(ValueError, match="cuda_graph"):
-        Stream.from_pretrained(ckpt, warm_start=0.5, cuda_graph=True)
-    model = lsd.models.load(ckpt)
-    model.checkpoint_config["sample"]["warm_start"] = 0.7
-    assert Stream(model).warm_start == 0.7 and Stream(model, warm_start=0.0).warm_start == 0.0
-
-
-def test_fixed_noise_keeps_the_history_context_noise_fresh(tmp_path, monkeypatch):
-    """Only the sampling noise is fixed: a history committed at context_t > 0 gets its own
-    context noise each frame, as in training."""
-    model = randomized(LSDModel(small_config()))
-    model.save(tmp_path / "ckpt", extra_config={"sample": {"steps": 2, "context_t": 0.2}})
-    s = Stream.from_pretrained(tmp_path / "ckpt", fixed_noise=True)
-    seen = []
-    work = s._work
-    monkeypatch.setattr(s, "_work", lambda cache, **kw: seen.append(kw) or work(cache, **kw))
-    for f in frames(3):
-        s.step(f)
-    assert all(torch.equal(seen[0]["noise"], k["noise"]) for k in seen[1:])
-    assert not torch.equal(seen[0]["ctx"], seen[1]["ctx"])

@@ -25,7 +25,7 @@ from lsd.train.trainer import lr_at, train
 from test_models import randomized
 
 SMALL = {
-    "model": {"frame_size": [32, 32], "autoencoder": {"channels": [64, 64]},
+    "model": {"frame_size": [32, 32], "codec": {"channels": [64, 64]},
               "text": {"dim": 64, "depth": 1, "heads": 1, "max_bytes": 32, "out_dim": 64},
               "denoiser": {"dim": 64, "depth": 2, "heads": 1, "patch": 1, "history": 2}},
     "codec": {"steps": 3, "batch": 4, "pool_frames": 8, "val_frames": 2},
@@ -123,7 +123,7 @@ def test_a_primed_rollout_follows_the_clips_first_history_frame():
     # randomized: a new model's zero-initialised blocks would ignore the history altogether
     model = randomized(LSDModel(small_config().model)).eval()
     g = torch.Generator().manual_seed(0)
-    c, side = model.config.autoencoder.latent_channels, 32 // model.config.autoencoder.factor
+    c, side = model.config.codec.latent_channels, 32 // model.config.codec.factor
     z_in = torch.randn(2, 3, c, side, side, generator=g)
     first, other = torch.randn(2, c, side, side, generator=g), torch.randn(2, c, side, side, generator=g)
     run = lambda start, n=3: _own_rollout(model, z_in[:, :n], ["pop art", "glitter stars"], 2,
@@ -152,40 +152,22 @@ def test_damage_kinds_change_frames_within_bounds():
     assert (every - x).abs().mean(dim=(1, 2, 3)).min() > 0.01
 
 
-def test_recolour_spares_clip_openers_and_remaps_the_rest():
+def test_recolour_remaps_every_frame():
     g = torch.Generator().manual_seed(0)
     x = torch.rand(6, 3, 16, 16, generator=g)
-    first = torch.tensor([True, False, False, True, False, False])
-    y = damage(x, DamageConfig(0, 0, 0, 0, 0, recolour=1.0), g, first)
-    assert torch.equal(y[first], x[first])  # the anchors keep their colours
-    moved = (y[~first] - x[~first]).abs().mean(dim=(1, 2, 3))
+    y = damage(x, DamageConfig(0, 0, 0, 0, 0, recolour=1.0), g)
+    moved = (y - x).abs().mean(dim=(1, 2, 3))
     assert moved.min() > 0.02
     # a remap, not noise: each output channel follows one input channel (times a gain)
-    for out, inp in zip(y[~first], x[~first]):
+    for out, inp in zip(y, x):
         for c in range(3):
             corr = [float(torch.corrcoef(torch.stack([out[c].flatten(), inp[j].flatten()]))[0, 1])
                     for j in range(3)]
             assert max(corr) > 0.95
     # recolour 0 draws nothing: older configs replay their damage exactly
     a = damage(x, DamageConfig(), torch.Generator().manual_seed(1))
-    b = damage(x, DamageConfig(recolour=0.0), torch.Generator().manual_seed(1), first)
+    b = damage(x, DamageConfig(recolour=0.0), torch.Generator().manual_seed(1))
     assert torch.equal(a, b)
-
-
-@pytest.mark.parametrize("anchor", [True, False])
-def test_recolour_spares_the_clips_first_history_frame_only_for_an_anchored_model(anchor):
-    """An anchor is the clip's first frame, which must keep its colours; without one, every
-    history frame may disagree with the told picks (configs/tiny-choice-hold.yaml)."""
-    off = {"blur": 0, "colour": 0, "warp": 0, "blocks": 0, "garbage": 0, "recolour": 1.0}
-    cfg = small_config(model={**SMALL["model"], "denoiser": {**SMALL["model"]["denoiser"],
-                                                             "anchor": anchor}},
-                       history={"prefix": 1.0, "context_noise": 0.0, "damage": off})
-    model, clips = LSDModel(cfg.model), clips_batch()
-    inputs, _, weight = diffusion_forcing(model, clips, cfg, torch.Generator().manual_seed(1))
-    z0 = model.codec.encode(clips["target"])
-    assert (weight[:, 0] == 0).all()  # every clip's first frame is history
-    first_kept = [torch.allclose(inputs["z_t"][i, 0], z0[i, 0]) for i in range(len(z0))]
-    assert all(first_kept) if anchor else not any(first_kept)
 
 
 def test_detail_positions_weigh_the_latent_positions_holding_small_bright_spots():
@@ -253,11 +235,11 @@ def test_configs_differ_only_in_augmentation():
     assert changed == {"optim", "run", "sample"}
     assert {k for k in a["run"] if a["run"][k] != more["run"][k]} == {"seed"}
     assert {k for k in a["sample"] if a["sample"][k] != more["sample"][k]} == {"context_t"}
-    # a choice input on the guided teacher, pop_art drawn more often
+    # a choice input on the teacher whose decoder sees the input, pop_art drawn more often
     choice = TrainConfig.load(root / "tiny-choice.yaml").to_dict()
     assert {k for k in more if more[k] != choice[k]} == {"model", "data", "optim", "run"}
     assert choice["model"]["denoiser"] == {**more["model"]["denoiser"], "choice": True}
-    assert choice["model"]["autoencoder"] == {**more["model"]["autoencoder"], "guide": True}
+    assert choice["model"]["codec"] == {**more["model"]["codec"], "sees_input": True}
     assert choice["data"] == {**more["data"], "style_weights": {"pop_art": 5}}
     # the polish continued with recoloured history, three times
     polish = TrainConfig.load(root / "tiny-choice-polish.yaml").to_dict()
@@ -305,44 +287,25 @@ def only(name: str) -> dict:
     return {n: float(n == name) for n in style_names()}
 
 
-def test_far_first_clips_take_frame_0_from_long_before_and_only_where_the_style_allows():
-    from lsd.data.paired import clip
-    from lsd.train.clips import ClipPool
-
-    for style, gap in (("pop_art", 40), ("star_glitter", 1)):  # stars remember their path
-        pool = ClipPool(3, 3, (16, 16), seed=1, style_weights=only(style), far_first=1.0,
-                        far_gap=(40, 40))
-        for i in range(len(pool)):
-            seed, name, start, got = pool._spec(int(pool.keys[i]))
-            assert (name, got) == (style, gap)
-            first, rest = clip(seed, name, 1, 16, start), clip(seed, name, 2, 16, start + gap)
-            assert np.array_equal(pool.input[i][:1], first["input"])
-            assert np.array_equal(pool.target[i][1:], rest["target"])
-
-
 def test_style_weights_skew_the_draw_and_none_keeps_the_old_one():
     from lsd.train.clips import ClipPool
 
     plain = ClipPool(1, 2, (16, 16), seed=2)
-    skewed = ClipPool(1, 2, (16, 16), seed=2, style_weights={"pop_art": 10.0}, far_first=0.5)
+    skewed = ClipPool(1, 2, (16, 16), seed=2, style_weights={"pop_art": 10.0})
     plain_styles = [plain._spec(k)[1] for k in range(400)]
     skewed_styles = [skewed._spec(k)[1] for k in range(400)]
     assert 0.03 < plain_styles.count("pop_art") / 400 < 0.16  # 1 in 11
     assert 0.4 < skewed_styles.count("pop_art") / 400 < 0.7  # 10 in 20
-    assert {plain._spec(k)[3] for k in range(400)} == {1}  # far_first 0: every clip in a row
-    gaps = [skewed._spec(k)[3] for k in range(400)]
-    assert all(g == 1 or 30 <= g <= 300 for g in gaps) and 0.35 < np.mean([g > 1 for g in gaps]) < 0.55  # 18/20 x 0.5
     # a pool's seeds, starts and (unweighted) styles are what they were before weights existed
     rng = np.random.default_rng([2, 0, 0, 7])
     seed = int(rng.integers(SEEDS_PER_SPLIT))
     style = plain.styles[int(rng.integers(len(plain.styles)))]
-    assert plain._spec(7)[:3] == (seed_base("train") + seed, style, int(rng.integers(MAX_START)))
+    assert plain._spec(7) == (seed_base("train") + seed, style, int(rng.integers(MAX_START)))
 
 
 @pytest.mark.parametrize("data, message", [({"style_weights": {"pop_artt": 2}}, "pop_artt"),
                                            ({"style_weights": {"pop_art": -1}}, ">= 0"),
-                                           ({"far_first": 1.5}, "far_first"),
-                                           ({"far_gap": [30, 10]}, "far_gap")])
+                                           ({"far_first": 0.5}, "far_first is no longer")])
 def test_bad_data_settings_are_refused_by_name(data, message):
     with pytest.raises(ValueError, match=message):
         small_config(data=data)
@@ -379,6 +342,9 @@ def test_resume_after_a_kill_ends_where_an_uninterrupted_run_ends(tmp_path):
     log = [yaml.safe_load(line) for line in (straight / "log.jsonl").read_text().splitlines()]
     assert any("val_loss_t0.5" in e for e in log) and any(e.get("stage") == "codec" for e in log)
 
+    again = train(cfg, straight, resume=True, progress=False)  # finished: no step to take
+    assert again["steps"] == 12 and again["final_loss"] == summary["final_loss"] is not None
+
     killed = tmp_path / "killed"
     killed.mkdir()
     shutil.copytree(straight / "codec", killed / "codec")  # same codec stage, saves time
@@ -405,6 +371,27 @@ def test_resume_after_a_kill_ends_where_an_uninterrupted_run_ends(tmp_path):
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+def test_resume_never_starts_a_run_again_whose_state_is_gone(tmp_path):
+    """A run whose denoiser stage had saved (model/) but whose state/ is lost is refused on
+    --resume, not trained again from step 0; a state/ swap cut short is finished first."""
+    cfg = small_config()
+    out = tmp_path / "run"
+    model = LSDModel(cfg.model)
+    model.save(out / "codec")
+    model.save(out / "model")
+    with pytest.raises(FileNotFoundError, match="no state/"):
+        train(cfg, out, resume=True, progress=False)
+    # killed between the swap's renames: state/ is .state.old-TAG, the new one .state.tmp-TAG
+    model.save(out / ".state.old-0123456789ab", {"step": 3})
+    model.save(out / ".state.tmp-0123456789ab", {"step": 4})
+    model.save(out / ".state.tmp-ba9876543210", {"step": 5})  # an earlier save, never swapped
+    from lsd.train.trainer import Trainer
+
+    Trainer(cfg, out, resume=True, progress=False)
+    assert load_checkpoint(out / "state")[1]["step"] == 4
+    assert sorted(p.name for p in out.iterdir()) == ["codec", "model", "state"]
 
 
 def free_port() -> int:
@@ -565,7 +552,7 @@ def test_codec_from_gives_the_run_the_donor_codec_and_refuses_another_shape(tmp_
     codec_events = [e for e in log if e.get("stage") == "codec"]
     assert codec_events == [{"stage": "codec", "codec_from": str(tmp_path / "donor")}]  # none trained
 
-    other = small_config(model={"autoencoder": {"channels": [32, 64]}})
+    other = small_config(model={"codec": {"channels": [32, 64]}})
     LSDModel(other.model).save(tmp_path / "other")
     with pytest.raises(ValueError, match="codec"):
         train(cfg, tmp_path / "refused", progress=False, codec_from=str(tmp_path / "other"))

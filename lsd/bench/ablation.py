@@ -59,7 +59,8 @@ def bench_ablation(checkpoint: str, twin: str, frames: int, styles: list[str] | 
 
     def maker(label: str) -> MakeStep:
         def make_step(style: str, seed: int) -> Step:
-            stream = Stream(models[label], get_style(style).prompts[0], steps, seed=seed)
+            model = models[label]
+            stream = Stream(model, get_style(style).prompts[0], model.sample.but(steps=steps), seed=seed)
             used_steps[label] = stream.steps
             return stream.step
         return make_step

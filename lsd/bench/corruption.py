@@ -137,7 +137,7 @@ def bench_corruption(checkpoint: str, frames: int = 150, at: list[int] | None = 
     s = get_style(style)
     at = check_at(at or [frames // 3], frames)
     model = load(checkpoint)
-    make = lambda seed: Stream(model, s.prompts[0], steps, seed=seed)
+    make = lambda seed: Stream(model, s.prompts[0], model.sample.but(steps=steps), seed=seed)
     probe = make(seed)
     result = corruption_run(make, style, frames, at, seed, probe.size, probe.cache.frames,
                             progress=progress)

@@ -313,7 +313,8 @@ def bench_drift(checkpoint: str, frames: int, style: str = "ink_wash", steps: in
     if csv_path and Path(csv_path).exists() and not resume:
         raise FileExistsError(f"{csv_path} exists: pass --resume to continue it or choose "
                               "another --csv")
-    stream = Stream(load(checkpoint), s.prompts[0], steps, seed=seed, backend=backend)
+    model = load(checkpoint)
+    stream = Stream(model, s.prompts[0], model.sample.but(steps=steps), seed=seed, backend=backend)
     run_id = {"checkpoint": str(Path(checkpoint).resolve()), "steps": stream.steps}
     result = drift_run(stream, style, frames, window, seed, stream.size, csv_path, progress,
                        resume, run_id)

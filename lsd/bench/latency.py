@@ -10,7 +10,7 @@ import itertools
 import numpy as np
 import torch
 
-from ..config import preset, with_overrides
+from ..config import SampleConfig, preset, with_overrides
 from ..data import VAL_SEED_START, paired_stream
 from ..machine import machine_name
 from ..models import LSDModel
@@ -22,7 +22,7 @@ from ..stream.runner import default_checkpoint, rss_mb
 from .timing import matmul_peak_gflops, time_ms
 
 # how the shipped student samples (configs/distill-tiny.yaml), for an untrained preset
-STUDENT_SAMPLING = {"steps": 3, "shortcut": True, "commit": "last_step"}
+STUDENT_SAMPLING = SampleConfig(steps=3, shortcut=True, commit="last_step")  # an untrained preset's
 DISTINCT_FRAMES = 64  # world frames rendered up front and cycled (rendering is not timed)
 
 
@@ -59,8 +59,7 @@ def _stream(checkpoint: str | None, preset_name: str | None, steps: int | None, 
     """The stream to time and its name; `fast`: Stream's dtype, backend and cuda_graph."""
     if preset_name:  # untrained: the time a frame takes does not depend on the weights
         model = LSDModel(with_overrides(preset(preset_name), overrides or []))
-        model.checkpoint_config = {"sample": STUDENT_SAMPLING}
-        return Stream(model, prompt, steps, device, **fast), " ".join(
+        return Stream(model, prompt, STUDENT_SAMPLING.but(steps=steps), device, **fast), " ".join(
             [f"preset:{preset_name}", *(overrides or [])])
     ckpt = checkpoint or default_checkpoint(device)
     return Stream.from_pretrained(ckpt, prompt, steps, device, **fast), str(ckpt)

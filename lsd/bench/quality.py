@@ -15,6 +15,7 @@ stream's first as well: what a lost choice scores.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from pathlib import Path
@@ -24,7 +25,7 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
-from ..config import sample_setting
+from ..config import SampleConfig
 from ..data import VAL_SEED_START, Sample, paired_stream
 from ..io import side_by_side
 from ..machine import machine_name
@@ -44,12 +45,12 @@ SSIM_EVERY = 10  # SSIM is slow; every 10th frame is plenty (the codec's ceiling
 
 
 @torch.no_grad()
-def through_codec(model: LSDModel, target: np.ndarray, guide: np.ndarray) -> np.ndarray:
-    """The target frame (H, W, 3) uint8 encoded and decoded, guided by the input frame where
-    the codec is guided: what the codec lets through of it."""
+def through_codec(model: LSDModel, target: np.ndarray, frame: np.ndarray) -> np.ndarray:
+    """The target frame (H, W, 3) uint8 encoded and decoded (beside the input frame, where
+    the decoder sees it): what the codec lets through of it."""
     p = next(model.codec.parameters())
-    x, g = (to_frames(a)[None].to(p.device, p.dtype) for a in (target, guide))
-    return to_uint8(model.codec.decode(model.codec.encode(x), guide=g)[0].cpu())
+    x, f = (to_frames(a)[None].to(p.device, p.dtype) for a in (target, frame))
+    return to_uint8(model.codec.decode(model.codec.encode(x), f)[0].cpu())
 
 
 def stars_found(outputs: list[np.ndarray], targets: list[np.ndarray], name: str = "") -> dict:
@@ -161,16 +162,15 @@ def strip_image(columns: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]) -
     return np.concatenate([rows[0], gap, rows[1], gap, rows[2]])
 
 
-def evaluate_style(model: LSDModel, style: str, seed: int, frames: int, steps: int,
-                   context_t: float | None = None, strip: list | None = None,
-                   sampling: dict | None = None, ends: list | None = None) -> dict:
-    """Metrics of one style's rollout; with `strip` (a list), the frames for a picture of it
-    are appended to it; with `ends` (a list), the first and last outputs, then the first and
-    last targets. `sampling`: more Stream settings (fixed_noise, warm_start, settle,
-    choice_guidance, choice_guidance_t_min)."""
+def evaluate_style(model: LSDModel, style: str, seed: int, frames: int,
+                   sample: SampleConfig | None = None, strip: list | None = None,
+                   ends: list | None = None) -> dict:
+    """Metrics of one style's rollout, sampled as `sample` says (None: as the checkpoint
+    says); with `strip` (a list), the frames for a picture of it are appended to it; with
+    `ends` (a list), the first and last outputs, then the first and last targets."""
     size = tuple(model.config.frame_size)
     s = get_style(style)
-    run = Stream(model, s.prompts[0], steps, context_t=context_t, seed=seed, **(sampling or {}))
+    run = Stream(model, s.prompts[0], sample, seed=seed)
     outputs, targets, inputs, psnrs, ssims, warp_out, warp_target, ceiling = [], [], [], [], [], [], [], []
     prev = None
     first_last = lambda frames: frames[:1] + frames[-1:]  # only the first and the last are kept
@@ -221,31 +221,28 @@ def average(reports: list[dict]) -> dict:
     return out
 
 
-def bench_quality(checkpoint: str, steps: int = 12, frames: int = 300,
+def bench_quality(checkpoint: str, steps: int | None = 12, frames: int = 300,
                   styles: list[str] | None = None, context_t: float | None = None,
-                  strips: str | None = None, streams: int = 1,
-                  fixed_noise: bool | None = None, warm_start: float | None = None,
-                  settle: int | None = None, choice_guidance: float | None = None,
+                  strips: str | None = None, streams: int = 1, settle: int | None = None,
+                  choice_guidance: float | None = None,
                   choice_guidance_t_min: float | None = None) -> dict:
     """All styles (or `styles`) on held-out streams, `streams` per style (averaged); `strips`
     names a folder to write one PNG per style into (input / target / output rows over the
-    first stream's rollout). context_t, fixed_noise, warm_start, settle, choice_guidance(_t_min)
-    None: as the checkpoint says (Stream's defaults)."""
+    first stream's rollout). The sampling settings given change the checkpoint's; None
+    leaves its own."""
     if streams < 1:
         raise ValueError(f"streams must be >= 1, not {streams}")
     model = load(checkpoint)
-    context_t = sample_setting(model, "context_t", context_t)
-    told = {"fixed_noise": fixed_noise, "warm_start": warm_start, "settle": settle,
-            "choice_guidance": choice_guidance, "choice_guidance_t_min": choice_guidance_t_min}
-    sampling = {k: sample_setting(model, k, v) for k, v in told.items()}  # also reported
+    sample = model.sample.but(steps=steps, context_t=context_t, settle=settle,
+                              choice_guidance=choice_guidance,
+                              choice_guidance_t_min=choice_guidance_t_min)
     t0 = time.time()
     per_style = {}
     for i, name in enumerate(styles or style_names()):
         strip = [] if strips else None
         kept = [[] for _ in range(streams)]
         runs = [evaluate_style(model, name, VAL_SEED_START + 100 + i + STREAM_SEED_STRIDE * j,
-                               frames, steps, context_t, strip if j == 0 else None, sampling,
-                               kept[j])
+                               frames, sample, strip if j == 0 else None, kept[j])
                 for j in range(streams)]
         if streams > 1 and get_style(name).consistency == "palette":
             for j, run in enumerate(runs):  # each stream against the next one
@@ -260,8 +257,8 @@ def bench_quality(checkpoint: str, steps: int = 12, frames: int = 300,
     mean = lambda key, rows: round(float(np.mean([r[key] for r in rows if r[key] is not None])), 2)
     rows = list(per_style.values())
     return {
-        "checkpoint": str(checkpoint), "steps": steps, "frames": frames, "streams": streams,
-        "context_t": context_t, **sampling,
+        "checkpoint": str(checkpoint), "frames": frames, "streams": streams,
+        **dataclasses.asdict(sample),
         "mean_psnr_db": mean("psnr_db", frame_styles) if frame_styles else None,
         "mean_psnr_db_all": mean("psnr_db", rows),
         "mean_ssim": mean("ssim", frame_styles) if frame_styles else None,

@@ -101,7 +101,8 @@ def bench_real(checkpoint: str, video: str | None = None, style: str = "ink_wash
         raise ValueError(f"--frames must be at least 2 (the flow needs pairs), got {frames}")
     video = video or default_video()
     clip = read_frames(video, max_frames=frames)  # a missing or unreadable file fails here
-    stream = Stream(load(checkpoint), get_style(style).prompts[0], steps)
+    model = load(checkpoint)
+    stream = Stream(model, get_style(style).prompts[0], model.sample.but(steps=steps))
     result = real_run(stream.step, clip, style, stream.size, progress)
     return {"checkpoint": str(checkpoint), "video": str(video), "steps": stream.steps, **result,
             **streamed_with(), "machine": machine_name(threads=torch.get_num_threads())}

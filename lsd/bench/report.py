@@ -15,7 +15,6 @@ import torch
 from ..checkpoint import read_config
 from ..machine import machine_name
 from ..models import load
-from ..stream.engine import Stream
 from ..stream.runner import default_checkpoint
 from ..stream.sources import DeviceUnavailable
 from .ablation import DEFAULT_STYLES as ABLATION_STYLES
@@ -67,7 +66,7 @@ def _without_paths(result: dict) -> dict:
 
 def run_benches(checkpoint: str, twin: str | None, figures: Path, plan: Plan,
                 progress: bool, teacher: str | None = None) -> dict:
-    steps = Stream(load(checkpoint)).steps  # the checkpoint's own sampling setting
+    steps = load(checkpoint).sample.steps  # the checkpoint's own sampling setting
     results: dict = {"steps": steps}
     results["quality"] = bench_quality(checkpoint, steps, plan.quality_frames,
                                        list(plan.quality_styles or []) or None)

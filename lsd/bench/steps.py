@@ -27,9 +27,10 @@ STUDENT_STEPS = (12, 6, 3, 2, 1)
 
 def _row(label: str, model, steps: int, styles: list[str], frames: int, time_frames: int,
          pool: list[np.ndarray]) -> dict:
-    per_style = {name: evaluate_style(model, name, VAL_SEED_START + 100 + i, frames, steps)["psnr_db"]
+    per_style = {name: evaluate_style(model, name, VAL_SEED_START + 100 + i, frames,
+                                            model.sample.but(steps=steps))["psnr_db"]
                  for i, name in enumerate(styles)}
-    stream = Stream(model, "ink wash painting", steps)
+    stream = Stream(model, "ink wash painting", model.sample.but(steps=steps))
     step = stepper(stream, pool)
     ms = time_ms(step, time_frames, warmup=max(10, time_frames // 10))
     return {"model": label, "steps": steps, "mean_psnr_db": round(float(np.mean(list(per_style.values()))), 2),

@@ -1,9 +1,10 @@
 """Flow matching and its samplers."""
 
 from .flow import add_noise, euler_step, expand_like, predict_x0, sample_t_logit_normal, velocity
-from .rollout import check_choice_guidance, commit_frame, generate_frame, rollout
+from .guidance import guided, guided_steps
+from .rollout import commit_frame, generate_frame, rollout
 from .samplers import Denoiser, sample_euler, sample_shortcut, time_grid
 
 __all__ = ["add_noise", "euler_step", "expand_like", "predict_x0", "sample_t_logit_normal",
-           "velocity", "check_choice_guidance", "commit_frame", "generate_frame", "rollout",
+           "velocity", "guided", "guided_steps", "commit_frame", "generate_frame", "rollout",
            "Denoiser", "sample_euler", "sample_shortcut", "time_grid"]

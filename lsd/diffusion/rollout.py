@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import torch
 
+from ..config import SampleConfig
 from .flow import add_noise
-from .samplers import sample_euler, time_grid
+from .guidance import guided, guided_steps
+from .samplers import sample_euler
 
 
 def _full(batch: int, value: float, like: torch.Tensor) -> torch.Tensor:
@@ -43,89 +45,50 @@ def commit_frame(denoiser, cache, latent: torch.Tensor, z_in: torch.Tensor, prom
     cache.advance()
 
 
-COMMITS = ("clean", "last_step")
-
-
-def check_choice_guidance(weight: float, t_min: float, where: str = "") -> None:
-    """Refuse a choice guidance weight or level a frame cannot be sampled with, naming the
-    setting (`where`: e.g. "sample."): the one check for the config and the stream."""
-    if weight < 0:
-        raise ValueError(f"{where}choice_guidance must be >= 0, not {weight}")
-    if not 0 <= t_min < 1:
-        raise ValueError(f"{where}choice_guidance_t_min must be in [0, 1), not {t_min}")
-
-
 @torch.no_grad()
 def generate_frame(denoiser, cache, z_in: torch.Tensor, prompt: torch.Tensor, noise: torch.Tensor,
-                   steps: int, shortcut: bool = False, context_t: float = 0.0,
-                   context_noise: torch.Tensor | None = None, commit: str = "clean",
-                   start: torch.Tensor | None = None, t_start: float = 1.0,
-                   guidance: float = 1.0, unguided: torch.Tensor | None = None,
-                   guidance_t_min: float = 0.0, history_guidance: float = 1.0) -> torch.Tensor:
+                   sample: SampleConfig, context_noise: torch.Tensor | None = None,
+                   unguided: torch.Tensor | None = None) -> torch.Tensor:
     """Sample one frame's latent (B, C, h, w) from `noise` given the encoded input frame
-    z_in and the cached history, then commit it. prompt is (B, E). With `start` (a latent,
-    e.g. the previous output) sampling begins at level t_start from `start` noised to it,
-    not at 1 from pure noise (a warm start: what the noise cannot hide, the colours,
-    carries over). With `unguided` (B, E), a prompt embedding lacking something `prompt`
-    says, each step's velocity is pushed `guidance` times as far from the unguided one
-    (classifier-free guidance; 1: off), on the steps that start at a level >= guidance_t_min
-    (0: every step); only the guided prompt reaches the history. With `history_guidance`
-    h != 1, each step's velocity is pushed h times as far from the one the frame gets with
-    no history at all (guidance on the history, as on a prompt: what the history adds, a
-    weak copy of its details, is strengthened; 1: off, one pass a step)."""
-    if commit not in COMMITS:
-        raise ValueError(f"commit must be one of {COMMITS}, not {commit!r}")
-    if start is None:
-        t_start = 1.0
-    elif not 0 < t_start <= 1:
-        raise ValueError(f"a warm start needs 0 < t_start <= 1, not {t_start}")
-    else:
-        level = torch.full((start.shape[0],), float(t_start), device=start.device)
-        noise = add_noise(start, noise, level).to(start.dtype)
+    z_in and the cached history, then commit it. prompt is (B, E). With `unguided` (B, E),
+    a prompt embedding lacking something `prompt` says (the picks), the steps from level 1
+    down to sample.choice_guidance_t_min are guided away from it by sample.choice_guidance
+    (lsd.diffusion.guidance); only the guided prompt reaches the history."""
+    last_step = sample.commit == "last_step"
     calls = 0
-    # the steps to guide, counted from the first: known here, so a captured graph has no
-    # data-dependent branch (and an unguided frame, the live path, pays nothing for it)
-    guided = unguided is not None and guidance != 1.0
-    guided_steps = int((time_grid(steps, t_start)[:-1] >= guidance_t_min).sum()) if guided else 0
 
-    def velocity(x, t, d):
+    def velocity(x, t, d, prompt=prompt):  # a last-step commit's last call writes the history
         nonlocal calls
         calls += 1
-        write = commit == "last_step" and calls == steps
-        v = denoiser(x[:, None], z_in[:, None], t[:, None], d[:, None], prompt, cache=cache,
-                     write=write)[:, 0]
-        if calls <= guided_steps:
-            u = denoiser(x[:, None], z_in[:, None], t[:, None], d[:, None], unguided, cache=cache)[:, 0]
-            v = u + guidance * (v - u)
-        if history_guidance != 1.0:  # the same frame alone: no cache, no history
-            alone = denoiser(x[:, None], z_in[:, None], t[:, None], d[:, None], prompt)[:, 0]
-            v = alone + history_guidance * (v - alone)
-        return v
+        write = last_step and calls == sample.steps
+        return denoiser(x[:, None], z_in[:, None], t[:, None], d[:, None], prompt, cache=cache,
+                        write=write)[:, 0]
 
-    latent = sample_euler(velocity, noise, steps, t_start, shortcut=shortcut)
-    if commit == "last_step":
+    if unguided is not None and sample.guided:
+        plain = lambda x, t, d: denoiser(x[:, None], z_in[:, None], t[:, None], d[:, None],
+                                         unguided, cache=cache)[:, 0]
+        velocity = guided(velocity, plain, sample.choice_guidance,
+                          guided_steps(sample.steps, sample.choice_guidance_t_min))
+    latent = sample_euler(velocity, noise, sample.steps, shortcut=sample.shortcut)
+    if last_step:
         cache.advance()
     else:
-        commit_frame(denoiser, cache, latent, z_in, prompt, context_t, context_noise)
+        commit_frame(denoiser, cache, latent, z_in, prompt, sample.context_t, context_noise)
     return latent
 
 
 @torch.no_grad()
-def rollout(denoiser, cache, z_in: torch.Tensor, prompt: torch.Tensor, steps: int,
-            shortcut: bool = False, context_t: float = 0.0,
-            generator: torch.Generator | None = None, commit: str = "clean",
-            guidance: float = 1.0, unguided: torch.Tensor | None = None,
-            guidance_t_min: float = 0.0, history_guidance: float = 1.0) -> torch.Tensor:
+def rollout(denoiser, cache, z_in: torch.Tensor, prompt: torch.Tensor, sample: SampleConfig,
+            generator: torch.Generator | None = None,
+            unguided: torch.Tensor | None = None) -> torch.Tensor:
     """Generate T frames one after another: z_in (B, T, C, h, w) -> latents of that shape.
-    prompt is (B, E) or per frame (B, T, E), `unguided` (guidance, generate_frame) the same.
+    prompt is (B, E) or per frame (B, T, E), `unguided` (generate_frame) the same.
     The cache carries on from whatever it holds."""
     at = lambda p, j: p[:, j] if p is not None and p.ndim == 3 else p  # frame j's prompt
     frames = []
     for j in range(z_in.shape[1]):
         noise = _randn(z_in[:, j], generator)
-        ctx = _randn(z_in[:, j], generator) if context_t > 0 else None
-        frames.append(generate_frame(denoiser, cache, z_in[:, j], at(prompt, j), noise, steps, shortcut,
-                                     context_t, ctx, commit, guidance=guidance,
-                                     unguided=at(unguided, j), guidance_t_min=guidance_t_min,
-                                     history_guidance=history_guidance))
+        ctx = _randn(z_in[:, j], generator) if sample.context_t > 0 else None
+        frames.append(generate_frame(denoiser, cache, z_in[:, j], at(prompt, j), noise, sample,
+                                     ctx, at(unguided, j)))
     return torch.stack(frames, dim=1)

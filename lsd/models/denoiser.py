@@ -6,10 +6,7 @@ prompt embedding, summed into one vector that modulates every block (adaLN-Zero)
 frame i attend to the tokens of frames i-k..i and nothing later. Which frame a key comes from
 is told by a learned per-layer, per-head logit bias indexed by the frame's age (0 = itself,
 1 = the frame before, ..., k), so the model sees relative time only and runs forever.
-With `anchor`, every frame after the first also attends the first frame (of the clip, or
-of the stream since the last reset) through its own bias: an attention sink that carries a
-per-stream choice made at frame 0 without the drift of a chain of copies. With `choice`,
-the stream's picks (styles/picks.py) are told to every frame instead, as a code added to
+With `choice`, the stream's picks (styles/picks.py) are told to every frame instead, as a code added to
 the prompt embedding: the choice is an input rather than a memory.
 
 One module, three ways to run it:
@@ -77,8 +74,6 @@ class CausalDenoiser(nn.Module):
         # logit bias by the key frame's age (0 = itself .. k), per layer and head; a pruned
         # block with h heads uses its first h rows
         self.age_bias = nn.Parameter(torch.zeros(cfg.depth, cfg.heads, cfg.history + 1))
-        if cfg.anchor:  # the anchor's logit bias ("age k + 1"), per layer and head
-            self.anchor_bias = nn.Parameter(torch.zeros(cfg.depth, cfg.heads))
         self.final_norm = nn.LayerNorm(cfg.dim, elementwise_affine=False, eps=1e-6)
         self.final_ada = nn.Sequential(nn.SiLU(), nn.Linear(cfg.dim, 2 * cfg.dim))
         self.out = nn.Linear(cfg.dim, patch_dim)
@@ -111,8 +106,7 @@ class CausalDenoiser(nn.Module):
         return prompt + self.choice_embed(code.to(self.choice_embed.weight)).to(prompt.dtype)
 
     def new_cache(self) -> HistoryCache:
-        return HistoryCache(self.cfg.depth, self.cfg.history, self.tokens, self.cfg.heads,
-                            anchor=self.cfg.anchor)
+        return HistoryCache(self.cfg.depth, self.cfg.history, self.tokens, self.cfg.heads)
 
     # -- tokens <-> latents ---------------------------------------------------------------
 
@@ -132,41 +126,27 @@ class CausalDenoiser(nn.Module):
     # -- attention windows ----------------------------------------------------------------
 
     def _age_bias(self, layer: int) -> torch.Tensor:
-        """(heads, k + 1), or (heads, k + 2) with the anchor's bias as age k + 1."""
-        heads = self.blocks[layer].attn.heads
-        if not self.cfg.anchor:
-            return self.age_bias[layer, :heads]
-        return torch.cat([self.age_bias[layer, :heads], self.anchor_bias[layer, :heads, None]], 1)
+        """(heads, k + 1): this block's heads' bias by key age."""
+        return self.age_bias[layer, :self.blocks[layer].attn.heads]
 
     def _clip_attention(self, layer: int, frames: int, history_rows: int | None = None):
         """Frame i attends frames i-k..i: keys are gathered into a band per frame (frames
         before the clip's start are padding, masked), so no T x T mask is ever built.
         With `history_rows`, the batch's first rows are a history stream (attending
-        itself) and the rest are current frames whose earlier window slots come from it.
-        With the anchor, frame 0's keys (the history stream's) follow the window, masked
-        for frame 0 itself (streaming has no anchor yet while it makes frame 0)."""
-        k, anchor = self.cfg.history, self.cfg.anchor
+        itself) and the rest are current frames whose earlier window slots come from it."""
+        k = self.cfg.history
         ages = torch.arange(k, -1, -1, device=self.age_bias.device)  # window slot j has age k-j
-        rows = torch.arange(frames, device=ages.device)[:, None]
-        first = rows - ages[None]  # (T, k+1)
-        if anchor:
-            ages = torch.cat([ages, ages.new_tensor([k + 1])])
-            first = torch.cat([first, rows - 1], 1)  # the anchor is frame 0, none for frame 0
-        bias = self._age_bias(layer)[:, ages]  # (heads, k+1 [+1])
+        first = torch.arange(frames, device=ages.device)[:, None] - ages[None]  # (T, k+1)
+        bias = self._age_bias(layer)[:, ages]  # (heads, k+1)
         bias = bias[:, None, :].expand(-1, frames, -1).masked_fill(first < 0, float("-inf"))
-        bias = bias.repeat_interleave(self.tokens, dim=-1)  # (heads, T, (k+1 [+1]) N)
+        bias = bias.repeat_interleave(self.tokens, dim=-1)  # (heads, T, (k+1) N)
 
-        def gather(x):  # (B, H, T, N, hd) -> (B, H, T, (k+1 [+1]) N, hd)
+        def gather(x):  # (B, H, T, N, hd) -> (B, H, T, (k+1) N, hd)
             if history_rows is None:
-                window, first_frame = _band(x, k), x[:, :, :1]
-            else:
-                past = _band(x[:history_rows], k)
-                current = torch.cat([past[..., : k * self.tokens, :], x[history_rows:]], dim=3)
-                window = torch.cat([past, current], dim=0)
-                first_frame = x[:history_rows, :, :1].repeat(2, 1, 1, 1, 1)  # both halves': history's
-            if not anchor:
-                return window
-            return torch.cat([window, first_frame.expand(-1, -1, frames, -1, -1)], dim=3)
+                return _band(x, k)
+            past = _band(x[:history_rows], k)
+            current = torch.cat([past[..., : k * self.tokens, :], x[history_rows:]], dim=3)
+            return torch.cat([past, current], dim=0)
 
         def attend(q, keys, values):  # (B, H, T, N, hd)
             b, h, t, n, hd = q.shape

@@ -7,11 +7,6 @@ Slots carry an *age* instead of a frame number: age a means "written a frames be
 frame being generated now", 0 means empty. Ages stay in 0..k forever, so nothing in the
 cache grows with the length of the stream.
 
-With `anchor`, one more slot keeps the first frame committed after a reset (or after
-`drop_anchor`) for good: an attention sink that every later frame sees, so a choice made at
-frame 0 (a palette, where the stars are) is read from frame 0 itself at frame 10,000, not
-passed down a chain of copies that drifts. Its keys carry the age k + 1, "the anchor".
-
 The slot being written is a tensor, not a Python int, and writes are index copies: a
 compiled streaming pass (`lsd.stream.compiled`) then sees the same graph at every frame
 instead of one per slot.
@@ -23,13 +18,10 @@ import torch
 
 
 class HistoryCache:
-    def __init__(self, layers: int, frames: int, tokens: int, heads: int | None = None,
-                 anchor: bool = False):
+    def __init__(self, layers: int, frames: int, tokens: int, heads: int | None = None):
         """heads: the most any layer has (a pruned model's layers differ); by default the
-        first layer's. anchor: keep the first frame in an extra slot (see above)."""
+        first layer's."""
         self.layers, self.frames, self.tokens, self.heads = layers, frames, tokens, heads
-        self.anchor = anchor
-        self.anchored = torch.zeros((), dtype=torch.bool)  # does the anchor slot hold a frame?
         self.keys: torch.Tensor | None = None  # (layers, B, heads, slots * tokens, head_dim)
         self.values: torch.Tensor | None = None
         self.age = torch.zeros(frames, dtype=torch.long)
@@ -41,13 +33,12 @@ class HistoryCache:
         gets zero attention weight, yet 0 * NaN is NaN, so a poisoned value must not stay."""
         self.age.zero_()
         self.slot.zero_()
-        self.anchored.zero_()
         if self.keys is not None:
             self.keys.zero_()
             self.values.zero_()
 
     def _tensors(self) -> list[torch.Tensor]:
-        return [t for t in (self.age, self.slot, self.anchored, self.keys, self.values)
+        return [t for t in (self.age, self.slot, self.keys, self.values)
                 if t is not None]
 
     def state(self) -> list[torch.Tensor]:
@@ -60,15 +51,6 @@ class HistoryCache:
         for mine, saved in zip(self._tensors(), state, strict=True):
             mine.copy_(saved)
 
-    def drop_anchor(self) -> None:
-        """The next committed frame becomes the anchor (after a prompt switch: the old
-        anchor shows the old style)."""
-        self.anchored.zero_()
-
-    @property
-    def slots(self) -> int:
-        return self.frames + int(self.anchor)
-
     @property
     def filled(self) -> int:
         return int((self.age > 0).sum())
@@ -78,14 +60,14 @@ class HistoryCache:
         """Allocate the buffers now (else the first write does): a compiled pass then never
         sees an empty cache."""
         heads = max(heads, self.heads or 0)
-        shape = (self.layers, batch, heads, self.slots * self.tokens, head_dim)
+        shape = (self.layers, batch, heads, self.frames * self.tokens, head_dim)
         self.keys = torch.zeros(shape, dtype=dtype, device=device)
         self.values = torch.zeros_like(self.keys)
-        self.age, self.slot, self.anchored, self.offsets = (
-            t.to(device) for t in (self.age, self.slot, self.anchored, self.offsets))
+        self.age, self.slot, self.offsets = (
+            t.to(device) for t in (self.age, self.slot, self.offsets))
 
     def layer(self, index: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Keys and values of one layer, (B, heads, slots * tokens, head_dim) with the heads
+        """Keys and values of one layer, (B, heads, frames * tokens, head_dim) with the heads
         of `like` (a (B, heads, N, head_dim) key); allocated on first use with its dtype,
         device and batch."""
         if self.keys is None:
@@ -97,30 +79,19 @@ class HistoryCache:
         return self.keys[index, :, :heads], self.values[index, :, :heads]
 
     def key_ages(self) -> torch.Tensor:
-        """(slots * tokens,) the age of every cached key: 0 (empty) .. k, and k + 1 for the
-        anchor's keys once it holds a frame."""
-        ages = self.age
-        if self.anchor:
-            ages = torch.cat([ages, (self.anchored * (self.frames + 1)).view(1)])
-        return ages.repeat_interleave(self.tokens)
+        """(frames * tokens,) the age of every cached key: 0 (empty) .. k."""
+        return self.age.repeat_interleave(self.tokens)
 
     def write(self, index: int, keys: torch.Tensor, values: torch.Tensor) -> None:
-        """Store the current frame's keys/values of one layer in the slot being replaced
-        (and in the anchor slot while that is empty)."""
+        """Store the current frame's keys/values of one layer in the slot being replaced."""
         cached_k, cached_v = self.layer(index, keys)
         if self.frames:
             span = self.slot * self.tokens + self.offsets
             cached_k.index_copy_(2, span, keys)
             cached_v.index_copy_(2, span, values)
-        if self.anchor:  # a select, not a branch: one graph whether the anchor is set or not
-            span = self.frames * self.tokens + self.offsets
-            cached_k.index_copy_(2, span, torch.where(self.anchored, cached_k[:, :, span], keys))
-            cached_v.index_copy_(2, span, torch.where(self.anchored, cached_v[:, :, span], values))
 
     def advance(self) -> None:
-        """The committed frame becomes history: everyone ages by one, it gets age 1 (and
-        the anchor, if it was empty, now holds it)."""
-        self.anchored.fill_(self.anchor)
+        """The committed frame becomes history: everyone ages by one, it gets age 1."""
         if self.frames == 0:
             return
         self.age.add_(self.age > 0)

@@ -10,8 +10,8 @@ import torch.nn as nn
 
 from .. import __version__
 from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from ..config import ModelConfig
-from .autoencoder import build_codec
+from ..config import ModelConfig, SampleConfig
+from .codec import build_codec, upgraded_names
 from .denoiser import CausalDenoiser
 from .history_cache import HistoryCache
 from .text import build_text_encoder
@@ -21,11 +21,17 @@ class LSDModel(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        self.codec = build_codec(config.autoencoder)
+        self.codec = build_codec(config.codec)
         self.text = build_text_encoder(config.text)
         self.denoiser = CausalDenoiser(config.denoiser, config.latent_channels,
                                        config.latent_size, config.text.out_dim)
         self.checkpoint_config: dict = {}  # set by `load`
+
+    @property
+    def sample(self) -> SampleConfig:
+        """How this model's streams sample: its checkpoint's `sample` section, else the
+        defaults."""
+        return SampleConfig.from_dict(self.checkpoint_config.get("sample") or {})
 
     def encode_prompts(self, prompts: list[str], code: torch.Tensor | None = None) -> torch.Tensor:
         """Prompt embeddings (B, E), moved by the stream's picks code where the model has a
@@ -56,14 +62,15 @@ class LSDModel(nn.Module):
     def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu",
              dtype: torch.dtype | None = None) -> "LSDModel":
         tensors, config = load_checkpoint(path, device)
+        tensors = upgraded_names(tensors)
         if "model" not in config:
             raise CheckpointError(f"{path}: config.yaml has no 'model' section")
         try:
             model_config = ModelConfig.from_dict(config["model"])
         except (ValueError, TypeError) as e:
             raise CheckpointError(f"{path}: bad model config ({e})") from e
-        model = cls(model_config).to(device)
-        expected = model.state_dict()
+        with torch.device("meta"):  # the shapes the config asks for, allocating nothing
+            expected = cls(model_config).state_dict()
         missing = sorted(set(expected) - set(tensors))
         unexpected = sorted(set(tensors) - set(expected))
         if missing or unexpected:
@@ -74,6 +81,11 @@ class LSDModel(nn.Module):
         if wrong:
             raise CheckpointError(f"{path}: tensor shapes do not match the config: "
                                   f"{', '.join(wrong[:5])}")
+        broken = [k for k, v in tensors.items() if v.is_floating_point() and not v.isfinite().all()]
+        if broken:
+            raise CheckpointError(f"{path}: {len(broken)} weight tensors hold NaN or inf "
+                                  f"(e.g. {broken[0]}): the model would output nothing")
+        model = cls(model_config).to(device)
         # without a compute dtype the storage dtype stays (a bf16 checkpoint loads as bf16)
         dtypes = {v.dtype for v in tensors.values() if v.is_floating_point()}
         if dtype is None and len(dtypes) == 1:

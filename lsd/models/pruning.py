@@ -33,13 +33,11 @@ def prune_block(model: LSDModel, index: int, drop_heads: list[int], drop_channel
         # qkv's output rows are laid out (q|k|v, head, head_dim); proj reads (head, head_dim)
         tp.prune_linear_out_channels(attn.qkv, [part * width + c for part in range(3) for c in head_cols])
         tp.prune_linear_in_channels(attn.proj, head_cols)
-        with torch.no_grad():  # the kept heads' age (and anchor) biases move to the first rows
-            for bias in (den.age_bias, getattr(den, "anchor_bias", None)):
-                if bias is not None:
-                    rows = bias[index]
-                    kept = rows[keep].clone()
-                    rows.zero_()
-                    rows[: len(keep)] = kept
+        with torch.no_grad():  # the kept heads' age biases move to the first rows
+            rows = den.age_bias[index]
+            kept = rows[keep].clone()
+            rows.zero_()
+            rows[: len(keep)] = kept
         attn.heads = len(keep)
     if drop_channels:
         if len(set(drop_channels)) >= block.mlp[0].out_features:

@@ -22,6 +22,7 @@ import ipaddress
 import itertools
 import logging
 import os
+import socket
 import ssl
 import sys
 from pathlib import Path
@@ -46,6 +47,9 @@ log = logging.getLogger("lsd.serve")
 STATIC = Path(__file__).parent / "static"
 DEFAULT_PROMPT = next(iter(STYLES.values())).prompts[0]
 TOKEN_COOKIE = "lsd_token"
+# seconds a connection may sit without a whole request (idle, half-open, or dripping its
+# headers) before it is closed: aiohttp's keep-alive timer runs from the connection's start
+IDLE_TIMEOUT = 15.0
 
 CONFIG = web.AppKey("config", dict)
 MODEL = web.AppKey("model", object)
@@ -84,6 +88,36 @@ async def json_errors(request: web.Request, handler):
             raise
         plain = e.text and not e.text.startswith(f"{e.status}:")  # a message, not a stock page
         return reject(request, e.status, e.text if plain else e.reason)
+
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def _host_name(netloc: str) -> str:
+    """"[::1]:8000" -> "::1", "localhost:8000" -> "localhost" (lower case)."""
+    netloc = netloc.strip().lower()
+    if netloc.startswith("["):
+        return netloc[1:netloc.find("]")] if "]" in netloc else netloc
+    return netloc.rsplit(":", 1)[0] if netloc.count(":") == 1 else netloc
+
+
+@web.middleware
+async def check_origin(request: web.Request, handler):
+    """Only this server's own pages may call it. The Host must name this machine as the
+    server was bound (a DNS-rebinding page's Host names the attacker's domain), and a
+    browser's Origin must be the server's own (or one --allow-origin names): 403 else."""
+    config = request.app[CONFIG]
+    hosts = config["hosts"]
+    if hosts is not None and _host_name(request.host) not in hosts:
+        return reject(request, 403, f"Host {request.host!r} is not this server")
+    origin = request.headers.get("Origin")
+    allowed = config["allow_origins"]
+    if origin is not None and "*" not in allowed and origin not in allowed:
+        own = origin.split("://", 1)[-1] == request.host
+        if not own:
+            return reject(request, 403, f"cross-origin request from {origin!r} refused "
+                                        "(lsd serve --allow-origin lets one in)")
+    return await handler(request)
 
 
 @web.middleware
@@ -132,7 +166,7 @@ async def offer(request: web.Request) -> web.Response:
     # the session is in the table before the first await, so racing offers cannot overfill it
     sid = f"{next(config['ids']):04d}"
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # no STUN: nothing leaves the host
-    stream = Stream(app[MODEL], prompt=o.prompt, steps=config["steps"], backend=config["backend"])
+    stream = Stream(app[MODEL], o.prompt, config["sample"], backend=config["backend"])
     session = Session(sid, pc, stream, tag=o.tag, blend_frames=config["blend_frames"],
                       connect_timeout=config["connect_timeout"],
                       stats_interval=config["stats_interval"],
@@ -167,23 +201,31 @@ def make_app(checkpoint=None, *, model=None, max_sessions: int = 2, token: str |
              steps: int | None = None, prompt: str = DEFAULT_PROMPT,
              ice_addresses: list[str] | None = None, connect_timeout: float = 20.0,
              stats_interval: float = 1.0, blend_frames: int = 12,
-             backend: str | None = None, model_cores: set[int] | None = None) -> web.Application:
+             backend: str | None = None, model_cores: set[int] | None = None,
+             hosts: tuple[str, ...] | None = LOOPBACK_NAMES,
+             allow_origins: tuple[str, ...] = ()) -> web.Application:
     """The server as an aiohttp app. Give a checkpoint directory or an already loaded model.
     `ice_addresses`: the host candidates offered (default: 127.0.0.1 + the machine's).
-    `model_cores`: the cores sessions' model threads are pinned to (lsd.serve.cores)."""
+    `model_cores`: the cores sessions' model threads are pinned to (lsd.serve.cores).
+    `hosts`: the names a request's Host may give (None: any; a server on a public address
+    needs its token instead); `allow_origins`: other origins whose pages may call it."""
     check_max_sessions(max_sessions)
     use_host_addresses(ice_addresses)
     release_frames_on_marker()  # camera frames reach the model one frame interval sooner
     zero_playout_delay()  # and generated frames reach the screen without smoothing
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[json_errors, check_token])
+    app = web.Application(client_max_size=MAX_BODY,
+                          middlewares=[json_errors, check_origin, check_token])
     app[MODEL] = model if model is not None else load(checkpoint)
-    app[CONFIG] = {"max_sessions": max_sessions, "token": token or None, "steps": steps,
+    # a bad --steps fails now, not in the first session
+    sample = app[MODEL].sample.but(steps=steps)
+    app[CONFIG] = {"max_sessions": max_sessions, "token": token or None, "sample": sample,
                    "prompt": prompt, "connect_timeout": connect_timeout,
                    "stats_interval": stats_interval, "blend_frames": blend_frames,
-                   "backend": backend, "model_cores": model_cores, "ids": itertools.count(1)}
+                   "backend": backend, "model_cores": model_cores, "ids": itertools.count(1),
+                   "hosts": None if hosts is None else {h.lower() for h in hosts},
+                   "allow_origins": set(allow_origins)}
     app[SESSIONS] = {}
-    # a bad --steps fails now, not in the first session; the graph is built now too
-    first = Stream(app[MODEL], prompt, steps, backend=backend)
+    first = Stream(app[MODEL], prompt, sample, backend=backend)  # the graph is built now
     if first.backend.name != "eager":
         first.step(np.zeros((*first.size, 3), np.uint8))
     app[CONFIG]["backend"] = first.backend.name  # every session runs what was built
@@ -206,7 +248,7 @@ def model_threads() -> int:
 def serve(checkpoint: str | None = None, host: str = "127.0.0.1", port: int = 8000,
           max_sessions: int = 2, token: str | None = None, steps: int | None = None,
           certfile: str | None = None, keyfile: str | None = None, backend: str | None = None,
-          threads: int | None = None) -> None:
+          threads: int | None = None, allow_origins: tuple[str, ...] = ()) -> None:
     """Run the server until Ctrl-C."""
     from ..stream.runner import default_checkpoint
 
@@ -234,14 +276,26 @@ def serve(checkpoint: str | None = None, host: str = "127.0.0.1", port: int = 80
     cores = split_cores(threads)
     if cores:  # the event loop and aiortc's threads (started from it) stay off the model's cores
         pin_current_thread(cores[1])
+    family = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM)[0][0]
+    sock = socket.create_server((host, port), family=family)  # a taken port fails here
     model = load(ckpt)  # a missing or broken checkpoint fails here, before anything changes
     torch.set_num_threads(threads)  # before the graph is built: it takes this thread count
     print("lsd serve: building the model's graph (once)", file=sys.stderr, flush=True)
+    # on loopback the Host must name this machine; elsewhere the token guards every request
+    hosts = (*LOOPBACK_NAMES, host) if is_loopback(host) else None
     app = make_app(model=model, max_sessions=max_sessions, token=token, steps=steps,
-                   backend=backend, model_cores=cores[0] if cores else None)
-    scheme = "https" if ssl_context else "http"
-    shown = "127.0.0.1" if host in ("", "0.0.0.0") else host
+                   backend=backend, model_cores=cores[0] if cores else None, hosts=hosts,
+                   allow_origins=tuple(allow_origins))
+    print(f"lsd serve: {url(host, sock.getsockname()[1], bool(ssl_context), token)}  "
+          f"(checkpoint {ckpt}, at most {max_sessions} sessions)", flush=True)
+    web.run_app(app, sock=sock, ssl_context=ssl_context, print=None,
+                keepalive_timeout=IDLE_TIMEOUT)
+
+
+def url(host: str, port: int, https: bool = False, token: str | None = None) -> str:
+    """The address to open: every-interface binds shown as 127.0.0.1, IPv6 in brackets."""
+    shown = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+    if ":" in shown:
+        shown = f"[{shown}]"
     query = f"?token={token}" if token else ""
-    print(f"lsd serve: {scheme}://{shown}:{port}/{query}  (checkpoint {ckpt}, "
-          f"at most {max_sessions} sessions)", flush=True)
-    web.run_app(app, host=host, port=port, ssl_context=ssl_context, print=None)
+    return f"{'https' if https else 'http'}://{shown}:{port}/{query}"

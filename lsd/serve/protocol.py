@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from ..stream.engine import MAX_PROMPT
+
 MAX_BODY = 64 * 1024  # bytes; a browser's offer with its candidates is a few kB
-MAX_PROMPT = 200  # characters
 MAX_MESSAGE = 4 * 1024  # bytes of one data-channel message
 
 
@@ -36,6 +37,10 @@ class Offer:
 def check_prompt(text) -> str:
     if not isinstance(text, str):
         raise BadPrompt("prompt must be a string")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate ("\udfff") is no text the model can read
+        raise BadPrompt("prompt is not valid Unicode text") from None
     text = " ".join(text.split())
     if len(text) > MAX_PROMPT:
         raise BadPrompt(f"prompt too long: {len(text)} characters (at most {MAX_PROMPT})")
@@ -45,7 +50,7 @@ def check_prompt(text) -> str:
 def _json_object(data: bytes | str, what: str) -> dict:
     try:
         obj = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # thousands of nested [ recurse
         raise BadRequest(f"{what} is not valid JSON") from None
     if not isinstance(obj, dict):
         raise BadRequest(f"{what} must be a JSON object")

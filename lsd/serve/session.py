@@ -133,6 +133,7 @@ class Session:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"lsd-session-{sid}",
                                             initializer=pin_current_thread, initargs=(model_cores,))
         self._tasks: set[asyncio.Task] = set()
+        self._next_prompt: str | None = None  # the newest prompt not yet set (latest wins)
         self._spawn(self._close_unless_connected(connect_timeout))
         pc.on("track", self._on_track)
         pc.on("datachannel", self._on_datachannel)
@@ -224,13 +225,22 @@ class Session:
             self.send({"type": "error", "message": str(e), "fatal": True})
             self.close_soon(f"bad control message: {e}")
             return
-        self._spawn(self._set_prompt(text))
+        # latest wins: a flood of prompts queues no work before the frames, only the newest
+        idle = self._next_prompt is None
+        self._next_prompt = text
+        if idle:
+            self._spawn(self._set_prompts())
 
-    async def _set_prompt(self, text: str) -> None:
+    async def _set_prompts(self) -> None:
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self.stream.set_prompt, text, self.blend_frames)
-        log.info("session %s: prompt %r", self.id, text)
-        self.send({"type": "prompt", "text": text})
+        while self._next_prompt is not None:
+            text = self._next_prompt
+            await loop.run_in_executor(self._executor, self.stream.set_prompt, text,
+                                       self.blend_frames)
+            log.info("session %s: prompt %r", self.id, text)
+            self.send({"type": "prompt", "text": text})
+            if self._next_prompt == text:  # none newer came in meanwhile
+                self._next_prompt = None
 
     async def stats(self) -> dict:
         """What the page shows, once a second: frames out per second and the model's mean ms

@@ -13,6 +13,7 @@ latency window is a fixed-length deque.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import os
@@ -23,8 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..config import sample_setting
-from ..diffusion import check_choice_guidance, commit_frame, generate_frame
+from ..config import SampleConfig
+from ..diffusion import commit_frame, generate_frame
 from ..models import LSDModel, load
 from ..precision import Precision, decide
 from ..styles.picks import null_code, picks_code
@@ -35,11 +36,15 @@ from .openvino_step import OpenVINOStep
 
 LATENCY_WINDOW = 1000  # frames the latency percentiles are taken over
 PROMPT_CACHE = 32  # prompt embeddings kept (switching back to a recent prompt is free)
+MAX_PROMPT = 200  # characters a prompt may have (a model reads its first text.max_bytes bytes)
 
 
 def check_device(device: str | torch.device) -> torch.device:
     """The device, or a clear error when this torch cannot run on it."""
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except RuntimeError:  # "banana"
+        raise ValueError(f"unknown device {str(device)!r}: use cpu or cuda") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {str(device)!r} asked for, but this torch sees no CUDA device "
                          f"(torch {torch.__version__}); use --device cpu")
@@ -47,40 +52,19 @@ def check_device(device: str | torch.device) -> torch.device:
 
 
 class Stream:
-    def __init__(self, model: LSDModel, prompt: str = "", steps: int | None = None,
+    def __init__(self, model: LSDModel, prompt: str = "", sample: SampleConfig | None = None,
                  device: str | torch.device = "cpu", dtype: torch.dtype | str | None = None,
-                 context_t: float | None = None, shortcut: bool | None = None, seed: int = 0,
-                 backend: str | None = None, cuda_graph: bool | None = None,
-                 fixed_noise: bool | None = None, warm_start: float | None = None,
-                 settle: int | None = None, choice_guidance: float | None = None,
-                 choice_guidance_t_min: float | None = None):
-        self.steps = sample_setting(model, "steps", steps)
-        if self.steps < 1:
-            raise ValueError(f"steps must be >= 1, not {self.steps}")
-        self.context_t = sample_setting(model, "context_t", context_t)
-        # a distilled (shortcut) model is told the step size; a teacher is not
-        self.shortcut = sample_setting(model, "shortcut", shortcut)
-        self.commit = sample_setting(model, "commit")  # how the model was trained to see history
-        # fixed: every frame starts from the stream's one noise draw (as StreamDiffusion
-        # does), so what the model picks from the noise (pop_art's palette) is picked the
-        # same way every frame. Off by default: it costs the shipped teacher ~3.7 dB on
-        # the frame styles (docs/journal.md, "The shipped teacher")
-        self.fixed_noise = sample_setting(model, "fixed_noise", fixed_noise)
-        self._fixed: torch.Tensor | None = None  # the fixed noise, once drawn
-        # warm start t0 in (0, 1]: each frame is sampled from level t0, starting from the
-        # previous output noised to it, so the colours it chose carry over; 0: off
-        self.warm_start = sample_setting(model, "warm_start", warm_start)
-        if not 0 <= self.warm_start <= 1:
-            raise ValueError(f"warm_start must be in [0, 1], not {self.warm_start}")
-        self._previous: torch.Tensor | None = None  # the last output latent (warm start)
+                 seed: int = 0, backend: str | None = None, cuda_graph: bool | None = None):
+        """`sample`: how each frame is sampled (None: the checkpoint's, `model.sample`; a
+        command line changes it with `model.sample.but(steps=...)`)."""
+        self.sample = model.sample if sample is None else sample
+        if self.sample.guided and not model.config.denoiser.choice:
+            raise ValueError("sample.choice_guidance needs a model with a choice input (denoiser.choice)")
         # settle k: the first frame after an empty history is sampled k extra times, each
         # pass reading the one before as history, before it is shown. A pick made from the
         # noise alone (pop_art's palette) comes out as a patchwork of several; the passes
         # can pull it toward one, as the model was trained to mend a damaged history, before
-        # later frames copy it (and an anchor keeps it). Costs k frames' work once.
-        self.settle = sample_setting(model, "settle", settle)
-        if self.settle < 0:
-            raise ValueError(f"settle must be >= 0, not {self.settle}")
+        # later frames copy it. Costs k frames' work once.
         self._settled = False  # has the history's first frame been settled?
         self.device = check_device(device)
         # the compute dtype: as told (a torch dtype, or a --dtype name), else lsd.precision's
@@ -99,10 +83,6 @@ class Stream:
         # on by default on a GPU; on the CPU the flag runs the same static-buffer code
         # without a graph (lsd.stream.cuda_graph), for tests
         self.cuda_graph = self.device.type == "cuda" if cuda_graph is None else bool(cuda_graph)
-        if self.warm_start and self.cuda_graph:  # the graph has no input for the previous output
-            if cuda_graph:
-                raise ValueError("warm_start does not run under cuda_graph yet")
-            self.cuda_graph = False
         self._graphed: GraphedStep | None = None  # captured on the first frame
         self.seed = seed
         self.g = torch.Generator().manual_seed(seed)
@@ -110,16 +90,9 @@ class Stream:
         # and prompt
         self.code = (torch.from_numpy(picks_code(seed))[None]
                      if model.config.denoiser.choice else None)
-        # choice guidance w: each step moves w times as far as the picks code moves it from a
-        # code that names no pick (classifier-free guidance on the code; 1: off), on the
-        # steps from level 1 down to choice_guidance_t_min. Costs a second pass a guided step.
-        self.choice_guidance = sample_setting(model, "choice_guidance", choice_guidance)
-        self.choice_guidance_t_min = sample_setting(model, "choice_guidance_t_min", choice_guidance_t_min)
-        check_choice_guidance(self.choice_guidance, self.choice_guidance_t_min)
+        # choice guidance (lsd.diffusion.guidance) steers away from the prompt told no picks
         self._choice_shift = None  # what the picks add to a prompt embedding beyond no picks
-        if self.choice_guidance != 1.0:
-            if self.code is None:
-                raise ValueError("choice_guidance needs a model with a choice input (denoiser.choice)")
+        if self.sample.guided:
             with torch.no_grad():  # the projection is linear: the shift is that of the difference
                 self._choice_shift = self.model.denoiser.with_choice(
                     torch.zeros(1, self.model.text.out_dim, device=self.device, dtype=dtype),
@@ -133,10 +106,17 @@ class Stream:
         self.dropped = 0  # set by a live runner that skipped camera frames
         self.recoveries = 0  # steps that produced NaN/inf and were redone with no history
 
+    @property
+    def steps(self) -> int:
+        return self.sample.steps
+
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, prompt: str = "", steps: int | None = None,
                         device: str | torch.device = "cpu", **kwargs) -> "Stream":
-        return cls(load(path, check_device(device)), prompt, steps, device, **kwargs)
+        """A stream on the checkpoint at `path`, sampled as it says (with `steps` steps, if
+        given)."""
+        model = load(path, check_device(device))
+        return cls(model, prompt, model.sample.but(steps=steps), device, **kwargs)
 
     # -- prompts -----------------------------------------------------------------------------
 
@@ -152,13 +132,11 @@ class Stream:
 
     def set_prompt(self, prompt: str, blend_frames: int = 12) -> None:
         """Switch prompt; the embedding moves in a straight line from where it is now to the
-        new one over `blend_frames` frames (0 or 1: at once), so the picture never jumps.
-        A model with an anchor frame takes a new one once the blend is done."""
+        new one over `blend_frames` frames (0 or 1: at once), so the picture never jumps."""
         target = self._embed(prompt)
         self.prompt = prompt
         if blend_frames <= 1:
             self._embedding, self._blend = target, None
-            self.cache.drop_anchor()
         else:
             self._blend = (self._embedding, target, 0, int(blend_frames))
 
@@ -168,8 +146,6 @@ class Stream:
             done += 1
             self._embedding = torch.lerp(start, end, done / total)
             self._blend = None if done >= total else (start, end, done, total)
-            if self._blend is None:
-                self.cache.drop_anchor()  # this frame, in the new style, becomes the anchor
         return self._embedding
 
     # -- frames ------------------------------------------------------------------------------
@@ -177,7 +153,6 @@ class Stream:
     def reset(self) -> None:
         """Forget the history (a scene change, a new camera); the prompt stays."""
         self.cache.reset()
-        self._previous = None
         self._settled = False
 
     @torch.no_grad()
@@ -192,10 +167,11 @@ class Stream:
         self._settled = True  # a history made here is not settled over
         g = torch.Generator().manual_seed(self.seed + self.frames)  # for noised commits only
         # a last-step commit holds the frame at the last step's level, told that step size
-        level, d = self.context_t, 0.0
-        if self.commit == "last_step":
-            level = 1 / self.steps
-            d = level if self.shortcut else 0.0
+        sample = self.sample
+        level, d = sample.context_t, 0.0
+        if sample.commit == "last_step":
+            level = 1 / sample.steps
+            d = level if sample.shortcut else 0.0
         for frame, output in pairs[max(0, len(pairs) - self.cache.frames):]:
             z_in = self.model.codec.encode(self._to_model(frame))
             latent = self.model.codec.encode(self._to_model(output))
@@ -221,35 +197,24 @@ class Stream:
         return x.permute(1, 2, 0).cpu().numpy()
 
     def _work(self, cache, x: torch.Tensor, prompt: torch.Tensor, noise: torch.Tensor,
-              ctx: torch.Tensor | None = None, start: torch.Tensor | None = None,
+              ctx: torch.Tensor | None = None,
               unguided: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """A frame's device work: encode, sample against `cache` (from `start` at the
-        warm-start level, if given; guided away from `unguided`, if given) and commit,
-        decode. Returns (input latent, output image, output latent)."""
+        """A frame's device work: encode, sample against `cache` (guided away from
+        `unguided`, if given) and commit, decode. Returns (input latent, output image,
+        output latent)."""
         z_in = self.model.codec.encode(x)
-        z = generate_frame(self.model.denoiser, cache, z_in, prompt, noise, self.steps,
-                           self.shortcut, self.context_t, ctx, self.commit, start, self.warm_start,
-                           self.choice_guidance, unguided, self.choice_guidance_t_min)
+        z = generate_frame(self.model.denoiser, cache, z_in, prompt, noise, self.sample, ctx,
+                           unguided)
         return z_in, self.model.codec.decode(z, x), z
 
     def _run(self, x: torch.Tensor, prompt: torch.Tensor):
-        """_work on noise from the stream's CPU generator, through the graph if on. Fixed
-        noise fixes only the sampling noise; the history's context noise stays fresh, as in
-        training."""
+        """_work on noise from the stream's CPU generator, through the graph if on."""
         cfg = self.model.config
         shape = (x.shape[0], cfg.latent_channels, *cfg.latent_size)
-        draw = lambda g: torch.randn(shape, generator=g).to(self.device, self.dtype)
-        if not self.fixed_noise:
-            noise = draw(self.g)
-        else:  # drawn once, on the first frame (the hot path only reuses it)
-            if self._fixed is None or self._fixed.shape != shape:
-                self._fixed = draw(torch.Generator().manual_seed(self.seed))
-            noise = self._fixed
-        inputs = {"x": x, "prompt": prompt, "noise": noise}
-        if self.context_t > 0:
-            inputs["ctx"] = draw(self.g)
-        if self._previous is not None:  # kept only with a warm start
-            inputs["start"] = self._previous
+        draw = lambda: torch.randn(shape, generator=self.g).to(self.device, self.dtype)
+        inputs = {"x": x, "prompt": prompt, "noise": draw()}
+        if self.sample.context_t > 0:
+            inputs["ctx"] = draw()
         if self._choice_shift is not None:  # the prompt without the picks, to guide away from
             inputs["unguided"] = prompt - self._choice_shift
         if self.cache.keys is None and (self.cuda_graph or self.backend.name == "openvino"):
@@ -259,31 +224,21 @@ class Stream:
         if self.backend.name == "openvino":
             if self._openvino is None or list(inputs) != self._openvino.names:
                 self._openvino = OpenVINOStep(self._work, self.model, inputs, self.cache,
-                                              self.precision.dtype, self._graph_key())
-            out = self._openvino(**inputs)
-        elif not self.cuda_graph:
-            out = self._work(self.cache, **inputs)
-        else:
-            if self._graphed is None:
-                self._graphed = GraphedStep(functools.partial(self._work, self.cache), inputs,
-                                            self.cache)
-            return self._graphed(**inputs)
-        if self.warm_start:
-            self._previous = out[2]
-        return out
-
-    def _graph_key(self) -> tuple:
-        """The settings a frame's graph bakes in (its inputs' shapes are added to it)."""
-        return (self.steps, self.shortcut, self.context_t, self.commit, self.warm_start,
-                self.choice_guidance, self.choice_guidance_t_min)
+                                              self.precision.dtype, dataclasses.astuple(self.sample))
+            return self._openvino(**inputs)
+        if not self.cuda_graph:
+            return self._work(self.cache, **inputs)
+        if self._graphed is None:
+            self._graphed = GraphedStep(functools.partial(self._work, self.cache), inputs,
+                                        self.cache)
+        return self._graphed(**inputs)
 
     def _sample(self, x: torch.Tensor, prompt: torch.Tensor):
         """_run, after the settling passes if the history is new."""
         if not self._settled:
             self._settled = True
-            for _ in range(self.settle):
+            for _ in range(self.sample.settle):
                 self._run(x, prompt)
-                self.cache.drop_anchor()  # the shown frame, settled, becomes the anchor
         return self._run(x, prompt)
 
     @torch.no_grad()

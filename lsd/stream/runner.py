@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import resource
+import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -16,10 +17,11 @@ from tqdm import tqdm
 
 from ..machine import machine_name
 from ..precision import decide
-from .engine import LATENCY_WINDOW, Stream
+from .engine import LATENCY_WINDOW, MAX_PROMPT, Stream
 from .pacing import LatestFrame
 from .sinks import open_sink
 from .sources import open_source
+from .stop import StopSignals
 
 CHECKPOINTS = Path(__file__).resolve().parent.parent.parent / "checkpoints"
 SHIPPED = ("lsd-tiny", "lsd-tiny-teacher")  # the distilled default first
@@ -72,19 +74,26 @@ def run_stream(source: str, prompt: str = "", schedule: str | None = None,
                side_by_side: bool = False, checkpoint: str | None = None, loop: bool = False,
                window: bool = False, virtual_camera: bool = False, blend_frames: int = 12,
                progress: bool = True, device: str = "cpu", backend: str | None = None) -> dict:
+    if frames is not None and frames < 1:
+        raise ValueError(f"--frames must be at least 1, not {frames}")
     plan = parse_schedule(schedule)
+    for text in [prompt, *(p for _, p in plan)]:
+        if len(text) > MAX_PROMPT:
+            raise ValueError(f"prompt too long: {len(text)} characters (at most {MAX_PROMPT})")
     if not prompt and not plan and not source.startswith("synthetic"):
         raise ValueError("give --prompt or --prompt-schedule (only the synthetic world has a "
                          "prompt of its own: its style's)")
     first = plan[0][1] if plan and plan[0][0] == 0 else prompt
     ckpt = Path(checkpoint) if checkpoint else default_checkpoint(device)
-    stream = Stream.from_pretrained(ckpt, prompt=first, steps=steps, device=device, backend=backend)
+    stream = Stream.from_pretrained(ckpt, first, steps, device, backend=backend)
     switches = dict(plan)
-    rss_start = p95_start = None
+    rss_start = p95_start = warning = None
     t0 = time.perf_counter()
-    # everything opened goes on the stack: an error or Ctrl-C closes the source and aborts
-    # the sinks, so no camera stays open and no half-written file is left
+    # everything opened goes on the stack: an error closes the source and aborts the sinks,
+    # so no camera stays open and no half-written file is left; a stop signal (Ctrl-C,
+    # SIGTERM) ends the loop after its frame, and the sinks are closed with what was made
     with ExitStack() as stack:
+        stop = stack.enter_context(StopSignals())
         src = stack.enter_context(open_source(source, loop=loop, max_frames=frames,
                                               size=stream.size[0]))
         if not prompt and not plan:
@@ -113,8 +122,12 @@ def run_stream(source: str, prompt: str = "", schedule: str | None = None,
             bar.update(1)
             bar.set_postfix(ms=f"{stream.last_ms:.1f}", dropped=stream.dropped)
             done = frames is not None and i + 1 >= frames
-            if done or any(getattr(s, "quit_requested", False) for s in sinks):
+            if done or stop.signum or any(getattr(s, "quit_requested", False) for s in sinks):
                 break
+        else:  # the source ended by itself: did it end early?
+            warning = getattr(src, "shortfall", lambda: None)()
+            if warning:
+                print(f"lsd: warning: {warning}", file=sys.stderr)
     seconds = time.perf_counter() - t0
     st = stream.stats
     return {"frames": st["frames"], "ms_p50": st["ms_p50"], "ms_p95": st["ms_p95"],
@@ -124,5 +137,5 @@ def run_stream(source: str, prompt: str = "", schedule: str | None = None,
             "rss_mb_start": round(rss_start or rss_mb(), 1), "rss_mb_end": round(rss_mb(), 1),
             "prompt": first, "steps": stream.steps, **stream.precision.to_dict(),
             **stream.backend.to_dict(), "checkpoint": str(ckpt),
-            "source": source, "out": out,
+            "source": source, "out": out, "stopped_by": stop.name, "warning": warning,
             "machine": machine_name()}

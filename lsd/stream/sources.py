@@ -69,11 +69,24 @@ class _PathSource(Source):
         self.loop = loop
         self.max_frames = max_frames
         # video_info opens the file now, so a missing or corrupt one fails here, not mid-stream
-        self.fps = video_info(self.path)["fps"]
+        info = video_info(self.path)
+        self.fps, self.declared = info["fps"], info["frames"]  # declared: 0 if it won't say
         self._frames = read_frames(self.path, max_frames=max_frames, loop=loop)
+        self.read_count = 0
 
     def read(self) -> np.ndarray | None:
-        return next(self._frames, None)
+        frame = next(self._frames, None)
+        self.read_count += frame is not None
+        return frame
+
+    def shortfall(self) -> str | None:
+        """Said when the source ended before the frames its file declares (a truncated
+        file): the frames read and declared."""
+        wanted = min(self.declared, self.max_frames or self.declared)
+        if self.loop or not self.declared or self.read_count >= wanted:
+            return None
+        return (f"{self.name} declares {self.declared} frames but only {self.read_count} "
+                f"could be read (a truncated file?)")
 
     def close(self) -> None:
         self._frames.close()  # releases the open container at once

@@ -4,11 +4,6 @@ Rendering a frame with its target costs ~10 ms, so clips are rendered once into 
 drawn many times; every `refresh_every` steps a share of the pool is replaced by new clips.
 Which clip sits where is a pure function of (seed, split, rank, refresh round), so a resumed
 run rebuilds exactly the pool it had, without replaying the rounds in between.
-
-A clip is T frames in a row, except a "far-first" clip: its first frame comes from long
-before the rest (only for a path-free style, whose targets don't depend on the frames
-skipped). A model with an anchor frame attends frame 0 at every frame, and in a long stream
-that frame is hundreds of frames old; far-first clips train it at those ages.
 """
 
 from __future__ import annotations
@@ -28,13 +23,11 @@ from ..styles.picks import CODE_SIZE, picks_code
 class ClipPool:
     def __init__(self, clips: int, frames: int, size: tuple[int, int], split: str = "train",
                  seed: int = 0, rank: int = 0, refresh_share: float = 0.1,
-                 progress: bool = False, encode=None, style_weights: dict | None = None,
-                 far_first: float = 0.0, far_gap: tuple[int, int] = (30, 300)):
+                 progress: bool = False, encode=None, style_weights: dict | None = None):
         """`encode` (optional) maps (N, 3, H, W) frames in [0, 1] to latents; with it the
         pool also keeps every clip's latents, so a frozen codec runs once per clip, not
         once per draw. `style_weights` (name -> weight, 1 for the rest) skews the styles
-        drawn; `far_first` is the share of path-free clips whose first frame comes far_gap
-        [lo, hi] frames before the second."""
+        drawn."""
         seed_base(split)  # checks the split
         self.frames, self.size, self.split = frames, tuple(size), split
         self.seed, self.rank, self.refresh_share = seed, rank, refresh_share
@@ -44,7 +37,6 @@ class ClipPool:
             raise ValueError("style_weights leave no style to draw")
         # None keeps the uniform draw (and so every earlier run's pool) exactly as it was
         self.style_p = weights / weights.sum() if style_weights else None
-        self.far_first, self.far_gap = far_first, (int(far_gap[0]), int(far_gap[1]))
         self.keys = np.arange(clips)  # clip i of the pool is rendered from key keys[i]
         self.round = 0
         self.input = np.zeros((clips, frames, *self.size, 3), np.uint8)
@@ -58,9 +50,9 @@ class ClipPool:
     def __len__(self) -> int:
         return len(self.keys)
 
-    def _spec(self, key: int) -> tuple[int, str, int, int]:
-        """(world seed, style, start frame, gap) of a clip key: frame 0 of the clip is the
-        world's frame `start`, frame i > 0 its frame start + gap + i - 1 (gap 1: in a row)."""
+    def _spec(self, key: int) -> tuple[int, str, int]:
+        """(world seed, style, start frame) of a clip key: the clip is the world's frames
+        from `start` on."""
         split = 0 if self.split == "train" else 1
         rng = np.random.default_rng([self.seed, self.rank, split, key])
         seed = seed_base(self.split) + int(rng.integers(SEEDS_PER_SPLIT))
@@ -68,23 +60,13 @@ class ClipPool:
             style = self.styles[int(rng.integers(len(self.styles)))]
         else:
             style = self.styles[int(rng.choice(len(self.styles), p=self.style_p))]
-        start = int(rng.integers(MAX_START))
-        far = np.random.default_rng([self.seed, self.rank, split, key, 0xFA])  # own stream
-        gap = 1
-        if get_style(style).path_free and far.random() < self.far_first:
-            gap = int(far.integers(self.far_gap[0], self.far_gap[1] + 1))
-        return seed, style, start, gap
+        return seed, style, int(rng.integers(MAX_START))
 
     def _render(self, slots, progress: bool = False) -> None:
         for i in tqdm(list(slots), desc=f"rendering {self.split} clips", disable=not progress,
                       leave=False):
-            world_seed, style, start, gap = self._spec(int(self.keys[i]))
-            if gap == 1:
-                c = clip(world_seed, style, self.frames, self.size, start)
-            else:
-                first = clip(world_seed, style, 1, self.size, start)
-                rest = clip(world_seed, style, self.frames - 1, self.size, start + gap)
-                c = {k: np.concatenate([first[k], rest[k]]) for k in ("input", "target")}
+            world_seed, style, start = self._spec(int(self.keys[i]))
+            c = clip(world_seed, style, self.frames, self.size, start)
             self.input[i], self.target[i] = c["input"], c["target"]
             self.style[i] = self.styles.index(style)
             self.code[i] = picks_code(world_seed)

@@ -6,8 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import ModelConfig, build_dataclass, load_yaml, plain
-from ..diffusion.rollout import COMMITS, check_choice_guidance
+from ..config import ModelConfig, SampleConfig, build_dataclass, load_yaml, plain
 from ..styles import style_names
 from .history_damage import DamageConfig
 
@@ -33,11 +32,15 @@ class DataConfig:
     val_clips: int = 32  # held-out clips for the validation loss
     # how often each style is drawn, relative to 1 for a style not named (empty: all equal)
     style_weights: dict[str, float] = field(default_factory=dict)
-    # share of path-free clips (Style.path_free) whose first frame comes from far_gap
-    # [lo, hi] frames before the rest, so an anchor frame is trained at the ages it has
-    # in a long stream, not only at the few frames of a clip
-    far_first: float = 0.0
-    far_gap: tuple[int, ...] = (30, 300)
+
+    @staticmethod
+    def upgraded(data: dict) -> dict:
+        """An older run's section: its far-first clips (removed after commit e2c616e) are
+        dropped where they were off."""
+        if data.get("far_first", 0.0) != 0.0:
+            raise ValueError("data.far_first is no longer supported (it was until commit "
+                             "e2c616e); this run needs that version")
+        return {k: v for k, v in data.items() if k not in ("far_first", "far_gap")}
 
     def __post_init__(self):
         unknown = sorted(set(self.style_weights) - set(style_names()))
@@ -47,10 +50,6 @@ class DataConfig:
         if any(not isinstance(w, (int, float)) or isinstance(w, bool) or w < 0
                for w in self.style_weights.values()):
             raise ValueError(f"data.style_weights: weights must be numbers >= 0, got {self.style_weights}")
-        if not 0 <= self.far_first <= 1:
-            raise ValueError(f"data.far_first must be in [0, 1], not {self.far_first}")
-        if len(self.far_gap) != 2 or not 1 <= self.far_gap[0] <= self.far_gap[1]:
-            raise ValueError(f"data.far_gap must be [lo, hi] with 1 <= lo <= hi, not {list(self.far_gap)}")
 
 
 @dataclass
@@ -107,26 +106,6 @@ class HistoryConfig:
     # has nothing to copy a choice from and must make it (from the picks, with a choice
     # input), as a stream's first frame must; without blanking only a clip's frame 0 does
     blank: float = 0.0
-
-
-@dataclass
-class SampleConfig:
-    steps: int = 12  # Euler steps the teacher is sampled with
-    context_t: float = 0.0  # noise level history frames are committed at
-    shortcut: bool = False  # a distilled student is told the step size d
-    # clean: one extra pass writes the finished frame into the history; last_step: the
-    # last denoising step writes it (one pass a frame fewer; history at level 1/steps)
-    commit: str = "clean"
-    fixed_noise: bool = False  # every frame of a stream starts from the same noise (Stream)
-    warm_start: float = 0.0  # sample each frame from this level, from the previous output (Stream)
-    settle: int = 0  # extra passes that settle a stream's first frame before it is shown (Stream)
-    choice_guidance: float = 1.0  # classifier-free guidance on the picks code; 1: off (Stream)
-    choice_guidance_t_min: float = 0.0  # ... on the steps from level 1 down to this; 0: all
-
-    def __post_init__(self):
-        if self.commit not in COMMITS:
-            raise ValueError(f"sample.commit must be one of {', '.join(COMMITS)}, not {self.commit!r}")
-        check_choice_guidance(self.choice_guidance, self.choice_guidance_t_min, "sample.")
 
 
 @dataclass

@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..config import SampleConfig
 from ..diffusion import add_noise, commit_frame, rollout, sample_t_logit_normal, velocity
 from ..metrics import small_details
 from ..models import LSDModel
@@ -85,11 +86,7 @@ def augmented_history(model: LSDModel, clips: dict, z0: torch.Tensor, z_in: torc
     [0, history.context_noise]."""
     hist, dev = cfg.history, z0.device
     history = z0.clone()
-    # which of the damaged frames open their clip: an anchored model's anchor, which
-    # recolour spares; without an anchor no history frame is spared
-    first = ((torch.arange(mask.shape[1]) == 0).expand_as(mask)[mask]
-             if model.config.denoiser.anchor else None)
-    damaged = damage(clips["target"][mask], hist.damage, g, first).to(dev)
+    damaged = damage(clips["target"][mask], hist.damage, g).to(dev)
     history[mask.to(dev)] = model.codec.encode(damaged).to(history.dtype)
     if rollout_frames:
         n = rollout_frames
@@ -125,7 +122,7 @@ def _own_rollout(model: LSDModel, z_in: torch.Tensor, prompts: list[str], steps:
         commit_frame(model.denoiser, cache, first.to(z_in.dtype), z_in[:, 0], prompt)
         frames, z_in = [first[:, None].to(z_in.dtype)], z_in[:, 1:]
     if z_in.shape[1]:
-        frames.append(rollout(model.denoiser, cache, z_in, prompt, steps, generator=g))
+        frames.append(rollout(model.denoiser, cache, z_in, prompt, SampleConfig(steps=steps), g))
     model.train(was_training)
     return torch.cat(frames, dim=1)
 

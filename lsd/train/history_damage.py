@@ -3,10 +3,9 @@
 (compression-like 8x8 blocks) or broken (up to `garbage_max` of the pixels replaced by junk).
 
 One more kind, *recolour* (channels swapped, strong gains), makes a history frame's colours
-disagree with the stream's choice the way a drifted window does: with an anchor frame
-(denoiser.anchor) it spares the clip's first frame, the anchor, so the model learns to keep
-the anchor's choice; with a choice input (denoiser.choice) any history frame may be hit, so
-the model learns to paint the told picks rather than copy a drifted history.
+disagree with the stream's choice the way a drifted window does: with a choice input
+(denoiser.choice) the model learns to paint the told picks rather than copy a drifted
+history.
 
 Each kind is applied to a frame with its own probability; a frame can get several. All
 randomness comes from the generator passed in, so a resumed run damages the same way.
@@ -105,10 +104,8 @@ def recolour(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return (swapped * gain).clamp(0, 1)
 
 
-def damage(x: torch.Tensor, cfg: DamageConfig, g: torch.Generator,
-           first: torch.Tensor | None = None) -> torch.Tensor:
-    """Apply each kind of damage to each frame with the kind's probability; `first` (bool
-    per frame) marks clips' first frames, which recolour spares."""
+def damage(x: torch.Tensor, cfg: DamageConfig, g: torch.Generator) -> torch.Tensor:
+    """Apply each kind of damage to each frame with the kind's probability."""
     kinds = [(blur, cfg.blur), (colour, cfg.colour), (warp, cfg.warp), (blocks, cfg.blocks),
              (lambda y, gen: garbage(y, gen, cfg.garbage_max), cfg.garbage)]
     for fn, prob in kinds:
@@ -118,8 +115,6 @@ def damage(x: torch.Tensor, cfg: DamageConfig, g: torch.Generator,
             x[chosen] = fn(x[chosen], g).to(x.dtype)
     if cfg.recolour > 0:  # drawn only when asked, so older configs replay exactly
         chosen = torch.rand(x.shape[0], generator=g) < cfg.recolour
-        if first is not None:
-            chosen &= ~first
         if chosen.any():
             x = x.clone()
             x[chosen] = recolour(x[chosen], g).to(x.dtype)

@@ -55,8 +55,8 @@ def calibration_batch(model: LSDModel, clips: int = CALIBRATION_CLIPS,
 @torch.no_grad()
 def unit_importance(model: LSDModel, batch: dict, seed: int = 0) -> tuple[list, list]:
     """Per block: head scores (heads,) and MLP channel scores (hidden,)."""
-    den, sample = model.denoiser, model.checkpoint_config.get("sample", {})
-    steps, shortcut = int(sample.get("steps", 12)), bool(sample.get("shortcut", False))
+    den, sample = model.denoiser, model.sample
+    steps, shortcut = sample.steps, sample.shortcut
     g = torch.Generator().manual_seed(seed)
     z0, z_in = batch["z0"], batch["z_in"]
     b, f = z0.shape[:2]
@@ -70,7 +70,7 @@ def unit_importance(model: LSDModel, batch: dict, seed: int = 0) -> tuple[list, 
         d = torch.zeros(b, f)
     z_t = add_noise(z0, torch.randn(z0.shape, generator=g).to(z0.dtype), t)
     # the history as streaming writes it: clean, or (last-step commits) at level 1/steps
-    level = 1 / steps if sample.get("commit") == "last_step" else 0.0
+    level = 1 / steps if sample.commit == "last_step" else 0.0
     hist_level = torch.full((b, f), level)
     history = add_noise(z0, torch.randn(z0.shape, generator=g).to(z0.dtype), hist_level.to(z0.dtype))
     heads = [torch.zeros(blk.attn.heads) for blk in den.blocks]

@@ -27,12 +27,12 @@ import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ..checkpoint import is_checkpoint, load_checkpoint, save_checkpoint
+from ..checkpoint import is_checkpoint, load_checkpoint, recover, save_checkpoint
 from ..data.stills import still_frames
 from ..models import LSDModel, load
 from ..models.grow import grown_state
 from ..precision import STORAGE, autocast, decide
-from .autoencoder import reconstruction_psnr, train_codec
+from .codec import reconstruction_psnr, train_codec
 from .clips import ClipPool
 from .config import TrainConfig
 from .diffusion_forcing import detail_positions, diffusion_forcing, weighted_mse
@@ -117,11 +117,19 @@ class Trainer:
         if cfg.run.threads:
             torch.set_num_threads(cfg.run.threads)
         state_dir = self.out / "state"
+        if self.dist.main:  # a save killed mid-way is finished, its leftovers cleared
+            for saved in ("codec", "state", "model"):
+                recover(self.out / saved)
+        self.dist.barrier()
         if not resume and is_checkpoint(state_dir):
             raise FileExistsError(f"{self.out} already holds a run; pass --resume to continue it "
                                   f"or choose another --out")
-        if resume and not is_checkpoint(state_dir) and not is_checkpoint(self.out / "codec"):
-            raise FileNotFoundError(f"nothing to resume in {self.out} (no state/ or codec/)")
+        if resume and not is_checkpoint(state_dir):
+            if is_checkpoint(self.out / "model"):  # the denoiser stage had saved: never restart it
+                raise FileNotFoundError(f"{self.out} has a model/ but no state/ to resume it from; "
+                                        f"refusing to start the training again from step 0")
+            if not is_checkpoint(self.out / "codec"):
+                raise FileNotFoundError(f"nothing to resume in {self.out} (no state/ or codec/)")
         self.out.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(cfg.run.seed)  # same initial weights in every process
         self.model = LSDModel(cfg.model).to(self.dev)
@@ -148,6 +156,7 @@ class Trainer:
                                              "init_from": start.checkpoint_config.get("init_from")}}
         self.g = torch.Generator().manual_seed(cfg.run.seed * 1000 + self.dist.rank)
         self.step = 0
+        self.loss: float | None = None  # the mean of the last steps' losses (kept in state/)
 
     def _start_from(self, start: LSDModel, source: str) -> None:
         if start.config != self.cfg.model:
@@ -195,9 +204,9 @@ class Trainer:
 
     def _copy_codec(self, source: str, path: Path) -> None:
         donor = load(source, "cpu")
-        if donor.config.autoencoder != self.cfg.model.autoencoder:
-            raise ValueError(f"{source}'s codec ({donor.config.autoencoder}) is not the one "
-                             f"this config trains ({self.cfg.model.autoencoder})")
+        if donor.config.codec != self.cfg.model.codec:
+            raise ValueError(f"{source}'s codec ({donor.config.codec}) is not the one "
+                             f"this config trains ({self.cfg.model.codec})")
         self.model.codec.load_state_dict({k: v.float() for k, v in donor.codec.state_dict().items()})
         self.log(stage="codec", codec_from=str(source))
         self.model.save(path, {"train": self.cfg.to_dict(), "codec_from": str(source)})
@@ -212,8 +221,8 @@ class Trainer:
         tensors |= {f"ema.{k}": v for k, v in self.ema.state_dict().items()}
         tensors |= _optimizer_tensors(opt)
         tensors |= {f"rng.train.{r}": s for r, s in enumerate(states)}
-        meta = {"step": self.step, "world": self.dist.world, "train": self.cfg.to_dict(),
-                **self.provenance}
+        meta = {"step": self.step, "loss": self.loss, "world": self.dist.world,
+                "train": self.cfg.to_dict(), **self.provenance}
         save_checkpoint(self.out / "state", tensors, meta)
         # model/ is what runs: the EMA weights stored in bf16 (state/ keeps them in full
         # precision; loading casts to the compute dtype)
@@ -232,7 +241,7 @@ class Trainer:
             self.g.set_state(tensors[key].cpu())
         else:  # a different process count: the data order cannot be the old one anyway
             self.g.manual_seed(self.cfg.run.seed * 1000 + self.dist.rank + int(meta["step"]))
-        self.step = int(meta["step"])
+        self.step, self.loss = int(meta["step"]), meta.get("loss")
 
     def objective(self, model: LSDModel, clips: dict, cfg: TrainConfig, g: torch.Generator,
                   rollout_now: bool = False, **forced):
@@ -290,7 +299,7 @@ class Trainer:
         encode = self._encoder()
         pool = ClipPool(cfg.data.pool_clips // d.world or 1, cfg.data.clip_frames, size, "train",
                         cfg.run.seed, d.rank, cfg.data.refresh_share, self.progress and d.main,
-                        encode, cfg.data.style_weights, cfg.data.far_first, cfg.data.far_gap)
+                        encode, cfg.data.style_weights)
         pool.advance_to(self.step // cfg.data.refresh_every)
         val_clips = None
         if d.main:
@@ -327,6 +336,7 @@ class Trainer:
                         pe.lerp_(p, 1 - oc.ema)
                 self.step += 1
                 recent = (recent + [loss.item()])[-50:]
+                self.loss = sum(recent) / len(recent)
                 bar.update(1)
                 bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}", lr=f"{lr:.1e}")
                 if self.step % cfg.run.log_every == 0:
@@ -342,7 +352,9 @@ class Trainer:
             raise
         finally:
             bar.close()
-        summary = {"steps": self.step, "final_loss": round(sum(recent) / max(1, len(recent)), 5),
+        # a finished run resumed takes no step: its last loss is the one state/ kept
+        summary = {"steps": self.step,
+                   "final_loss": None if self.loss is None else round(self.loss, 5),
                    **self.precision.to_dict(),
                    "seconds": round(time.time() - t_start, 1)}
         if d.main and val_clips is not None:

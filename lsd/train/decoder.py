@@ -1,5 +1,5 @@
-"""`lsd guide`: give a trained model a guided decoder (one that also sees the input frame,
-see lsd.models.autoencoder) and train that decoder on the model's own rolled-out latents.
+"""`lsd decoder`: give a trained model a decoder that also sees the input frame (see
+lsd.models.codec) and train that decoder on the model's own rolled-out latents.
 
 The encoder, prompt encoder and denoiser stay as they are, so the latent space and every
 rollout are unchanged: only how a finished latent becomes pixels is learnt again. The pairs
@@ -11,7 +11,7 @@ to keep what a latent says; frame styles get both kinds. A model with a choice i
 its stream's picks in the rollout as it is live, so a style whose only choice is the picks
 (pop_art's palette) gets both kinds too.
 
-A model whose decoder is already guided has it trained further, from where it is, on
+A model whose decoder already sees the input has it trained further, from where it is, on
 pairs from its denoiser as it is now (one that was trained on after it got its decoder).
 """
 
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..config import ModelConfig, sample_setting
+from ..config import ModelConfig
 from ..data import VAL_SEED_START, clip
 from ..data.pictures import SEEDS_PER_SPLIT
 from ..diffusion import rollout
@@ -47,23 +47,19 @@ def picks_codes(model: LSDModel, seeds: list[int]) -> torch.Tensor | None:
 @torch.no_grad()
 def roll_as_streamed(model: LSDModel, cache, z_in: torch.Tensor, seeds: list[int],
                      prompts: list[str], generator: torch.Generator,
-                     progress: str | None = None, history_guidance: float = 1.0) -> torch.Tensor:
+                     progress: str | None = None) -> torch.Tensor:
     """Roll `model` on from whatever `cache` holds over z_in (B, T, C, h, w) as a Stream
-    samples (its checkpoint's settings; `history_guidance`: rollout's), told world seeds'
-    picks where it has a choice input; a frame at a time (the same as one call) so that
-    `progress` can name a bar."""
+    samples (its checkpoint's settings), told world seeds' picks where it has a choice
+    input; a frame at a time (the same as one call) so that `progress` can name a bar."""
     plain = model.encode_prompts(prompts)  # the prompts' text alone
     prompt = model.denoiser.with_choice(plain, picks_codes(model, seeds))
-    setting = {name: sample_setting(model, name) for name in
-               ("steps", "shortcut", "context_t", "commit", "choice_guidance", "choice_guidance_t_min")}
+    sample = model.sample
     # guided as a Stream is: against the prompts told the null code
     unguided = (model.denoiser.with_choice(plain, torch.from_numpy(null_code())[None])
-                if setting["choice_guidance"] != 1.0 else None)
+                if sample.guided else None)
     frames = z_in.shape[1]
     return torch.cat([
-        rollout(model.denoiser, cache, z_in[:, j:j + 1], prompt, setting["steps"], setting["shortcut"],
-                setting["context_t"], generator, setting["commit"], setting["choice_guidance"], unguided,
-                setting["choice_guidance_t_min"], history_guidance)
+        rollout(model.denoiser, cache, z_in[:, j:j + 1], prompt, sample, generator, unguided)
         for j in tqdm(range(frames), desc=progress, disable=progress is None, leave=False)], dim=1)
 
 
@@ -116,21 +112,21 @@ def decoded_psnr(codec, rolls: dict[str, torch.Tensor]) -> float:
     return round(float(np.mean([psnr(a, b) for a, b in zip(out, rolls["target"].flatten(0, 1).numpy())])), 2)
 
 
-def guided_model(model: LSDModel) -> LSDModel:
-    """The same model with a guided codec whose guide branch starts at zero."""
+def seeing_model(model: LSDModel) -> LSDModel:
+    """The same model with a decoder that sees the input frame, its frame branch at zero."""
     cfg = ModelConfig.from_dict(model.config.to_dict())
-    cfg.autoencoder.guide = True
-    guided = LSDModel(cfg).to(next(model.parameters()).dtype)
-    guided.load_state_dict(model.state_dict(), strict=False)
-    guided.checkpoint_config = model.checkpoint_config
-    return guided
+    cfg.codec.sees_input = True
+    seeing = LSDModel(cfg).to(next(model.parameters()).dtype)
+    seeing.load_state_dict(model.state_dict(), strict=False)
+    seeing.checkpoint_config = model.checkpoint_config
+    return seeing
 
 
-def guide(checkpoint: str, out: str, streams: int = 16, frames: int = 32, steps: int = 3000,
+def train_decoder(checkpoint: str, out: str, streams: int = 16, frames: int = 32, steps: int = 3000,
           batch: int = 32, lr: float = 1e-3, val_frames: int = 24, seed: int = 0,
           progress: bool = True, detail_weight: float = 0.0,
           streams_of: dict[str, int] | None = None) -> dict:
-    """Write OUT/model: `checkpoint` with a guided decoder trained on its own rollouts,
+    """Write OUT/model: `checkpoint` with a decoder that sees the input, trained on its own rollouts,
     `streams` per style (`streams_of`: style -> streams, for those it names). With
     `detail_weight` w, a pixel's loss counts 1 + w * small_details() of its target."""
     t0 = time.time()
@@ -144,8 +140,8 @@ def guide(checkpoint: str, out: str, streams: int = 16, frames: int = 32, steps:
         raise FileExistsError(f"{Path(out) / 'model'} exists: pick another --out")
     precision = decide("cpu")
     model = load(checkpoint, dtype=precision.dtype)  # rolled out in the compute dtype
-    if model.config.autoencoder.kind != "conv":
-        raise ValueError(f"{checkpoint}: only a conv codec can be guided")
+    if model.config.codec.kind != "conv":
+        raise ValueError(f"{checkpoint}: only a conv codec's decoder can see the input")
     names = style_names()
     rng = np.random.default_rng(seed)
     streams_of = streams_of or {}
@@ -154,14 +150,14 @@ def guide(checkpoint: str, out: str, streams: int = 16, frames: int = 32, steps:
         raise ValueError(f"streams_of: unknown styles {unknown} or a count below 1 in {streams_of}")
     styles = [n for n in names for _ in range(streams_of.get(n, streams))]
     seeds = [int(s) for s in rng.integers(SEEDS_PER_SPLIT, size=len(styles))]
-    told, source_guided = model.config.denoiser.choice, model.codec.guided
+    told, source_sees = model.config.denoiser.choice, model.codec.sees_input
     pairs = training_pairs(rolled_out(model, seeds, styles, frames, seed, progress), styles, told)
     val_styles = [n for n in names if sampled_pairs_fit(n, told)]
     val_seeds = [VAL_SEED_START + VAL_SEED_OFFSET + i for i in range(len(val_styles))]
     val = rolled_out(model, val_seeds, val_styles, val_frames, seed + 1, progress)
 
-    guided = (model if source_guided else guided_model(model)).float()
-    codec = guided.codec
+    seeing = (model if source_sees else seeing_model(model)).float()
+    codec = seeing.codec
     before = decoded_psnr(codec, val)
     trained = [p for n, p in codec.named_parameters() if not n.startswith("encoder.")]
     opt = torch.optim.AdamW(trained, lr=lr, weight_decay=0.0)
@@ -170,7 +166,7 @@ def guide(checkpoint: str, out: str, streams: int = 16, frames: int = 32, steps:
     g = torch.Generator().manual_seed(seed)
     codec.train()
     losses = []
-    bar = tqdm(range(steps), desc="guided decoder", disable=not progress)
+    bar = tqdm(range(steps), desc="decoder", disable=not progress)
     for _ in bar:
         i = torch.randint(len(pairs["latent"]), (batch,), generator=g)
         x, y = to_frames(pairs["input"][i].numpy()), to_frames(pairs["target"][i].numpy())
@@ -189,16 +185,16 @@ def guide(checkpoint: str, out: str, streams: int = 16, frames: int = 32, steps:
         losses.append(loss.item())
         bar.set_postfix(loss=f"{loss.item():.4f}")
     codec.eval()
-    guided = guided.to(precision.dtype)
-    after = decoded_psnr(guided.codec, val)
+    seeing = seeing.to(precision.dtype)
+    after = decoded_psnr(seeing.codec, val)
     report = {"source": str(checkpoint), "streams_per_style": streams, "frames": frames,
               "pairs": len(pairs["latent"]), "steps": steps, "batch": batch, "lr": lr, "seed": seed,
               "detail_weight": detail_weight, **({"streams_of": streams_of} if streams_of else {}),
               "final_loss": round(float(np.mean(losses[-50:])), 4),
-              "source_guided": source_guided, "told_picks": told,
-              "val_psnr_db": {"source_decoder": before, "guided_decoder": after},
+              "source_sees_input": source_sees, "told_picks": told,
+              "val_psnr_db": {"source_decoder": before, "new_decoder": after},
               **precision.to_dict(), "seconds": round(time.time() - t0, 1)}
     # everything the source says about itself (training, provenance, sampling) still holds
     extra = {k: v for k, v in model.checkpoint_config.items() if k not in ("lsd_version", "model")}
-    guided.save(Path(out) / "model", extra | {"guide": report}, dtype=STORAGE)
+    seeing.save(Path(out) / "model", extra | {"decoder": report}, dtype=STORAGE)
     return {"model": str(Path(out) / "model"), **report}

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..metrics import psnr
-from ..models.autoencoder import Codec
+from ..models.codec import Codec
 from ..precision import autocast, decide
 from .clips import to_frames, to_uint8
 

@@ -3,16 +3,17 @@
 are measured on data after training, `calibrate`), which is the scale flow matching wants.
 
 Two codecs share that interface:
-- `ConvAutoencoder`: space-to-depth (pixel unshuffle) then a few 3x3 convolutions at 1/4
+- `ConvCodec`: space-to-depth (pixel unshuffle) then a few 3x3 convolutions at 1/4
   and 1/8 size, and the mirror image back; no normalisation layers (slow on CPU) and no
   attention, so one 128x128 frame encodes or decodes in about a millisecond in bf16;
 - `PatchCodec`: pixel space, each 8x8 patch is a 192-channel latent pixel, no parameters.
 
-A guided conv codec (`guide: true`) decodes with the input frame beside the latent: its
-features at 1/4 size join the decoder there, so hard edges the 16x16 latent blurs come back
-from the camera frame every output is generated from. The encoder is unchanged (the latent
-space the denoiser works in stays the same); the guide branch starts at zero, so a guided
-codec made from a trained one first decodes exactly as it did (`lsd guide`).
+A conv codec whose decoder sees the input (`sees_input: true`) decodes with the input frame
+beside the latent: its features at 1/4 size join the decoder there, so hard edges the 16x16
+latent blurs come back from the camera frame every output is generated from. The encoder is
+unchanged (the latent space the denoiser works in stays the same); the frame branch starts
+at zero, so such a codec made from a trained one first decodes exactly as it did
+(`lsd decoder`).
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..config import AutoencoderConfig
+from ..config import CodecConfig
 
 
 class Codec(nn.Module):
-    guided = False  # whether decode needs the input frame
+    sees_input = False  # whether decode needs the input frame
 
     def __init__(self, latent_channels: int):
         super().__init__()
@@ -36,8 +37,8 @@ class Codec(nn.Module):
     def _encode(self, x: torch.Tensor) -> torch.Tensor:  # (N, 3, H, W) in [-1, 1]
         raise NotImplementedError
 
-    def _decode(self, z: torch.Tensor, guide: torch.Tensor | None = None) -> torch.Tensor:
-        raise NotImplementedError  # -> (N, 3, H, W) in ~[-1, 1]; guide (N, 3, H, W) in [-1, 1]
+    def _decode(self, z: torch.Tensor, frame: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError  # -> (N, 3, H, W) in ~[-1, 1]; frame (N, 3, H, W) in [-1, 1]
 
     def encode_raw(self, frames: torch.Tensor) -> torch.Tensor:
         """The latent before normalisation (what `calibrate` measures)."""
@@ -49,18 +50,18 @@ class Codec(nn.Module):
         z = self.encode_raw(frames)
         return (z - _channels(self.latent_mean, z)) / _channels(self.latent_std, z)
 
-    def decode(self, latents: torch.Tensor, guide: torch.Tensor | None = None) -> torch.Tensor:
-        """Frames from latents; `guide` is the input frames (..., 3, H, W) in [0, 1] they
-        were generated from: a guided codec needs them, the others ignore them."""
+    def decode(self, latents: torch.Tensor, frames: torch.Tensor | None = None) -> torch.Tensor:
+        """Frames from latents; `frames` are the input frames (..., 3, H, W) in [0, 1] they
+        were generated from: a decoder that sees the input needs them, the others ignore them."""
         z = latents * _channels(self.latent_std, latents) + _channels(self.latent_mean, latents)
         lead = z.shape[:-3]
         z = z.reshape(-1, *z.shape[-3:])
-        if not self.guided:
+        if not self.sees_input:
             x = self._decode(z)
-        elif guide is None:
-            raise ValueError("this codec is guided: decode(latents, guide=input frames)")
+        elif frames is None:
+            raise ValueError("this codec's decoder sees the input: decode(latents, frames=inputs)")
         else:
-            x = self._decode(z, guide.reshape(-1, *guide.shape[-3:]) * 2 - 1)
+            x = self._decode(z, frames.reshape(-1, *frames.shape[-3:]) * 2 - 1)
         return ((x + 1) / 2).reshape(*lead, *x.shape[1:])
 
     @torch.no_grad()
@@ -87,8 +88,8 @@ class Residual(nn.Module):
         return x + self.conv(F.silu(x))
 
 
-class ConvAutoencoder(Codec):
-    def __init__(self, cfg: AutoencoderConfig):
+class ConvCodec(Codec):
+    def __init__(self, cfg: CodecConfig):
         super().__init__(cfg.latent_channels)
         c4, c8 = cfg.channels  # widths at 1/4 and 1/8 of the frame size
         lat = cfg.latent_channels
@@ -104,13 +105,13 @@ class ConvAutoencoder(Codec):
             nn.SiLU(), nn.Conv2d(c8, 4 * c4, 3, padding=1), nn.PixelShuffle(2),
             *[Residual(c4) for _ in range(cfg.blocks)],
             nn.SiLU(), nn.Conv2d(c4, 48, 3, padding=1), nn.PixelShuffle(4))
-        self.guided = cfg.guide
-        if cfg.guide:
-            self.guide_in = nn.Sequential(
+        self.sees_input = cfg.sees_input
+        if cfg.sees_input:
+            self.frame_in = nn.Sequential(
                 nn.PixelUnshuffle(4), nn.Conv2d(48, c4, 3, padding=1), Residual(c4), Residual(c4),
                 nn.SiLU(), nn.Conv2d(c4, c4, 1))
-            self.guide_mix = Residual(c4)
-            for conv in (self.guide_in[-1], self.guide_mix.conv):  # start as the plain decoder
+            self.frame_mix = Residual(c4)
+            for conv in (self.frame_in[-1], self.frame_mix.conv):  # start as the plain decoder
                 nn.init.zeros_(conv.weight)
                 nn.init.zeros_(conv.bias)
         self.quarter = 4 + cfg.blocks  # decoder layers before the 1/4-size stage
@@ -118,13 +119,13 @@ class ConvAutoencoder(Codec):
     def _encode(self, x):
         return self.encoder(x)
 
-    def _decode(self, z, guide=None):
-        if guide is None:
+    def _decode(self, z, frame=None):
+        if frame is None:
             return self.decoder(z)
         h = z  # one pass over the layers: no Sequential slices built on every frame
         for i, layer in enumerate(self.decoder):
             if i == self.quarter:
-                h = self.guide_mix(h + self.guide_in(guide))
+                h = self.frame_mix(h + self.frame_in(frame))
             h = layer(h)
         return h
 
@@ -132,16 +133,29 @@ class ConvAutoencoder(Codec):
 class PatchCodec(Codec):
     """Pixel space: the 'latent' of a frame is its 8x8 patches stacked on channels."""
 
-    def __init__(self, cfg: AutoencoderConfig):
+    def __init__(self, cfg: CodecConfig):
         super().__init__(3 * cfg.factor ** 2)
         self.factor = cfg.factor
 
     def _encode(self, x):
         return F.pixel_unshuffle(x, self.factor)
 
-    def _decode(self, z, guide=None):
+    def _decode(self, z, frame=None):
         return F.pixel_shuffle(z, self.factor)
 
 
-def build_codec(cfg: AutoencoderConfig) -> Codec:
-    return {"conv": ConvAutoencoder, "patches": PatchCodec}[cfg.kind](cfg)
+def build_codec(cfg: CodecConfig) -> Codec:
+    return {"conv": ConvCodec, "patches": PatchCodec}[cfg.kind](cfg)
+
+
+def upgraded_names(tensors: dict) -> dict:
+    """An older checkpoint's weights in today's names (the decoder's input branch was
+    called guide_in / guide_mix)."""
+    old = {"codec.guide_in.": "codec.frame_in.", "codec.guide_mix.": "codec.frame_mix."}
+    out = {}
+    for key, value in tensors.items():
+        for prefix, new in old.items():
+            if key.startswith(prefix):
+                key = new + key[len(prefix):]
+        out[key] = value
+    return out
