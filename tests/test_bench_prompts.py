@@ -1,0 +1,66 @@
+"""`lsd bench real --prompts`: which look a phrasing lands on, judged by the output."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lsd.bench import prompts
+from lsd.bench.prompts import read_phrasings
+from lsd.cli import main
+from lsd.io import to_uint8
+from lsd.models import LSDModel
+from lsd.styles import get_style
+from test_models import randomized, small_config
+
+HELD_OUT = Path(__file__).parent / "data" / "prompts_heldout.txt"
+
+
+def test_the_held_out_set_has_eight_phrasings_a_frame_look_none_trained_on():
+    from lsd.styles import STYLES, style_names
+
+    pairs = read_phrasings(HELD_OUT)
+    for look in style_names("frame"):
+        said = [text for meant, text in pairs if meant == look]
+        assert len(said) >= 8, look
+        assert any(any("\u4e00" <= ch <= "\u9fff" for ch in t) for t in said), look  # Chinese
+    from lsd.models import normalize_prompt  # what the encoder reads
+
+    trained = {normalize_prompt(p) for s in STYLES.values() for p in s.prompts}
+    assert not trained & {normalize_prompt(text) for _, text in pairs}
+
+
+def test_bad_phrasing_files_are_refused_by_line(tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_text("# a comment\nsepia old photo\n")
+    with pytest.raises(ValueError, match="bad.txt:2: expected LOOK<TAB>phrasing"):
+        read_phrasings(bad)
+    bad.write_text("pop_art\ta poster\n")
+    with pytest.raises(ValueError, match="memory style"):
+        read_phrasings(bad)
+
+
+def test_a_prompt_lands_on_the_look_whose_reference_the_output_is_nearest(tmp_path, monkeypatch, capsys):
+    """A stream that outputs sepia's reference lands every phrasing on sepia."""
+    ckpt = tmp_path / "m"
+    randomized(LSDModel(small_config())).save(ckpt, extra_config={"sample": {"steps": 2}})
+    file = tmp_path / "p.txt"
+    file.write_text("sepia\tan old brown photo\nthermal\ta heat camera\nsepia\t老照片风格\n",
+                    encoding="utf-8")
+
+    class Sepia:
+        def __init__(self, model, text, sample):
+            self.render = get_style("sepia").renderer()
+
+        def step(self, x):
+            return to_uint8(self.render(x.astype(np.float32) / 255.0))
+
+    monkeypatch.setattr(prompts, "Stream", Sepia)
+    assert main(["bench", "real", "--prompts", str(file), "--checkpoint", str(ckpt),
+                 "--frames", "3", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [r["landed_on"] for r in report["rows"]] == ["sepia"] * 3
+    assert report["accuracy"] == round(2 / 3, 3) and report["frames"] == 3
+    assert report["confusion"] == {"sepia": {"sepia": 2}, "thermal": {"sepia": 1}}
+    assert [m["prompt"] for m in report["missed"]] == ["a heat camera"]
