@@ -81,6 +81,13 @@ def cmd_decoder(args: argparse.Namespace) -> None:
          args.json)
 
 
+def cmd_prompts(args: argparse.Namespace) -> None:
+    from .train.prompts import teach_prompts
+
+    emit(teach_prompts(args.checkpoint, args.out, args.steps, seed=args.seed, avoid=args.avoid,
+                       progress=not args.no_progress), args.json)
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from .demo import run_demo
 
@@ -210,6 +217,18 @@ def build_parser() -> argparse.ArgumentParser:
     gd.add_argument("--json", action="store_true")
     gd.add_argument("--no-progress", action="store_true")
     gd.set_defaults(func=cmd_decoder)
+
+    pm = sub.add_parser("prompts", help="teach a model's prompt encoder the ways people name "
+                        "its looks (paraphrases, Chinese, typos); nothing else changes")
+    pm.add_argument("--checkpoint", required=True)
+    pm.add_argument("--out", required=True, help="run directory; the new model is OUT/model")
+    pm.add_argument("--steps", type=int, default=1200)
+    pm.add_argument("--avoid", metavar="FILE", help="phrasings never to train on (a held-out "
+                    "set: tests/data/prompts_heldout.txt)")
+    pm.add_argument("--seed", type=int, default=0)
+    pm.add_argument("--json", action="store_true")
+    pm.add_argument("--no-progress", action="store_true")
+    pm.set_defaults(func=cmd_prompts)
 
     styles = sub.add_parser("styles", help="list the styles with their kind and prompts")
     styles.add_argument("--json", action="store_true")

@@ -45,6 +45,7 @@ from lsd.serve.cores import pin_current_thread, split_cores
 from lsd.serve.playout import PLAYOUT_DELAY_URI
 from lsd.stream.engine import Stream
 from lsd.stream.openvino_step import available
+from lsd.styles import STYLES
 from test_models import randomized, small_config
 
 
@@ -284,6 +285,9 @@ def test_capture_to_display_latency_is_measured(session, tmp_path):
     p50, p95 = (ms[min(len(ms) - 1, int(q * len(ms)))] for q in (0.5, 0.95))  # as the page does
     assert 0 < p50 <= p95 < 2000
     assert stats["fps"] > 5 and stats["ms_per_frame"] > 0 and stats["dropped"] >= 0
+    # what the prompt was understood as, on the page: a look and a confidence
+    understood = d.find_element("id", "understood").text
+    assert understood == stats["understood_as"] and understood.split()[0] in STYLES
     split = stats["server_ms_p50"]  # the server's part of it, which the page cannot see
     assert split["step"] > 0 and split["queue"] >= 0 and split["send_wait"] >= 0
     assert split["step"] < p50  # the model's step is inside what the page timed

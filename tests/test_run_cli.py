@@ -267,3 +267,18 @@ def test_a_full_disk_is_one_line_and_leaves_no_part_file(ckpt, tmp_path, capsys,
     err = capsys.readouterr().err
     assert "No space left on device" in err and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_summary_says_what_the_prompt_was_understood_as(ckpt, capsys, monkeypatch):
+    from lsd.stream import understood
+
+    run = lambda prompt: main(["run", "--source", "synthetic:1", "--frames", "2", "--prompt",
+                               prompt, "--checkpoint", str(ckpt), "--json"])
+    assert run("sepia photo") == 0
+    summary = last_json(capsys)
+    assert summary["understood_as"].startswith("sepia ") and summary["prompt_warning"] is None
+    monkeypatch.setattr(understood, "UNKNOWN", 1.01)
+    assert run("underwater coral reef") == 0
+    captured = capsys.readouterr()
+    assert "lsd: warning: 'underwater coral reef' may name no look" in captured.err
+    assert json.loads(captured.out.strip().splitlines()[-1])["prompt_warning"]

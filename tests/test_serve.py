@@ -124,6 +124,7 @@ def test_malformed_requests_get_a_clear_4xx_and_the_server_keeps_serving(model):
             (json.dumps({"type": "offer", "sdp": receive_only}), 400, "sends no video"),
             (json.dumps({**offer, "prompt": "x" * (MAX_PROMPT + 1)}), 400, "prompt too long"),
             (json.dumps({**offer, "prompt": ["ink"]}), 400, "prompt must be a string"),
+            (json.dumps({**offer, "prompt": "sepia:0 + ink:0"}), 400, "add up to more than 0"),
             (b"x" * (MAX_BODY + 1), 413, "body"),
         ]
         for body, status, words in bad:
@@ -322,8 +323,10 @@ def test_a_session_end_to_end_over_loopback(model):
         assert np.abs(frames[-1].astype(int) - 180).mean() > 10  # not the camera's picture
 
         channel.send(json.dumps({"type": "prompt", "text": "  thermal   camera "}))
-        await until(lambda: {"type": "prompt", "text": "thermal camera"} in messages,
-                    what="the prompt ack")
+        acked = lambda text: any(m["type"] == "prompt" and m["text"] == text for m in messages)
+        await until(lambda: acked("thermal camera"), what="the prompt ack")
+        ack = next(m for m in messages if m["type"] == "prompt")
+        assert ack["understood_as"].split()[0] in STYLES  # "thermal 0.97": a look, a confidence
         await until(lambda: any(m["type"] == "stats" and m["prompt"] == "thermal camera"
                                 for m in messages), what="stats with the new prompt")
         stats = [m for m in messages if m["type"] == "stats"][-1]
@@ -342,8 +345,7 @@ def test_a_session_end_to_end_over_loopback(model):
         before = acks()
         for i in range(200):  # a flood: latest wins, the frames do not wait for 200 switches
             channel.send(json.dumps({"type": "prompt", "text": f"sepia {i}"}))
-        await until(lambda: {"type": "prompt", "text": "sepia 199"} in messages,
-                    what="the newest prompt")
+        await until(lambda: acked("sepia 199"), what="the newest prompt")
         assert acks() - before < 20
 
         channel.send(json.dumps({"type": "dance"}))

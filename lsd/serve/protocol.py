@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 
 from ..stream.engine import MAX_PROMPT
+from ..stream.prompt_mix import parse_mix
 
 MAX_BODY = 64 * 1024  # bytes; a browser's offer with its candidates is a few kB
 MAX_MESSAGE = 4 * 1024  # bytes of one data-channel message
@@ -44,6 +45,10 @@ def check_prompt(text) -> str:
     text = " ".join(text.split())
     if len(text) > MAX_PROMPT:
         raise BadPrompt(f"prompt too long: {len(text)} characters (at most {MAX_PROMPT})")
+    try:
+        parse_mix(text)  # "a + b", "a:0.7, b:0.3": a mix the stream can make
+    except ValueError as e:
+        raise BadPrompt(str(e)) from None
     return text
 
 

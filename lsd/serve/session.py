@@ -238,7 +238,9 @@ class Session:
             await loop.run_in_executor(self._executor, self.stream.set_prompt, text,
                                        self.blend_frames)
             log.info("session %s: prompt %r", self.id, text)
-            self.send({"type": "prompt", "text": text})
+            self.send({"type": "prompt", "text": text,
+                       "understood_as": self.stream.stats["understood_as"],
+                       "warning": self.stream.warning})
             if self._next_prompt == text:  # none newer came in meanwhile
                 self._next_prompt = None
 
@@ -259,7 +261,7 @@ class Session:
                 "ms_p50": _finite(s["ms_p50"]), "ms_p95": _finite(s["ms_p95"]),
                 "frames": s["frames"], "frames_in": self.frames_in,
                 "dropped": self.incoming.dropped, "dropped_output": self.track.frames.dropped,
-                "prompt": s["prompt"],
+                "prompt": s["prompt"], "understood_as": s["understood_as"],
                 "server_ms_p50": {"queue": _median(self.queue_ms), "step": _median(self.step_ms),
                                   "send_wait": _median(self.track.send_wait_ms)}}
 

@@ -28,11 +28,14 @@ from ..config import SampleConfig
 from ..diffusion import commit_frame, generate_frame
 from ..models import LSDModel, load
 from ..precision import Precision, decide
+from ..styles import STYLES
 from ..styles.picks import null_code, picks_code
 from .backends import decide_backend
 from .compiled import compile_streaming
 from .cuda_graph import GraphedStep
 from .openvino_step import OpenVINOStep
+from .prompt_mix import parse_mix
+from .understood import known, looks_of, said
 
 LATENCY_WINDOW = 1000  # frames the latency percentiles are taken over
 PROMPT_CACHE = 32  # prompt embeddings kept (switching back to a recent prompt is free)
@@ -100,6 +103,8 @@ class Stream:
         self._embeddings: OrderedDict[str, torch.Tensor] = OrderedDict()
         self.prompt = prompt
         self._embedding = self._embed(prompt)
+        self.looks = looks_of(self.model)
+        self._understand(prompt)
         self._blend: tuple[torch.Tensor, torch.Tensor, int, int] | None = None  # from, to, done, total
         self._latency_ms: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self.frames = 0
@@ -122,19 +127,35 @@ class Stream:
 
     @torch.no_grad()
     def _embed(self, prompt: str) -> torch.Tensor:
+        """The prompt's embedding; a mix ("a + b", "a:0.7, b:0.3") is its parts' weighted mean."""
         if prompt in self._embeddings:
             self._embeddings.move_to_end(prompt)
         else:
-            self._embeddings[prompt] = self.model.encode_prompts([prompt], self.code)
+            mix = parse_mix(prompt)
+            texts = [text for text, _ in mix]
+            weights = torch.tensor([w for _, w in mix], device=self.device)[:, None]
+            parts = self.model.encode_prompts(texts, self.code)
+            self._embeddings[prompt] = (weights.to(parts.dtype) * parts).sum(0, keepdim=True)
             if len(self._embeddings) > PROMPT_CACHE:
                 self._embeddings.popitem(last=False)
         return self._embeddings[prompt]
+
+    def _understand(self, prompt: str) -> None:
+        """What `prompt` was understood as (lsd.stream.understood), and a warning where it
+        lies far from every look. The prompt is still followed: the measure does not yet
+        tell an unknown look from an unusual paraphrase well enough to refuse one
+        (docs/journal.md)."""
+        self.understood = self.looks.understood(prompt)
+        self.warning = None if known(self.understood) else (
+            f"{prompt!r} may name no look LSD knows (nearest: {said(self.understood)}); "
+            f"known looks: {', '.join(STYLES)}")
 
     def set_prompt(self, prompt: str, blend_frames: int = 12) -> None:
         """Switch prompt; the embedding moves in a straight line from where it is now to the
         new one over `blend_frames` frames (0 or 1: at once), so the picture never jumps."""
         target = self._embed(prompt)
         self.prompt = prompt
+        self._understand(prompt)
         if blend_frames <= 1:
             self._embedding, self._blend = target, None
         else:
@@ -272,5 +293,6 @@ class Stream:
         return {"frames": self.frames, "dropped": self.dropped, "recoveries": self.recoveries,
                 "ms_p50": p(50), "ms_p95": p(95), "ms_p99": p(99),
                 "latency_window": len(self._latency_ms), "steps": self.steps,
-                "prompt": self.prompt, "cache_bytes": self.cache.nbytes(),
+                "prompt": self.prompt, "understood_as": said(self.understood),
+                "warning": self.warning, "cache_bytes": self.cache.nbytes(),
                 **self.precision.to_dict(), **self.backend.to_dict()}

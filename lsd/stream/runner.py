@@ -99,6 +99,8 @@ def run_stream(source: str, prompt: str = "", schedule: str | None = None,
         if not prompt and not plan:
             first = src.prompt
             stream.set_prompt(first, blend_frames=0)
+        if stream.warning:  # a prompt that names no known look is said, not hidden
+            print(f"lsd: warning: {stream.warning}", file=sys.stderr)
         pacer = stack.enter_context(LatestFrame(src)) if src.live else None
         sinks = open_sink(out, side_by_side=side_by_side, fps=src.fps or 30, window=window,
                           virtual_camera=virtual_camera)
@@ -109,6 +111,8 @@ def run_stream(source: str, prompt: str = "", schedule: str | None = None,
         for i, frame in enumerate(pacer if pacer is not None else src):
             if i in switches and (i > 0 or switches[i] != first):
                 stream.set_prompt(switches[i], blend_frames)
+                if stream.warning:
+                    print(f"lsd: warning: frame {i}: {stream.warning}", file=sys.stderr)
             output = stream.step(frame)
             if pacer is not None:
                 stream.dropped = pacer.dropped
@@ -135,7 +139,8 @@ def run_stream(source: str, prompt: str = "", schedule: str | None = None,
             "latency_window": LATENCY_WINDOW, "fps": round(st["frames"] / seconds, 2) if seconds else None,
             "dropped": st["dropped"], "recoveries": st["recoveries"],
             "rss_mb_start": round(rss_start or rss_mb(), 1), "rss_mb_end": round(rss_mb(), 1),
-            "prompt": first, "steps": stream.steps, **stream.precision.to_dict(),
+            "prompt": first, "understood_as": st["understood_as"],
+            "prompt_warning": stream.warning, "steps": stream.steps, **stream.precision.to_dict(),
             **stream.backend.to_dict(), "checkpoint": str(ckpt),
             "source": source, "out": out, "stopped_by": stop.name, "warning": warning,
             "machine": machine_name()}

@@ -187,6 +187,7 @@ function showStats() {
   $("ms").textContent = s.ms_per_frame == null ? "–" : s.ms_per_frame.toFixed(1);
   $("dropped").textContent = s.dropped;
   $("frames").textContent = s.frames;
+  $("understood").textContent = s.understood_as ?? "–";
 }
 
 // for tests: the newest output frame whose input is still kept, both as PNG data URLs
@@ -207,7 +208,11 @@ lsd.pair = function () {
 function onMessage(event) {
   const msg = JSON.parse(event.data);
   if (msg.type === "stats") { lsd.stats = msg; showStats(); }
-  else if (msg.type === "prompt") { lsd.prompt = msg.text; status(`Prompt: ${msg.text}`); }
+  else if (msg.type === "prompt") {
+    lsd.prompt = msg.text;
+    status(`Prompt: ${msg.text} (understood as: ${msg.understood_as})` +
+           (msg.warning ? `: ${msg.warning}` : ""));
+  }
   else if (msg.type === "error") status(msg.message, true);
 }
 
