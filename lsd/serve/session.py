@@ -26,6 +26,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 
 from ..stream.engine import Stream
+from ..stream.understood import said
 from .cores import pin_current_thread
 from .protocol import BadPrompt, BadRequest, parse_control
 
@@ -238,8 +239,8 @@ class Session:
             await loop.run_in_executor(self._executor, self.stream.set_prompt, text,
                                        self.blend_frames)
             log.info("session %s: prompt %r", self.id, text)
-            self.send({"type": "prompt", "text": text,
-                       "understood_as": self.stream.stats["understood_as"],
+            # read from the stream's own fields: its stats walk a deque the session thread fills
+            self.send({"type": "prompt", "text": text, "understood_as": said(self.stream.understood),
                        "warning": self.stream.warning})
             if self._next_prompt == text:  # none newer came in meanwhile
                 self._next_prompt = None
