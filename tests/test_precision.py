@@ -84,7 +84,21 @@ def test_the_probe_runs_once_per_process(monkeypatch):
     real = precision._rate
     monkeypatch.setattr(precision, "_rate", lambda *a, **kw: calls.append(a) or real(*a, **kw))
     first = precision.bf16_speedup()
-    assert precision.bf16_speedup() == first > 0 and 2 <= len(calls) <= 3
+    assert precision.bf16_speedup() == first > 0 and 2 <= len(calls) <= 4
+
+
+def test_a_cold_first_bf16_product_is_measured_again(monkeypatch):
+    """A single slow bf16 product (kernels built on first use, a busy core) once read as
+    "emulated" and sent an AMX machine to fp32: it is looked at again before that."""
+    precision.bf16_speedup.cache_clear()
+    rates = iter([100.0, 5.0, 240.0, 260.0])  # fp32; bf16 cold, again, careful
+    monkeypatch.setattr(precision, "_rate", lambda *a, **kw: next(rates))
+    assert precision.bf16_speedup() == 2.6
+    precision.bf16_speedup.cache_clear()
+    rates = iter([100.0, 1.0, 1.1])  # emulated twice: no careful measurement
+    monkeypatch.setattr(precision, "_rate", lambda *a, **kw: next(rates))
+    assert precision.bf16_speedup() == pytest.approx(0.011)
+    precision.bf16_speedup.cache_clear()
 
 
 def test_loading_casts_to_the_compute_dtype_and_keeps_the_storage(tmp_path):
