@@ -16,25 +16,25 @@ from .flow import euler_step
 Denoiser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def time_grid(steps: int, t_start: float = 1.0) -> torch.Tensor:
-    """steps + 1 levels from t_start down to exactly 0 (the last step lands on 0, not on
-    a rounding error next to it)."""
+def time_grid(steps: int) -> torch.Tensor:
+    """steps + 1 levels from 1 down to exactly 0 (the last step lands on 0, not on a
+    rounding error next to it)."""
     if steps < 1:
         raise ValueError(f"steps must be >= 1, not {steps}")
-    grid = torch.linspace(t_start, 0.0, steps + 1, dtype=torch.float64)
+    grid = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64)
     grid[-1] = 0.0
     return grid
 
 
 @torch.no_grad()
-def sample_euler(denoiser: Denoiser, noise: torch.Tensor, steps: int, t_start: float = 1.0,
+def sample_euler(denoiser: Denoiser, noise: torch.Tensor, steps: int,
                  shortcut: bool = False) -> torch.Tensor:
-    """Integrate from t_start to 0 in `steps` equal Euler steps. With shortcut=True the
+    """Integrate from 1 to 0 in `steps` equal Euler steps. With shortcut=True the
     denoiser is told the step size d (a shortcut model's average velocity over d);
     otherwise d = 0 (a plain flow-matching teacher)."""
     x = noise
     batch = x.shape[0]
-    grid = time_grid(steps, t_start)
+    grid = time_grid(steps)
     for i in range(steps):
         t_now, d = float(grid[i]), float(grid[i] - grid[i + 1])
         t = torch.full((batch,), t_now, dtype=torch.float32, device=x.device)
@@ -43,7 +43,6 @@ def sample_euler(denoiser: Denoiser, noise: torch.Tensor, steps: int, t_start: f
     return x
 
 
-def sample_shortcut(denoiser: Denoiser, noise: torch.Tensor, steps: int,
-                    t_start: float = 1.0) -> torch.Tensor:
-    """The distilled sampler: `steps` shortcut steps of size t_start / steps."""
-    return sample_euler(denoiser, noise, steps, t_start, shortcut=True)
+def sample_shortcut(denoiser: Denoiser, noise: torch.Tensor, steps: int) -> torch.Tensor:
+    """The distilled sampler: `steps` shortcut steps of size 1 / steps."""
+    return sample_euler(denoiser, noise, steps, shortcut=True)
