@@ -138,18 +138,12 @@ class ModelConfig:
     @staticmethod
     def upgraded(data: dict) -> dict:
         """An older checkpoint's model section in today's names: `autoencoder` is `codec`,
-        its `guide` is `sees_input`; the removed anchor is dropped where it was off."""
+        its `guide` is `sees_input`."""
         rename = lambda d, old, new: {new if k == old else k: v for k, v in d.items()}
         if "autoencoder" in data and "codec" not in data:
             data = rename(data, "autoencoder", "codec")
             if isinstance(data["codec"], dict):
                 data["codec"] = rename(data["codec"], "guide", "sees_input")
-        denoiser = data.get("denoiser")
-        if isinstance(denoiser, dict) and "anchor" in denoiser:
-            if denoiser["anchor"] is not False:
-                raise ValueError("denoiser.anchor is no longer supported (it was until "
-                                 "commit e2c616e); this model needs that version")
-            data = {**data, "denoiser": {k: v for k, v in denoiser.items() if k != "anchor"}}
         return data
 
 
@@ -312,17 +306,6 @@ class SampleConfig:
     def but(self, **changes) -> "SampleConfig":
         """A copy with the changes that are not None (a command line's unset flags are)."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
-
-    @staticmethod
-    def upgraded(data: dict) -> dict:
-        """An older checkpoint's section: the removed per-frame settings are dropped where
-        they were off."""
-        off = {"fixed_noise": False, "warm_start": 0.0}
-        for key, value in off.items():
-            if key in data and data[key] != value:
-                raise ValueError(f"sample.{key} is no longer supported (it was until commit "
-                                 f"e2c616e); this checkpoint needs that version")
-        return {k: v for k, v in data.items() if k not in off}
 
     @classmethod
     def from_dict(cls, data: dict) -> "SampleConfig":

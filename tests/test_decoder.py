@@ -57,15 +57,13 @@ def test_an_older_checkpoint_loads_under_todays_names(tmp_path):
     codec = cfg["model"].pop("codec")
     codec["guide"] = codec.pop("sees_input")
     cfg["model"] = {"autoencoder": codec, **cfg["model"]}
-    cfg["model"]["denoiser"]["anchor"] = False
-    cfg["sample"].update(fixed_noise=False, warm_start=0.0)
     (old / "config.yaml").write_text(yaml.safe_dump(cfg))
     loaded = LSDModel.load(old)
     assert loaded.config == model.config and loaded.sample == SampleConfig(steps=2)
     assert all(torch.equal(loaded.state_dict()[k], v) for k, v in model.state_dict().items())
-    cfg["model"]["denoiser"]["anchor"] = True
+    cfg["model"]["denoiser"]["anchor"] = False  # a knob removed after commit e2c616e
     (old / "config.yaml").write_text(yaml.safe_dump(cfg))
-    with pytest.raises(CheckpointError, match="anchor is no longer supported"):
+    with pytest.raises(CheckpointError, match="unknown key.*anchor"):
         LSDModel.load(old)
 
 

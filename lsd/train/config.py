@@ -33,15 +33,6 @@ class DataConfig:
     # how often each style is drawn, relative to 1 for a style not named (empty: all equal)
     style_weights: dict[str, float] = field(default_factory=dict)
 
-    @staticmethod
-    def upgraded(data: dict) -> dict:
-        """An older run's section: its far-first clips (removed after commit e2c616e) are
-        dropped where they were off."""
-        if data.get("far_first", 0.0) != 0.0:
-            raise ValueError("data.far_first is no longer supported (it was until commit "
-                             "e2c616e); this run needs that version")
-        return {k: v for k, v in data.items() if k not in ("far_first", "far_gap")}
-
     def __post_init__(self):
         unknown = sorted(set(self.style_weights) - set(style_names()))
         if unknown:
