@@ -218,13 +218,13 @@ def build_parser() -> argparse.ArgumentParser:
     gd.add_argument("--no-progress", action="store_true")
     gd.set_defaults(func=cmd_decoder)
 
-    pm = sub.add_parser("prompts", help="teach a model's prompt encoder the ways people name "
-                        "its looks (paraphrases, Chinese, typos); nothing else changes")
+    pm = sub.add_parser("prompts", help="teach a model to read the ways people name its looks "
+                        "(paraphrases, Chinese, typos) and prompts for looks it lacks")
     pm.add_argument("--checkpoint", required=True)
     pm.add_argument("--out", required=True, help="run directory; the new model is OUT/model")
-    pm.add_argument("--steps", type=int, default=1200)
-    pm.add_argument("--avoid", metavar="FILE", help="phrasings never to train on (a held-out "
-                    "set: tests/data/prompts_heldout.txt)")
+    pm.add_argument("--steps", type=int, default=2000)
+    pm.add_argument("--avoid", metavar="FILE", action="append", help="phrasings never to "
+                    "train on (a held-out set: tests/data/prompts_heldout.txt); repeatable")
     pm.add_argument("--seed", type=int, default=0)
     pm.add_argument("--json", action="store_true")
     pm.add_argument("--no-progress", action="store_true")

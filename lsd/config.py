@@ -39,6 +39,14 @@ class TextConfig:
 
 
 @dataclass
+class ReaderConfig:
+    # look -> its prompts (the first canonical) for a trained prompt reader; empty: none
+    looks: dict[str, list[str]] = field(default_factory=dict)
+    buckets: int = 16384  # hashed n-gram features
+    dim: int = 32
+
+
+@dataclass
 class DenoiserConfig:
     dim: int = 256
     depth: int = 6
@@ -70,6 +78,7 @@ class ModelConfig:
     codec: CodecConfig = field(default_factory=CodecConfig)
     text: TextConfig = field(default_factory=TextConfig)
     denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
+    reader: ReaderConfig = field(default_factory=ReaderConfig)
 
     def __post_init__(self):
         self.validate()
@@ -113,6 +122,9 @@ class ModelConfig:
                            or any(w < 1 or (most and w > most) for w in widths)):
                 raise ValueError(f"denoiser.{name} {list(widths)} must give one width in "
                                  f"1..{most or 'any'} per block ({d.depth} blocks) or be empty")
+        if any(not isinstance(p, list) or not p or not all(isinstance(x, str) for x in p)
+               for p in self.reader.looks.values()):
+            raise ValueError("reader.looks must map each look to a non-empty list of prompts")
         if self.text.dim % self.text.heads:
             raise ValueError(f"text.dim {self.text.dim} is not divisible by heads {self.text.heads}")
 

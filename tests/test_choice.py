@@ -62,8 +62,8 @@ def test_a_stream_keeps_its_own_picks_for_every_prompt():
     with torch.no_grad():
         torch.testing.assert_close(stream._embedding, moved("pop art"))
         assert (stream._embedding - text("pop art")).abs().max() > 1e-3
-        stream.set_prompt("sepia", blend_frames=0)
-        torch.testing.assert_close(stream._embedding, moved("sepia"))
+        stream.set_prompt("sepia photo", blend_frames=0)
+        torch.testing.assert_close(stream._embedding, moved("sepia photo"))
     # a model without a code: the plain prompt
     plain = Stream(randomized(LSDModel(small_config())), "pop art", SampleConfig(steps=2), seed=3)
     assert plain.code is None

@@ -244,14 +244,14 @@ def test_a_truncated_input_file_is_run_with_a_warning(ckpt, tmp_path, capsys):
     write_video(path, [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(40)])
     data = path.read_bytes()
     path.write_bytes(data[: len(data) * 2 // 3])  # the index (at the front) still says 40
-    assert main(["run", "--source", str(path), "--prompt", "sepia", "--checkpoint", str(ckpt),
+    assert main(["run", "--source", str(path), "--prompt", "sepia photo", "--checkpoint", str(ckpt),
                  "--json"]) == 0
     captured = capsys.readouterr()
     summary = json.loads(captured.out.strip().splitlines()[-1])
     assert 0 < summary["frames"] < 40
     assert f"declares 40 frames but only {summary['frames']} could be read" in captured.err
     assert summary["warning"] and "truncated" in summary["warning"]
-    assert main(["run", "--source", str(path), "--prompt", "sepia", "--checkpoint", str(ckpt),
+    assert main(["run", "--source", str(path), "--prompt", "sepia photo", "--checkpoint", str(ckpt),
                  "--frames", "3", "--json"]) == 0  # fewer asked than it has: no warning
     assert "warning" not in capsys.readouterr().err
 
@@ -280,5 +280,5 @@ def test_the_summary_says_what_the_prompt_was_understood_as(ckpt, capsys, monkey
     monkeypatch.setattr(understood, "UNKNOWN", 1.01)
     assert run("underwater coral reef") == 0
     captured = capsys.readouterr()
-    assert "lsd: warning: 'underwater coral reef' may name no look" in captured.err
+    assert "lsd: warning: 'underwater coral reef' names no look" in captured.err
     assert json.loads(captured.out.strip().splitlines()[-1])["prompt_warning"]

@@ -184,27 +184,31 @@ def test_mixed_prompts_parse_and_stream_the_weighted_mean(ckpt):
         torch.testing.assert_close(s._embedding, 0.7 * one("ink wash") + 0.3 * one("sepia"))
         assert torch.equal(s._embed("sepia"), one("sepia"))  # a plain prompt: as before
     assert s.step(frames(1)[0]).shape == (32, 32, 3)
-    s.set_prompt("thermal camera + sepia", blend_frames=0)
-    torch.testing.assert_close(s._embedding, (one("thermal camera") + one("sepia")) / 2)
+    s.set_prompt("thermal camera + sepia photo", blend_frames=0)
+    torch.testing.assert_close(s._embedding, (one("thermal camera") + one("sepia photo")) / 2)
     with pytest.raises(ValueError, match="add up to more than 0"):
         s.set_prompt("sepia:0 + ink wash:0")
 
 
 def test_a_stream_says_what_its_prompt_was_understood_as(ckpt, monkeypatch):
     """A training prompt is understood as its own look with confidence 1; a mix part by
-    part; a prompt far from every look gets a warning naming the looks, and is still
-    followed (the measure cannot yet refuse one safely: docs/journal.md)."""
+    part; a switch to a prompt far from every look (here: a model without a prompt reader,
+    measured by cosine) is not made, and the warning names the looks and what still plays."""
     from lsd.stream import understood
     from lsd.stream.understood import Looks
 
     s = Stream.from_pretrained(ckpt, prompt="thermal camera", dtype=torch.float32)
-    assert s.understood == [{"look": "thermal", "confidence": 1.0, "weight": 1.0}]
+    assert s.understood == [{"look": "thermal", "confidence": 1.0, "known": True, "weight": 1.0}]
     assert s.stats["understood_as"] == "thermal 1.00" and s.stats["warning"] is None
     s.set_prompt("sepia photo + pencil sketch", blend_frames=0)
     assert s.stats["understood_as"] == "sepia 1.00 x0.5 + pencil_sketch 1.00 x0.5"
+    playing = s._embedding.clone()
     monkeypatch.setattr(understood, "UNKNOWN", 1.01)  # now nothing is near enough
     s.set_prompt("underwater coral reef", blend_frames=0)
-    assert s.prompt == "underwater coral reef"  # followed, and said
-    assert "may name no look LSD knows" in s.warning and "thermal, pencil_sketch" in s.warning
-    assert s.stats["warning"] == s.warning
+    assert s.prompt == "sepia photo + pencil sketch" and torch.equal(s._embedding, playing)
+    assert "names no look LSD knows" in s.warning and "thermal, pencil_sketch" in s.warning
+    assert "still playing 'sepia photo + pencil sketch'" in s.warning
+    assert s.stats["warning"] == s.warning and s.understood[0]["known"] is False
     assert Looks(s.model).nearest("underwater coral reef")[0] in s.warning
+    first = Stream.from_pretrained(ckpt, prompt="underwater coral reef", dtype=torch.float32)
+    assert first.prompt == "underwater coral reef" and "playing the nearest" in first.warning

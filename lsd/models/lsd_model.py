@@ -14,6 +14,7 @@ from ..config import ModelConfig, SampleConfig
 from .codec import build_codec, upgraded_names
 from .denoiser import CausalDenoiser
 from .history_cache import HistoryCache
+from .prompt_reader import PromptReader
 from .text import build_text_encoder
 
 
@@ -25,6 +26,7 @@ class LSDModel(nn.Module):
         self.text = build_text_encoder(config.text)
         self.denoiser = CausalDenoiser(config.denoiser, config.latent_channels,
                                        config.latent_size, config.text.out_dim)
+        self.reader = PromptReader(config.reader) if config.reader.looks else None
         self.checkpoint_config: dict = {}  # set by `load`
 
     @property
@@ -35,14 +37,18 @@ class LSDModel(nn.Module):
 
     def encode_prompts(self, prompts: list[str], code: torch.Tensor | None = None) -> torch.Tensor:
         """Prompt embeddings (B, E), moved by the stream's picks code where the model has a
-        choice input and a code is given."""
+        choice input and a code is given. A model with a prompt reader embeds a prompt it
+        was not trained on as the canonical prompt of the look it reads it as."""
+        if self.reader is not None:
+            prompts = self.reader.rewritten(list(prompts))
         return self.denoiser.with_choice(self.text(prompts), code)
 
     def new_cache(self) -> HistoryCache:
         return self.denoiser.new_cache()
 
     def parameter_counts(self) -> dict[str, int]:
-        parts = {"codec": self.codec, "text": self.text, "denoiser": self.denoiser}
+        parts = {"codec": self.codec, "text": self.text, "denoiser": self.denoiser,
+                 "reader": self.reader or nn.Module()}
         counts = {k: sum(p.numel() for p in m.parameters()) for k, m in parts.items()}
         counts["total"] = sum(counts.values())
         return counts

@@ -142,17 +142,23 @@ class Stream:
 
     def _understand(self, prompt: str) -> None:
         """What `prompt` was understood as (lsd.stream.understood), and a warning where it
-        lies far from every look. The prompt is still followed: the measure does not yet
-        tell an unknown look from an unusual paraphrase well enough to refuse one
-        (docs/journal.md)."""
+        names no look the model knows; a first prompt is then played as its nearest look."""
         self.understood = self.looks.understood(prompt)
         self.warning = None if known(self.understood) else (
-            f"{prompt!r} may name no look LSD knows (nearest: {said(self.understood)}); "
-            f"known looks: {', '.join(STYLES)}")
+            f"{prompt!r} names no look LSD knows (nearest: {said(self.understood)}); "
+            f"playing the nearest. Known looks: {', '.join(STYLES)}")
 
     def set_prompt(self, prompt: str, blend_frames: int = 12) -> None:
         """Switch prompt; the embedding moves in a straight line from where it is now to the
-        new one over `blend_frames` frames (0 or 1: at once), so the picture never jumps."""
+        new one over `blend_frames` frames (0 or 1: at once), so the picture never jumps. A
+        prompt that names no look the model knows is not switched to: the stream keeps the
+        look it has, and `warning` says so."""
+        understood = self.looks.understood(prompt)
+        if not known(understood):
+            self.understood = understood
+            self.warning = (f"{prompt!r} names no look LSD knows (nearest: {said(understood)}); "
+                            f"still playing {self.prompt!r}. Known looks: {', '.join(STYLES)}")
+            return
         target = self._embed(prompt)
         self.prompt = prompt
         self._understand(prompt)

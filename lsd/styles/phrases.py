@@ -1,7 +1,7 @@
 """More ways to name each look than its training prompts: synonyms, descriptions, Chinese,
 medium and colour words, put into the templates people type ("make it look like ...") and
-roughened (dropped words, typos, punctuation). `lsd prompts` teaches a model's prompt
-encoder to send all of them where the look's first prompt goes.
+roughened (dropped words, typos, punctuation); and prompts for looks LSD does not have.
+`lsd prompts` teaches a model's prompt reader (lsd.models.prompt_reader) to tell them apart.
 """
 
 from __future__ import annotations
@@ -41,6 +41,31 @@ BANK = {
  "long_exposure": ["long exposure", "light trails", "motion blur trails", "slow shutter photo", "streaks of light",
    "ghostly trails", "长时间曝光", "光轨", "拖影"],
 }
+# things people ask for that are no look LSD has: subjects, scenes, other media and edits
+ELSEWHERE = ["impressionist painting", "monet water lilies", "picasso", "cubism", "surrealism",
+  "renaissance fresco", "baroque", "ukiyo-e woodblock print", "art nouveau", "minimalism", "steampunk",
+  "vector illustration", "blueprint", "chalkboard drawing", "crayon drawing", "paper cutout",
+  "felt puppets", "glass sculpture", "golden statue", "wooden carving", "ice sculpture", "marble statue",
+  "origami", "embroidery", "graffiti wall", "lego bricks", "tie dye", "rainbow", "kaleidoscope",
+  "fisheye lens", "tilt shift", "glitch art", "ascii art", "matrix code rain", "hologram",
+  "microscope view", "satellite view", "a map", "fire and flames", "fog", "smoke", "snow falling",
+  "a rainy day", "a beach at sunset", "a forest", "desert sand", "winter wonderland", "the moon",
+  "space nebula", "a jungle", "a medieval castle", "city skyline", "zombie apocalypse", "a cat",
+  "cats and dogs", "a horse", "portrait photo", "passport photo", "selfie", "hdr photo",
+  "studio lighting", "make it sharper", "make it brighter", "denoise", "super resolution",
+  "colorize", "mirror image", "upside down", "zoom in", "make me taller", "hello", "test", "asdf",
+  "what is this", "梵高", "毕加索", "森林", "下雪", "猫", "乐高", "雕塑", "剪纸", "刺绣", "火焰",
+  "彩虹", "你好", "沙漠", "月亮", "城市夜景", "印象派",
+  "acrylic painting", "gouache", "pastel drawing", "tempera", "airbrush", "spray paint", "pointillism",
+  "expressionism", "abstract art", "pixar 3d", "wax museum", "bronze",
+  "chrome metal", "porcelain", "neon sign of a cat", "tattoo", "henna pattern", "denim",
+  "leather", "cardboard", "sand art", "snow globe", "bubble bath",
+  "volcano", "thunderstorm", "autumn leaves", "cherry blossoms", "tropical island", "north pole",
+  "robot", "alien", "vampire", "ghost", "superhero", "princess", "dinosaur", "teddy bear", "a car",
+  "a spaceship", "make it move faster", "slow motion", "remove the background", "blur my face",
+  "add a hat", "turn me into a cat", "old man", "baby face", "mri scan", "ultrasound",
+  "weather map", "heat wave", "a pizza", "sushi", "雨天", "秋天", "樱花", "机器人", "恐龙",
+  "外星人", "鬼", "超级英雄", "披萨", "抽象画", "素食", "宇宙", "星系"]
 TEMPLATES = ["{}", "{}", "make it look like {}", "in the style of {}", "{} style", "{} filter", "like {}",
   "as {}", "turn it into {}", "a {} look", "{}, please", "make it {}", "give it a {} look", "render as {}",
   "我想要{}", "{}风格", "变成{}", "{}效果"]
@@ -55,9 +80,10 @@ def _typo(word: str, rng: random.Random) -> str:
             word[:i] + word[i] + word[i:]][rng.randrange(3)]
 
 
-def paraphrase(look: str, rng: random.Random) -> str:
-    """A way a person might ask for `look`."""
-    text = rng.choice(TEMPLATES).format(rng.choice(BANK[look] + list(STYLES[look].prompts)))
+def paraphrase(look: str | None, rng: random.Random) -> str:
+    """A way a person might ask for `look` (None: for something that is no look)."""
+    names = ELSEWHERE if look is None else BANK[look] + list(STYLES[look].prompts)
+    text = rng.choice(TEMPLATES).format(rng.choice(names))
     if rng.random() < 0.25:
         text += rng.choice(["!", "!!!", ".", "...", "?", " :)"])
     words = text.split()
