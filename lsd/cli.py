@@ -9,7 +9,7 @@ import signal
 import sys
 
 from .bench.cli import add_bench
-from .cli_args import add_backend, add_dtype, emit, style_count
+from .cli_args import add_backend, add_dtype, add_out_size, emit, style_count
 
 
 def cmd_styles(args: argparse.Namespace) -> None:
@@ -37,7 +37,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     result = run_stream(args.source, args.prompt or "", args.prompt_schedule, args.frames,
                         args.steps, args.out, args.side_by_side, args.checkpoint, args.loop,
                         args.window, args.virtual_camera, args.blend_frames,
-                        progress=not args.json, device=args.device, backend=args.backend)
+                        progress=not args.json, device=args.device, backend=args.backend,
+                        out_size=args.out_size)
     emit(result, args.json)
     if result["stopped_by"]:  # the shell's code for a stop by that signal: 130, 143
         kept = f"; {args.out} holds them" if args.out else ""
@@ -81,6 +82,14 @@ def cmd_decoder(args: argparse.Namespace) -> None:
          args.json)
 
 
+def cmd_upsampler(args: argparse.Namespace) -> None:
+    from .train.upsampler import train_upsampler
+
+    emit(train_upsampler(args.checkpoint, args.out, args.size, args.channels, streams=args.streams,
+                         steps=args.steps, seed=args.seed, progress=not args.no_progress,
+                         look_size=args.look_size, look_memory=args.look_memory), args.json)
+
+
 def cmd_prompts(args: argparse.Namespace) -> None:
     from .train.prompts import teach_prompts
 
@@ -92,7 +101,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from .demo import run_demo
 
     emit(run_demo(args.out, args.seconds, checkpoint=args.checkpoint, backend=args.backend,
-                  strip=args.strip), args.json)
+                  strip=args.strip, out_size=args.out_size), args.json)
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -101,7 +110,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     try:
         serve(args.checkpoint, args.host, args.port, args.max_sessions, args.token, args.steps,
               args.certfile, args.keyfile, backend=args.backend, threads=args.threads,
-              allow_origins=tuple(args.allow_origin or ()))
+              allow_origins=tuple(args.allow_origin or ()), out_size=args.out_size)
     except FileNotFoundError:
         raise  # no checkpoint: main() says so
     except OSError as e:  # port taken, address not on this machine, unreadable certificate
@@ -218,6 +227,23 @@ def build_parser() -> argparse.ArgumentParser:
     gd.add_argument("--no-progress", action="store_true")
     gd.set_defaults(func=cmd_decoder)
 
+    ups = sub.add_parser("upsampler", help="teach a model to draw its output at the camera's "
+                         "resolution from its 128-px output and the input frame (rest unchanged)")
+    ups.add_argument("--checkpoint", required=True)
+    ups.add_argument("--out", required=True, help="run directory; the new model is OUT/model")
+    ups.add_argument("--size", type=int, default=256, help="output short side (default 256)")
+    ups.add_argument("--channels", type=int, default=32)
+    ups.add_argument("--look-size", type=int, default=32, help="the model's output is shrunk "
+                     "to this (its fine texture flickers; 0: kept)")
+    ups.add_argument("--look-memory", type=float, default=0.5, help="share of the last frame's "
+                     "coarse look in the one shown (0: none)")
+    ups.add_argument("--streams", type=int, default=4, help="training streams per style")
+    ups.add_argument("--steps", type=int, default=800)
+    ups.add_argument("--seed", type=int, default=0)
+    ups.add_argument("--json", action="store_true")
+    ups.add_argument("--no-progress", action="store_true")
+    ups.set_defaults(func=cmd_upsampler)
+
     pm = sub.add_parser("prompts", help="teach a model to read the ways people name its looks "
                         "(paraphrases, Chinese, typos) and prompts for looks it lacks")
     pm.add_argument("--checkpoint", required=True)
@@ -248,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_dtype(command)
     for command in (demo, run, srv):  # these stream
         add_backend(command)
+        add_out_size(command)
     add_bench(sub)
     return p
 

@@ -27,6 +27,12 @@ def finite(value):
     return value
 
 
+def add_out_size(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out-size", type=int, metavar="N", help="the output's short side in "
+                        "pixels (default: the checkpoint's upsampler's size; without one, "
+                        "the input's size)")
+
+
 def styles_arg(text: str | None) -> list[str] | None:
     """A comma-separated list of style names, each checked (None: all)."""
     from .styles import get_style

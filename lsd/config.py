@@ -47,6 +47,19 @@ class ReaderConfig:
 
 
 @dataclass
+class UpsamplerConfig:
+    # a model's output drawn at the camera's resolution (lsd.models.upsampler); 0: none,
+    # the 128-px output is stretched
+    channels: int = 0
+    blocks: int = 2
+    out_size: int = 256  # the output's short side by default
+    look_size: int = 0  # the model's output is shrunk to this first (0: kept as it is)
+    # the share of the shown coarse look that is the last frame's (a running mean: its
+    # frame-to-frame noise averages out, the camera's detail does not lag)
+    look_memory: float = 0.0
+
+
+@dataclass
 class DenoiserConfig:
     dim: int = 256
     depth: int = 6
@@ -79,6 +92,7 @@ class ModelConfig:
     text: TextConfig = field(default_factory=TextConfig)
     denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
     reader: ReaderConfig = field(default_factory=ReaderConfig)
+    upsampler: UpsamplerConfig = field(default_factory=UpsamplerConfig)
 
     def __post_init__(self):
         self.validate()
@@ -125,6 +139,12 @@ class ModelConfig:
         if any(not isinstance(p, list) or not p or not all(isinstance(x, str) for x in p)
                for p in self.reader.looks.values()):
             raise ValueError("reader.looks must map each look to a non-empty list of prompts")
+        up = self.upsampler
+        if not 0 <= up.look_memory < 1:
+            raise ValueError(f"upsampler.look_memory must be in [0, 1), not {up.look_memory}")
+        if up.channels < 0 or up.blocks < 0 or up.out_size < 4 or up.out_size % 4:
+            raise ValueError("upsampler: channels and blocks must be >= 0 and out_size a "
+                             f"positive multiple of 4, not {up}")
         if self.text.dim % self.text.heads:
             raise ValueError(f"text.dim {self.text.dim} is not divisible by heads {self.text.heads}")
 

@@ -33,9 +33,10 @@ def demo_clip() -> str:
 
 def run_demo(out: str | Path = "lsd-demo.mp4", seconds: float = DEMO_SECONDS,
              progress: bool = True, checkpoint: str | None = None,
-             backend: str | None = None, strip: str | Path | None = None) -> dict:
+             backend: str | None = None, strip: str | Path | None = None,
+             out_size: int | None = None) -> dict:
     """The demo video; with `strip`, also a PNG of one input | output frame per prompt."""
-    summary = _demo(out, seconds, progress, checkpoint, backend)
+    summary = _demo(out, seconds, progress, checkpoint, backend, out_size)
     if strip:
         per_style = max(1, summary["frames"] // len(SCHEDULE))
         picked = {k * per_style + per_style * 3 // 4 for k in range(len(SCHEDULE))}  # blends done
@@ -47,7 +48,7 @@ def run_demo(out: str | Path = "lsd-demo.mp4", seconds: float = DEMO_SECONDS,
 
 
 def _demo(out: str | Path, seconds: float, progress: bool, checkpoint: str | None,
-          backend: str | None) -> dict:
+          backend: str | None, out_size: int | None = None) -> dict:
     from .stream.runner import default_checkpoint, run_stream
 
     frames = int(seconds * FPS)
@@ -60,7 +61,8 @@ def _demo(out: str | Path, seconds: float, progress: bool, checkpoint: str | Non
                         for i, name in enumerate(SCHEDULE))
     summary = run_stream(demo_clip(), schedule=schedule, frames=frames, out=str(out),
                          side_by_side=True, checkpoint=checkpoint, loop=True,
-                         blend_frames=BLEND_FRAMES, progress=progress, backend=backend)
+                         blend_frames=BLEND_FRAMES, progress=progress, backend=backend,
+                         out_size=out_size)
     return {"out": str(out), **summary}
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..cli_args import add_backend, add_dtype, emit, styles_arg
+from ..cli_args import add_backend, add_dtype, add_out_size, emit, styles_arg
 
 
 def cmd_quality(args: argparse.Namespace) -> None:
@@ -14,7 +14,7 @@ def cmd_quality(args: argparse.Namespace) -> None:
 
     emit(bench_quality(args.checkpoint, args.steps, args.frames, styles_arg(args.styles),
                        args.context_t, args.strips, args.streams, args.settle,
-                       args.choice_guidance, args.choice_guidance_t_min), args.json)
+                       args.choice_guidance, args.choice_guidance_t_min, args.out_size), args.json)
 
 
 def cmd_steps(args: argparse.Namespace) -> None:
@@ -72,7 +72,8 @@ def cmd_latency(args: argparse.Namespace) -> None:
     emit(bench_latency(args.checkpoint, args.steps, args.frames, args.warmup,
                        backend=args.backend, compare=args.compare, device=args.device,
                        preset_name=args.preset, overrides=args.set, profile=args.profile,
-                       cuda_graph=False if args.no_cuda_graph else None), args.json)
+                       cuda_graph=False if args.no_cuda_graph else None,
+                       out_size=args.out_size), args.json)
 
 
 def _add_evidence_benches(bench) -> None:
@@ -148,6 +149,7 @@ def add_bench(sub) -> None:
     blat.add_argument("--profile", action="store_true", help="add the ops that take the most time")
     blat.add_argument("--no-cuda-graph", action="store_true",
                       help="on CUDA, launch each frame's kernels one by one instead of as one graph")
+    add_out_size(blat)
     blat.add_argument("--json", action="store_true")
     blat.set_defaults(func=cmd_latency)
     bq = bench.add_parser("quality", help="roll a checkpoint out on held-out streams, one per "
@@ -173,6 +175,7 @@ def add_bench(sub) -> None:
                     help="guide only the steps from noise level 1 down to this one (0: every "
                          "step; default: the checkpoint's sample.choice_guidance_t_min)")
     bq.add_argument("--strips", help="folder for one input/target/output PNG per style")
+    add_out_size(bq)
     bq.add_argument("--json", action="store_true")
     bq.set_defaults(func=cmd_quality)
     bs = bench.add_parser("steps", help="teacher at 12 steps vs student at 12/6/3/2/1 (and a "

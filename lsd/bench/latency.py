@@ -69,7 +69,8 @@ def bench_latency(checkpoint: str | None = None, steps: int | None = None, frame
                   warmup: int = 30, prompt: str = "ink wash painting", backend: str | None = None,
                   compare: bool = False, device: str = "cpu", preset_name: str | None = None,
                   overrides: list[str] | None = None, profile: bool = False,
-                  cuda_graph: bool | None = None, dtype: str | None = None) -> dict:
+                  cuda_graph: bool | None = None, dtype: str | None = None,
+                  out_size: int | None = None) -> dict:
     """backend: what runs the frames (lsd.stream.backends; None: its choice); a graph
     backend's build (compile) time is the first frame's, reported apart. compare: every
     backend this machine has, one after the other in this run, with each one's speedup over
@@ -83,14 +84,15 @@ def bench_latency(checkpoint: str | None = None, steps: int | None = None, frame
         names = [b for b in BACKENDS if b != "openvino" or (on_cpu and available())]
         runs = {b: bench_latency(checkpoint, steps, frames, warmup, prompt, backend=b,
                                  device=device, preset_name=preset_name, overrides=overrides,
-                                 cuda_graph=cuda_graph, dtype=dtype)
+                                 cuda_graph=cuda_graph, dtype=dtype, out_size=out_size)
                 for b in names}
         ratio = lambda b, key: round(runs["eager"][key] / runs[b][key], 3)
         return {**runs, "speedup_p50": {b: ratio(b, "ms_p50") for b in names},
                 "speedup_p95": {b: ratio(b, "ms_p95") for b in names}}
     stream, name = _stream(checkpoint, preset_name, steps, prompt, device, overrides,
-                           dtype=dtype, backend=backend, cuda_graph=cuda_graph)
-    pool = held_out_frames(stream.size)
+                           dtype=dtype, backend=backend, cuda_graph=cuda_graph, out_size=out_size)
+    # the camera's frames at the output size (the model's own without an upsampler)
+    pool = held_out_frames((stream.out_size,) * 2 if stream.out_size else stream.size)
     step = stepper(stream, pool)  # step() returns the frame on the CPU: every timing includes the sync
     first_frame_ms = float(time_ms(step, 1, 0)[0])
     for _ in range(warmup):
@@ -112,6 +114,7 @@ def bench_latency(checkpoint: str | None = None, steps: int | None = None, frame
         "checkpoint": name, "steps": stream.steps, **stream.precision.to_dict(),
         **stream.backend.to_dict(), "device": str(device), "cuda_graph": stream.cuda_graph,
         "frames": frames, "warmup": warmup, "frame_size": list(stream.size),
+        "out_size": list(pool[0].shape[:2]) if stream.out_size else list(stream.size),
         "first_frame_ms": round(first_frame_ms, 1),
         "ms_p50": pct(50), "ms_p95": pct(95), "ms_p99": pct(99),
         "fps": round(1000 / float(np.mean(ms)), 1),

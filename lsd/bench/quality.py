@@ -164,13 +164,17 @@ def strip_image(columns: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]) -
 
 def evaluate_style(model: LSDModel, style: str, seed: int, frames: int,
                    sample: SampleConfig | None = None, strip: list | None = None,
-                   ends: list | None = None) -> dict:
+                   ends: list | None = None, out_size: int | None = None) -> dict:
     """Metrics of one style's rollout, sampled as `sample` says (None: as the checkpoint
     says); with `strip` (a list), the frames for a picture of it are appended to it; with
-    `ends` (a list), the first and last outputs, then the first and last targets."""
-    size = tuple(model.config.frame_size)
+    `ends` (a list), the first and last outputs, then the first and last targets. The world
+    is drawn at the output size (`out_size`; None: the stream's default, the model's size
+    for a model without an upsampler), so the targets are that sharp."""
     s = get_style(style)
-    run = Stream(model, s.prompts[0], sample, seed=seed)
+    run = Stream(model, s.prompts[0], sample, seed=seed, out_size=out_size)
+    size = (run.out_size,) * 2 if run.out_size else tuple(model.config.frame_size)
+    small = lambda a: (a if a.shape[:2] == run.size else  # a frame at the model's size
+                       np.array(Image.fromarray(a).resize(run.size[::-1], Image.BILINEAR)))
     outputs, targets, inputs, psnrs, ssims, warp_out, warp_target, ceiling = [], [], [], [], [], [], [], []
     prev = None
     first_last = lambda frames: frames[:1] + frames[-1:]  # only the first and the last are kept
@@ -186,7 +190,8 @@ def evaluate_style(model: LSDModel, style: str, seed: int, frames: int,
         psnrs.append(scores["psnr_db"])
         if i % SSIM_EVERY == 0:
             ssims.append(ssim(out, sample.target))
-            ceiling.append(psnr(through_codec(model, sample.target, sample.input), sample.target))
+            ceiling.append(psnr(through_codec(model, small(sample.target), small(sample.input)),
+                                small(sample.target)))  # at the model's size
         if not math.isnan(scores["warp_error"]):
             warp_out.append(scores["warp_error"])
             warp_target.append(scores["target_warp_error"])
@@ -225,7 +230,7 @@ def bench_quality(checkpoint: str, steps: int | None = 12, frames: int = 300,
                   styles: list[str] | None = None, context_t: float | None = None,
                   strips: str | None = None, streams: int = 1, settle: int | None = None,
                   choice_guidance: float | None = None,
-                  choice_guidance_t_min: float | None = None) -> dict:
+                  choice_guidance_t_min: float | None = None, out_size: int | None = None) -> dict:
     """All styles (or `styles`) on held-out streams, `streams` per style (averaged); `strips`
     names a folder to write one PNG per style into (input / target / output rows over the
     first stream's rollout). The sampling settings given change the checkpoint's; None
@@ -242,7 +247,7 @@ def bench_quality(checkpoint: str, steps: int | None = 12, frames: int = 300,
         strip = [] if strips else None
         kept = [[] for _ in range(streams)]
         runs = [evaluate_style(model, name, VAL_SEED_START + 100 + i + STREAM_SEED_STRIDE * j,
-                               frames, sample, strip if j == 0 else None, kept[j])
+                               frames, sample, strip if j == 0 else None, kept[j], out_size)
                 for j in range(streams)]
         if streams > 1 and get_style(name).consistency == "palette":
             for j, run in enumerate(runs):  # each stream against the next one
@@ -258,6 +263,7 @@ def bench_quality(checkpoint: str, steps: int | None = 12, frames: int = 300,
     rows = list(per_style.values())
     return {
         "checkpoint": str(checkpoint), "frames": frames, "streams": streams,
+        "out_size": out_size or (model.upsampler.out_size if model.upsampler else model.config.frame_size[0]),
         **dataclasses.asdict(sample),
         "mean_psnr_db": mean("psnr_db", frame_styles) if frame_styles else None,
         "mean_psnr_db_all": mean("psnr_db", rows),

@@ -15,6 +15,7 @@ from .codec import build_codec, upgraded_names
 from .denoiser import CausalDenoiser
 from .history_cache import HistoryCache
 from .prompt_reader import PromptReader
+from .upsampler import Upsampler
 from .text import build_text_encoder
 
 
@@ -27,6 +28,7 @@ class LSDModel(nn.Module):
         self.denoiser = CausalDenoiser(config.denoiser, config.latent_channels,
                                        config.latent_size, config.text.out_dim)
         self.reader = PromptReader(config.reader) if config.reader.looks else None
+        self.upsampler = Upsampler(config.upsampler) if config.upsampler.channels else None
         self.checkpoint_config: dict = {}  # set by `load`
 
     @property
@@ -48,7 +50,7 @@ class LSDModel(nn.Module):
 
     def parameter_counts(self) -> dict[str, int]:
         parts = {"codec": self.codec, "text": self.text, "denoiser": self.denoiser,
-                 "reader": self.reader or nn.Module()}
+                 "reader": self.reader or nn.Module(), "upsampler": self.upsampler or nn.Module()}
         counts = {k: sum(p.numel() for p in m.parameters()) for k, m in parts.items()}
         counts["total"] = sum(counts.values())
         return counts

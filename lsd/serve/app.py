@@ -166,7 +166,8 @@ async def offer(request: web.Request) -> web.Response:
     # the session is in the table before the first await, so racing offers cannot overfill it
     sid = f"{next(config['ids']):04d}"
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # no STUN: nothing leaves the host
-    stream = Stream(app[MODEL], o.prompt, config["sample"], backend=config["backend"])
+    stream = Stream(app[MODEL], o.prompt, config["sample"], backend=config["backend"],
+                    out_size=config["out_size"])
     session = Session(sid, pc, stream, tag=o.tag, blend_frames=config["blend_frames"],
                       connect_timeout=config["connect_timeout"],
                       stats_interval=config["stats_interval"],
@@ -203,7 +204,7 @@ def make_app(checkpoint=None, *, model=None, max_sessions: int = 2, token: str |
              stats_interval: float = 1.0, blend_frames: int = 12,
              backend: str | None = None, model_cores: set[int] | None = None,
              hosts: tuple[str, ...] | None = LOOPBACK_NAMES,
-             allow_origins: tuple[str, ...] = ()) -> web.Application:
+             allow_origins: tuple[str, ...] = (), out_size: int | None = None) -> web.Application:
     """The server as an aiohttp app. Give a checkpoint directory or an already loaded model.
     `ice_addresses`: the host candidates offered (default: 127.0.0.1 + the machine's).
     `model_cores`: the cores sessions' model threads are pinned to (lsd.serve.cores).
@@ -223,9 +224,10 @@ def make_app(checkpoint=None, *, model=None, max_sessions: int = 2, token: str |
                    "stats_interval": stats_interval, "blend_frames": blend_frames,
                    "backend": backend, "model_cores": model_cores, "ids": itertools.count(1),
                    "hosts": None if hosts is None else {h.lower() for h in hosts},
-                   "allow_origins": set(allow_origins)}
+                   "allow_origins": set(allow_origins), "out_size": out_size}
     app[SESSIONS] = {}
-    first = Stream(app[MODEL], prompt, sample, backend=backend)  # the graph is built now
+    # the graph is built now
+    first = Stream(app[MODEL], prompt, sample, backend=backend, out_size=out_size)
     if first.backend.name != "eager":
         first.step(np.zeros((*first.size, 3), np.uint8))
     app[CONFIG]["backend"] = first.backend.name  # every session runs what was built
@@ -248,7 +250,8 @@ def model_threads() -> int:
 def serve(checkpoint: str | None = None, host: str = "127.0.0.1", port: int = 8000,
           max_sessions: int = 2, token: str | None = None, steps: int | None = None,
           certfile: str | None = None, keyfile: str | None = None, backend: str | None = None,
-          threads: int | None = None, allow_origins: tuple[str, ...] = ()) -> None:
+          threads: int | None = None, allow_origins: tuple[str, ...] = (),
+          out_size: int | None = None) -> None:
     """Run the server until Ctrl-C."""
     from ..stream.runner import default_checkpoint
 
@@ -285,7 +288,7 @@ def serve(checkpoint: str | None = None, host: str = "127.0.0.1", port: int = 80
     hosts = (*LOOPBACK_NAMES, host) if is_loopback(host) else None
     app = make_app(model=model, max_sessions=max_sessions, token=token, steps=steps,
                    backend=backend, model_cores=cores[0] if cores else None, hosts=hosts,
-                   allow_origins=tuple(allow_origins))
+                   allow_origins=tuple(allow_origins), out_size=out_size)
     print(f"lsd serve: {url(host, sock.getsockname()[1], bool(ssl_context), token)}  "
           f"(checkpoint {ckpt}, at most {max_sessions} sessions)", flush=True)
     web.run_app(app, sock=sock, ssl_context=ssl_context, print=None,

@@ -30,6 +30,7 @@ from ..models import LSDModel, load
 from ..precision import Precision, decide
 from ..styles import STYLES
 from ..styles.picks import null_code, picks_code
+from ..models.upsampler import output_size, resize
 from .backends import decide_backend
 from .compiled import compile_streaming
 from .cuda_graph import GraphedStep
@@ -57,9 +58,12 @@ def check_device(device: str | torch.device) -> torch.device:
 class Stream:
     def __init__(self, model: LSDModel, prompt: str = "", sample: SampleConfig | None = None,
                  device: str | torch.device = "cpu", dtype: torch.dtype | str | None = None,
-                 seed: int = 0, backend: str | None = None, cuda_graph: bool | None = None):
+                 seed: int = 0, backend: str | None = None, cuda_graph: bool | None = None,
+                 out_size: int | None = None):
         """`sample`: how each frame is sampled (None: the checkpoint's, `model.sample`; a
-        command line changes it with `model.sample.but(steps=...)`)."""
+        command line changes it with `model.sample.but(steps=...)`). `out_size`: the output's
+        short side (the input's aspect kept); None: the model's upsampler's size where it
+        has one (lsd.models.upsampler), else the input frame's own size."""
         self.sample = model.sample if sample is None else sample
         if self.sample.guided and not model.config.denoiser.choice:
             raise ValueError("sample.choice_guidance needs a model with a choice input (denoiser.choice)")
@@ -79,6 +83,10 @@ class Stream:
         self.dtype = dtype = torch.float32 if openvino else self.precision.dtype
         self.model = model.to(self.device, dtype).eval()
         self.size = tuple(model.config.frame_size)
+        if out_size is not None and (not isinstance(out_size, int) or out_size < 16 or out_size % 4):
+            raise ValueError(f"out_size must be a multiple of 4 from 16 on, not {out_size!r}")
+        self.out_size = out_size or (model.upsampler.out_size if model.upsampler else None)
+        self._look: torch.Tensor | None = None  # the last coarse look shown (upsampler)
         self.cache = model.new_cache()
         if self.backend.name == "compile":  # the first step takes the compile time
             compile_streaming(self.model, self.cache)
@@ -181,6 +189,7 @@ class Stream:
         """Forget the history (a scene change, a new camera); the prompt stays."""
         self.cache.reset()
         self._settled = False
+        self._look = None
 
     @torch.no_grad()
     def rebuild_history(self, pairs: list[tuple[np.ndarray, np.ndarray]]) -> None:
@@ -222,6 +231,21 @@ class Stream:
             x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
         x = (x[0].clamp(0, 1) * 255).round().to(torch.uint8)
         return x.permute(1, 2, 0).cpu().numpy()
+
+    def _drawn(self, image: torch.Tensor, frame: np.ndarray) -> np.ndarray:
+        """The model's output as the frame shown: drawn at the output size by the upsampler
+        from it and the input frame, where the model has one; else stretched."""
+        size = output_size(frame.shape[:2], self.out_size) if self.out_size else frame.shape[:2]
+        up = self.model.upsampler
+        if up is None:
+            return self._to_frame(image, size)
+        look = up.coarse(image.float())
+        if self._look is not None and up.look_memory:  # a running mean of the coarse look
+            look = torch.lerp(look, self._look, up.look_memory)
+        self._look = look
+        x = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device)
+        x = resize(x.permute(2, 0, 1)[None].float() / 255.0, size)
+        return self._to_frame(up(look.to(self.dtype), x.to(self.dtype)), size)
 
     def _work(self, cache, x: torch.Tensor, prompt: torch.Tensor, noise: torch.Tensor,
               ctx: torch.Tensor | None = None,
@@ -283,7 +307,7 @@ class Stream:
                 self.reset()
                 # nothing sane came out: show the input's latent, try again next frame
                 image = self.model.codec.decode(z_in, x)
-        out = self._to_frame(image, frame.shape[:2])
+        out = self._drawn(image, frame)
         self._latency_ms.append((time.perf_counter() - t0) * 1000)
         self.frames += 1
         return out

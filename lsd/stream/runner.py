@@ -73,7 +73,8 @@ def run_stream(source: str, prompt: str = "", schedule: str | None = None,
                frames: int | None = None, steps: int | None = None, out: str | None = None,
                side_by_side: bool = False, checkpoint: str | None = None, loop: bool = False,
                window: bool = False, virtual_camera: bool = False, blend_frames: int = 12,
-               progress: bool = True, device: str = "cpu", backend: str | None = None) -> dict:
+               progress: bool = True, device: str = "cpu", backend: str | None = None,
+               out_size: int | None = None) -> dict:
     if frames is not None and frames < 1:
         raise ValueError(f"--frames must be at least 1, not {frames}")
     plan = parse_schedule(schedule)
@@ -85,7 +86,7 @@ def run_stream(source: str, prompt: str = "", schedule: str | None = None,
                          "prompt of its own: its style's)")
     first = plan[0][1] if plan and plan[0][0] == 0 else prompt
     ckpt = Path(checkpoint) if checkpoint else default_checkpoint(device)
-    stream = Stream.from_pretrained(ckpt, first, steps, device, backend=backend)
+    stream = Stream.from_pretrained(ckpt, first, steps, device, backend=backend, out_size=out_size)
     switches = dict(plan)
     rss_start = p95_start = warning = None
     t0 = time.perf_counter()

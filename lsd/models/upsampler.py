@@ -1,0 +1,71 @@
+"""The output at the camera's resolution: sharp edges from the input frame, the look from
+the model's 128-px output.
+
+The model draws a 128x128 frame; stretched to the camera's size it is soft, because the
+input it was drawn from was shrunk to 128 px first. The upsampler puts back what that
+shrinking took, the input's detail (the frame at the output size minus the frame shrunk
+and stretched back), through a 3x3 colour gain per place: a look that keeps edges dark
+(pencil), bright (neon) or coloured (thermal) gets them so. The gains are predicted on a
+1/4-size grid from 4x4 patches of the frame and the model's output there, and bilinearly
+upsampled (after HDRNet's bilateral guided upsampling, Gharbi et al. 2017, with a plain
+grid). Detail has no mean over a patch, so it sharpens without moving the look's colours;
+all convolutions run at 1/4 size. The last layer starts at zero: a fresh upsampler draws
+exactly the stretched output.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..config import UpsamplerConfig
+from .codec import Residual
+
+
+def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(N, 3, h, w) -> (N, 3, *size), antialiased bilinear, as a Stream resizes frames (in
+    fp32: torch has no bf16 antialiased resize on the CPU)."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x.float(), size=size, mode="bilinear", antialias=True,
+                         align_corners=False).to(x.dtype)
+
+
+def output_size(frame_hw: tuple[int, int], short_side: int) -> tuple[int, int]:
+    """The output's (height, width): the frame's aspect, `short_side` on its short side,
+    both multiples of 4."""
+    h, w = frame_hw
+    scale = short_side / min(h, w)
+    return max(4, round(h * scale / 4) * 4), max(4, round(w * scale / 4) * 4)
+
+
+class Upsampler(nn.Module):
+    def __init__(self, cfg: UpsamplerConfig):
+        super().__init__()
+        c = cfg.channels
+        self.out_size, self.look_size, self.look_memory = cfg.out_size, cfg.look_size, cfg.look_memory
+        self.inp = nn.Conv2d(48 + 3, c, 1)  # a 4x4 patch of the frame + the look there
+        self.blocks = nn.Sequential(*[Residual(c) for _ in range(cfg.blocks)])
+        self.gains = nn.Conv2d(c, 9, 1)  # 3x3 colour gain on the detail, per grid cell
+        nn.init.zeros_(self.gains.weight)
+        nn.init.zeros_(self.gains.bias)
+
+    def coarse(self, look: torch.Tensor) -> torch.Tensor:
+        """The part of the model's output that is used: its coarse colours at look_size
+        (the fine texture the model draws differs from frame to frame: flicker)."""
+        return resize(look, (self.look_size,) * 2) if self.look_size else look
+
+    def forward(self, look: torch.Tensor, frame: torch.Tensor) -> torch.Tensor:
+        """look (N, 3, h, w): the model's output, drawn from the frame shrunk to (h, w);
+        frame (N, 3, H, W): the input at the output size, H and W multiples of 4; both in
+        [0, 1]. Returns (N, 3, H, W)."""
+        n, _, hh, ww = frame.shape
+        look = self.coarse(look)
+        base = resize(look, (hh, ww))
+        detail = frame - resize(resize(frame, tuple(look.shape[-2:])), (hh, ww))
+        grid = resize(look, (hh // 4, ww // 4)) * 2 - 1
+        h = self.blocks(self.inp(torch.cat([F.pixel_unshuffle(frame * 2 - 1, 4), grid], 1)))
+        g = F.interpolate(self.gains(F.silu(h)), size=(hh, ww), mode="bilinear",
+                          align_corners=False).view(n, 3, 3, hh, ww)
+        return base + (g * detail[:, None]).sum(2)
