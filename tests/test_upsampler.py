@@ -33,11 +33,11 @@ def test_a_fresh_upsampler_draws_the_stretched_output():
 
 def test_unit_gains_on_a_model_that_copies_its_input_give_the_input_back():
     """Gains of one on the detail: the output of a model that drew exactly the (shrunk)
-    input, upsampled, is the full-size input; stretched it is not."""
+    grey input, upsampled, is the full-size input; stretched it is not."""
     up = Upsampler(UpsamplerConfig(channels=8)).eval()
     with torch.no_grad():
-        up.gains.bias.copy_(torch.eye(3).flatten())
-        frame = torch.rand(1, 3, 64, 64)
+        up.gains.bias.fill_(1.0)
+        frame = torch.rand(1, 1, 64, 64).expand(1, 3, 64, 64)  # grey: its detail is brightness
         look = resize(frame, (32, 32))
         out = up(look, frame)
     torch.testing.assert_close(out, frame, atol=1e-5, rtol=0)

@@ -24,7 +24,7 @@ from ..stream.backends import streamed_with
 from ..stream.engine import Stream
 from ..styles import get_style, style_names
 from .drift import capped
-from .real import _cv2, check_frame_style
+from .real import _cv2, check_frame_style, shown_size
 
 
 def read_phrasings(path: str | Path) -> list[tuple[str, str]]:
@@ -54,9 +54,9 @@ def bench_prompts(checkpoint: str, phrasings: str, video: str, frames: int = 24,
     pairs = read_phrasings(phrasings)
     cv2 = _cv2()  # missing OpenCV fails before the model loads
     model = load(checkpoint)
-    size = tuple(model.config.frame_size)
-    clip = [cv2.resize(f, size[::-1], interpolation=cv2.INTER_AREA)
-            for f in read_frames(video, max_frames=frames)]
+    clip = list(read_frames(video, max_frames=frames))
+    size = shown_size(model, clip[0].shape[:2]) if clip else (1, 1)
+    clip = [cv2.resize(f, size[::-1], interpolation=cv2.INTER_AREA) for f in clip]
     sample = model.sample.but(steps=steps)
     looks = style_names("frame")
     references = {look: [to_uint8(get_style(look).renderer()(x.astype(np.float32) / 255.0))

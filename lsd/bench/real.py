@@ -19,6 +19,7 @@ from ..io import read_frames, to_uint8
 from ..machine import machine_name
 from ..metrics import psnr, warp, warp_error
 from ..models import load
+from ..models.upsampler import output_size
 from ..stream.backends import streamed_with
 from ..stream.engine import Stream
 from ..stream.sources import import_optional
@@ -57,7 +58,7 @@ def check_frame_style(style: str) -> None:
 
 def real_run(step: Step, frames: Iterable[np.ndarray], style: str, size: tuple[int, int],
              progress: bool = True) -> dict:
-    """Each frame resized (stretched) to the model's `size`; the reference renderer's target
+    """Each frame resized (stretched) to `size`; the reference renderer's target
     and `step`'s output compared, and both warped along the estimated flow."""
     check_frame_style(style)
     cv2 = _cv2()
@@ -86,6 +87,14 @@ def real_run(step: Step, frames: Iterable[np.ndarray], style: str, size: tuple[i
             "flow": "Farneback (OpenCV), forward-backward checked"}
 
 
+def shown_size(model, frame_hw: tuple[int, int]) -> tuple[int, int]:
+    """The size a real clip is measured at: the size a stream on `model` shows its frames
+    at (the upsampler's, the clip's aspect kept), or the model's own without an upsampler."""
+    if model.upsampler is None:
+        return tuple(model.config.frame_size)
+    return output_size(frame_hw, model.upsampler.out_size)
+
+
 def default_video() -> str:
     from ..demo import demo_clip
 
@@ -100,9 +109,10 @@ def bench_real(checkpoint: str, video: str | None = None, style: str = "ink_wash
     if frames < 2:
         raise ValueError(f"--frames must be at least 2 (the flow needs pairs), got {frames}")
     video = video or default_video()
-    clip = read_frames(video, max_frames=frames)  # a missing or unreadable file fails here
+    clip = list(read_frames(video, max_frames=frames))  # a missing or unreadable file fails here
     model = load(checkpoint)
     stream = Stream(model, get_style(style).prompts[0], model.sample.but(steps=steps))
-    result = real_run(stream.step, clip, style, stream.size, progress)
+    size = shown_size(model, clip[0].shape[:2]) if clip else stream.size
+    result = real_run(stream.step, clip, style, size, progress)
     return {"checkpoint": str(checkpoint), "video": str(video), "steps": stream.steps, **result,
             **streamed_with(), "machine": machine_name(threads=torch.get_num_threads())}

@@ -2,15 +2,17 @@
 the model's 128-px output.
 
 The model draws a 128x128 frame; stretched to the camera's size it is soft, because the
-input it was drawn from was shrunk to 128 px first. The upsampler puts back what that
-shrinking took, the input's detail (the frame at the output size minus the frame shrunk
-and stretched back), through a 3x3 colour gain per place: a look that keeps edges dark
-(pencil), bright (neon) or coloured (thermal) gets them so. The gains are predicted on a
-1/4-size grid from 4x4 patches of the frame and the model's output there, and bilinearly
-upsampled (after HDRNet's bilateral guided upsampling, Gharbi et al. 2017, with a plain
-grid). Detail has no mean over a patch, so it sharpens without moving the look's colours;
-all convolutions run at 1/4 size. The last layer starts at zero: a fresh upsampler draws
-exactly the stretched output.
+input it was drawn from was shrunk first. The upsampler uses only the model's coarse
+colours (its output shrunk to `look_size`: the fine texture it draws differs from frame to
+frame, which is flicker) and puts back the input's detail at that scale (the frame at the
+output size minus the frame shrunk and stretched back), in brightness, through a gain per
+colour and place: a look that keeps edges dark (pencil), bright (neon) or coloured
+(thermal) gets them so. The gains are predicted on a 1/4-size grid from 4x4 patches of the
+frame and the model's output there, and bilinearly upsampled (after HDRNet's bilateral
+guided upsampling, Gharbi et al. 2017, with a plain grid). Detail has no mean over a
+patch, so it sharpens without moving the look's colours; all convolutions run at 1/4
+size. The last layer starts at zero: a fresh upsampler draws the stretched coarse look.
+A Stream also keeps a running mean of the coarse look (`look_memory`).
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ class Upsampler(nn.Module):
         self.out_size, self.look_size, self.look_memory = cfg.out_size, cfg.look_size, cfg.look_memory
         self.inp = nn.Conv2d(48 + 3, c, 1)  # a 4x4 patch of the frame + the look there
         self.blocks = nn.Sequential(*[Residual(c) for _ in range(cfg.blocks)])
-        self.gains = nn.Conv2d(c, 9, 1)  # 3x3 colour gain on the detail, per grid cell
+        self.gains = nn.Conv2d(c, 3, 1)  # a gain per colour on the detail's brightness, per grid cell
         nn.init.zeros_(self.gains.weight)
         nn.init.zeros_(self.gains.bias)
 
@@ -64,8 +66,9 @@ class Upsampler(nn.Module):
         look = self.coarse(look)
         base = resize(look, (hh, ww))
         detail = frame - resize(resize(frame, tuple(look.shape[-2:])), (hh, ww))
+        detail = detail.mean(1, keepdim=True)  # brightness only: colour fringes are not a look
         grid = resize(look, (hh // 4, ww // 4)) * 2 - 1
         h = self.blocks(self.inp(torch.cat([F.pixel_unshuffle(frame * 2 - 1, 4), grid], 1)))
         g = F.interpolate(self.gains(F.silu(h)), size=(hh, ww), mode="bilinear",
-                          align_corners=False).view(n, 3, 3, hh, ww)
-        return base + (g * detail[:, None]).sum(2)
+                          align_corners=False)
+        return base + g * detail

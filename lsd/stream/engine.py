@@ -1,12 +1,13 @@
 """`lsd.Stream`: one frame in, one frame out, forever, in constant memory.
 
     stream = Stream.from_pretrained("checkpoints/lsd-tiny", prompt="ink wash painting")
-    out = stream.step(frame)            # HxWx3 uint8 in, same size out
+    out = stream.step(frame)            # HxWx3 uint8 in; out at out_size (the aspect kept)
     stream.set_prompt("thermal camera", blend_frames=12)
 
 A step: resize the frame to the model's size (stretching if the aspect differs; the output
 is stretched back, so geometry survives), encode, `steps` denoising steps against the
-history cache, commit the new frame into the cache, decode, resize back. The latency in
+history cache, commit the new frame into the cache, decode, and draw the output at the
+output size (the model's upsampler, where it has one; else a resize). The latency in
 `stats` covers all of it. Nothing grows with the stream: the cache is a ring buffer and the
 latency window is a fixed-length deque.
 """
@@ -30,7 +31,7 @@ from ..models import LSDModel, load
 from ..precision import Precision, decide
 from ..styles import STYLES
 from ..styles.picks import null_code, picks_code
-from ..models.upsampler import output_size, resize
+from ..models.upsampler import output_size
 from .backends import decide_backend
 from .compiled import compile_streaming
 from .cuda_graph import GraphedStep
@@ -209,21 +210,31 @@ class Stream:
             level = 1 / sample.steps
             d = level if sample.shortcut else 0.0
         for frame, output in pairs[max(0, len(pairs) - self.cache.frames):]:
-            z_in = self.model.codec.encode(self._to_model(frame))
-            latent = self.model.codec.encode(self._to_model(output))
+            z_in = self.model.codec.encode(self._to_model(frame)[0])
+            latent = self.model.codec.encode(self._to_model(output)[0])
             ctx = torch.randn(z_in.shape, generator=g).to(self.device, self.dtype) if level > 0 else None
             commit_frame(self.model.denoiser, self.cache, latent, z_in, self._embedding, level, ctx, d)
 
-    def _to_model(self, frame: np.ndarray) -> torch.Tensor:
+    def _to_model(self, frame: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The frame at the model's size, in the model's dtype, and (for an upsampler) at the
+        output size in fp32; the second is shrunk from the camera frame in uint8 (a 720p
+        frame turned to floats first costs milliseconds) and the first from it."""
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise ValueError(f"Stream.step wants an HxWx3 uint8 frame, got {frame.dtype} "
                              f"{tuple(frame.shape)}")
-        x = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device)
-        x = x.permute(2, 0, 1)[None].float() / 255.0
+        x = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device).permute(2, 0, 1)[None]
+        shown = None
+        if self.model.upsampler is not None:
+            size = output_size(frame.shape[:2], self.out_size)
+            if tuple(x.shape[-2:]) != size:
+                x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+            shown = x = x.float() / 255.0
+        else:
+            x = x.float() / 255.0
         if tuple(x.shape[-2:]) != self.size:
             x = F.interpolate(x, size=self.size, mode="bilinear", antialias=True, align_corners=False)
         # one memory layout whether resized or not: a compiled encoder would recompile on it
-        return x.to(self.dtype).contiguous()
+        return x.to(self.dtype).contiguous(), shown
 
     def _to_frame(self, x: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
         x = x.float()
@@ -232,20 +243,18 @@ class Stream:
         x = (x[0].clamp(0, 1) * 255).round().to(torch.uint8)
         return x.permute(1, 2, 0).cpu().numpy()
 
-    def _drawn(self, image: torch.Tensor, frame: np.ndarray) -> np.ndarray:
-        """The model's output as the frame shown: drawn at the output size by the upsampler
-        from it and the input frame, where the model has one; else stretched."""
-        size = output_size(frame.shape[:2], self.out_size) if self.out_size else frame.shape[:2]
+    def _drawn(self, image: torch.Tensor, frame: np.ndarray, shown: torch.Tensor | None) -> np.ndarray:
+        """The model's output as the frame shown: drawn by the upsampler from it and the
+        input at the output size (`shown`), where the model has one; else stretched."""
         up = self.model.upsampler
         if up is None:
+            size = output_size(frame.shape[:2], self.out_size) if self.out_size else frame.shape[:2]
             return self._to_frame(image, size)
         look = up.coarse(image.float())
         if self._look is not None and up.look_memory:  # a running mean of the coarse look
             look = torch.lerp(look, self._look, up.look_memory)
         self._look = look
-        x = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device)
-        x = resize(x.permute(2, 0, 1)[None].float() / 255.0, size)
-        return self._to_frame(up(look.to(self.dtype), x.to(self.dtype)), size)
+        return self._to_frame(up(look.to(self.dtype), shown.to(self.dtype)), tuple(shown.shape[-2:]))
 
     def _work(self, cache, x: torch.Tensor, prompt: torch.Tensor, noise: torch.Tensor,
               ctx: torch.Tensor | None = None,
@@ -296,7 +305,7 @@ class Stream:
     def step(self, frame: np.ndarray) -> np.ndarray:
         """The output frame for this input frame (same size), generated now: no lag."""
         t0 = time.perf_counter()
-        x, prompt = self._to_model(frame), self._next_embedding()
+        (x, shown), prompt = self._to_model(frame), self._next_embedding()
         z_in, image, z = self._sample(x, prompt)
         if not torch.isfinite(z).all():
             # a poisoned history would poison every later frame: drop it and redo this one
@@ -307,7 +316,7 @@ class Stream:
                 self.reset()
                 # nothing sane came out: show the input's latent, try again next frame
                 image = self.model.codec.decode(z_in, x)
-        out = self._drawn(image, frame)
+        out = self._drawn(image, frame, shown)
         self._latency_ms.append((time.perf_counter() - t0) * 1000)
         self.frames += 1
         return out
