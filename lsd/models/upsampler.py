@@ -46,10 +46,11 @@ class Upsampler(nn.Module):
     def __init__(self, cfg: UpsamplerConfig):
         super().__init__()
         c = cfg.channels
-        self.out_size, self.look_size, self.look_memory = cfg.out_size, cfg.look_size, cfg.look_memory
+        self.out_size, self.look_size = cfg.out_size, cfg.look_size
+        self.look_memory = cfg.look_memory  # read by Stream: a running mean over frames
         self.inp = nn.Conv2d(48 + 3, c, 1)  # a 4x4 patch of the frame + the look there
         self.blocks = nn.Sequential(*[Residual(c) for _ in range(cfg.blocks)])
-        self.gains = nn.Conv2d(c, 3, 1)  # a gain per colour on the detail's brightness, per grid cell
+        self.gains = nn.Conv2d(c, 3, 1)  # per grid cell, a gain per colour on the detail
         nn.init.zeros_(self.gains.weight)
         nn.init.zeros_(self.gains.bias)
 
@@ -62,7 +63,7 @@ class Upsampler(nn.Module):
         """look (N, 3, h, w): the model's output, drawn from the frame shrunk to (h, w);
         frame (N, 3, H, W): the input at the output size, H and W multiples of 4; both in
         [0, 1]. Returns (N, 3, H, W)."""
-        n, _, hh, ww = frame.shape
+        hh, ww = frame.shape[-2:]
         look = self.coarse(look)
         base = resize(look, (hh, ww))
         detail = frame - resize(resize(frame, tuple(look.shape[-2:])), (hh, ww))

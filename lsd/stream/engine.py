@@ -28,10 +28,10 @@ import torch.nn.functional as F
 from ..config import SampleConfig
 from ..diffusion import commit_frame, generate_frame
 from ..models import LSDModel, load
+from ..models.upsampler import output_size
 from ..precision import Precision, decide
 from ..styles import STYLES
 from ..styles.picks import null_code, picks_code
-from ..models.upsampler import output_size
 from .backends import decide_backend
 from .compiled import compile_streaming
 from .cuda_graph import GraphedStep
@@ -243,7 +243,8 @@ class Stream:
         x = (x[0].clamp(0, 1) * 255).round().to(torch.uint8)
         return x.permute(1, 2, 0).cpu().numpy()
 
-    def _drawn(self, image: torch.Tensor, frame: np.ndarray, shown: torch.Tensor | None) -> np.ndarray:
+    def _drawn(self, image: torch.Tensor, frame: np.ndarray,
+               shown: torch.Tensor | None) -> np.ndarray:
         """The model's output as the frame shown: drawn by the upsampler from it and the
         input at the output size (`shown`), where the model has one; else stretched."""
         up = self.model.upsampler
