@@ -1,0 +1,48 @@
+"""Paired clips for teaching a look (lsd.data.pairs): good folders pass, and each bad case
+is refused with one line naming the file."""
+
+import numpy as np
+import pytest
+
+from lsd.data.pairs import check_pairs
+from lsd.io import write_video
+
+
+def clip(path, frames=20, size=(32, 48), seed=0):
+    rng = np.random.default_rng(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_video(path, [rng.integers(0, 256, (*size, 3), dtype=np.uint8) for _ in range(frames)])
+
+
+def pair(root, name, frames=20, target_frames=None, target_size=(32, 48)):
+    clip(root / name / "input.mp4", frames)
+    clip(root / name / "target.mp4", target_frames or frames, target_size, seed=1)
+
+
+def test_good_pairs_are_listed_by_name(tmp_path):
+    pair(tmp_path, "b")
+    pair(tmp_path, "a", frames=24)
+    got = check_pairs(tmp_path)
+    assert [p["name"] for p in got] == ["a", "b"]
+    assert got[0]["frames"] == 24 and (got[0]["height"], got[0]["width"]) == (32, 48)
+
+
+def test_each_bad_pair_is_refused_naming_the_file(tmp_path):
+    cases = {
+        "counts": (lambda r: pair(r, "c", 20, target_frames=18), r"c/target.mp4 has 18 frames"),
+        "sizes": (lambda r: pair(r, "c", target_size=(32, 32)), r"c/target.mp4 is 32x32 but input.mp4 is 48x32"),
+        "short": (lambda r: pair(r, "c", frames=8), r"c/input.mp4 has 8 frames; a clip needs at least 16"),
+        "missing": (lambda r: clip(r / "c" / "input.mp4"), r"c/target.mp4 is missing"),
+        "unreadable": (lambda r: (pair(r, "c"), (r / "c" / "target.mp4").write_bytes(b"not a video")),
+                       r"c/target.mp4 cannot be read"),
+    }
+    for case, (make, message) in cases.items():
+        root = tmp_path / case
+        make(root)
+        with pytest.raises(ValueError, match=message):
+            check_pairs(root)
+    with pytest.raises(ValueError, match="is not a folder"):
+        check_pairs(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="holds no clip folders"):
+        check_pairs(tmp_path / "empty")
