@@ -46,12 +46,13 @@ def test_a_prompt_lands_on_the_look_whose_reference_the_output_is_nearest(tmp_pa
     ckpt = tmp_path / "m"
     randomized(LSDModel(small_config())).save(ckpt, extra_config={"sample": {"steps": 2}})
     file = tmp_path / "p.txt"
-    file.write_text("sepia\tan old brown photo\nthermal\ta heat camera\nsepia\t老照片风格\n",
-                    encoding="utf-8")
+    file.write_text("sepia\tan old brown photo\nthermal\ta heat camera\nsepia\t老照片风格\n"
+                    "none\ta dog\nnone\ta cat\n", encoding="utf-8")
 
     class Sepia:
         def __init__(self, model, text, sample):
             self.render = get_style("sepia").renderer()
+            self.warning = "no look" if text in ("a dog", "a heat camera") else None
 
         def step(self, x):
             return to_uint8(self.render(x.astype(np.float32) / 255.0))
@@ -64,3 +65,4 @@ def test_a_prompt_lands_on_the_look_whose_reference_the_output_is_nearest(tmp_pa
     assert report["accuracy"] == round(2 / 3, 3) and report["frames"] == 3
     assert report["confusion"] == {"sepia": {"sepia": 2}, "thermal": {"sepia": 1}}
     assert [m["prompt"] for m in report["missed"]] == ["a heat camera"]
+    assert report["doubted"] == 1 and (report["unknown_caught"], report["unknown_prompts"]) == (1, 2)

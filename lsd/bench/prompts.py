@@ -4,7 +4,10 @@ is compared with every frame look's reference rendering of its input, and the lo
 reference it is nearest (mean PSNR) is the one the prompt landed on. Judged by the output,
 not by the prompt embedding.
 
-FILE holds `LOOK<TAB>phrasing` lines (# starts a comment), e.g. tests/data/prompts_heldout.txt.
+FILE holds `LOOK<TAB>phrasing` lines (# starts a comment), e.g. tests/data/prompts_heldout.txt;
+LOOK `none` marks a prompt for a look LSD lacks (tests/data/prompts_unknown.txt): it is not
+streamed, only counted as caught when the stream calls it unknown. A phrasing for a look
+that the stream calls unknown is counted as doubted.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from ..io import read_frames, to_uint8
 from ..machine import machine_name
 from ..metrics import psnr
 from ..models import load
+from ..models.prompt_reader import NONE
 from ..stream.backends import streamed_with
 from ..stream.engine import Stream
 from ..styles import get_style, style_names
@@ -36,7 +40,8 @@ def read_phrasings(path: str | Path) -> list[tuple[str, str]]:
         look, sep, text = line.partition("\t")
         if not sep or not text.strip():
             raise ValueError(f"{path}:{n}: expected LOOK<TAB>phrasing, got {line!r}")
-        check_frame_style(look.strip())
+        if look.strip() != NONE:
+            check_frame_style(look.strip())
         pairs.append((look.strip(), text.strip()))
     if not pairs:
         raise ValueError(f"{path}: no phrasings in it")
@@ -62,17 +67,24 @@ def bench_prompts(checkpoint: str, phrasings: str, video: str, frames: int = 24,
     references = {look: [to_uint8(get_style(look).renderer()(x.astype(np.float32) / 255.0))
                          for x in clip] for look in looks}
     rows, confusion = [], {look: Counter() for look in looks}
+    caught = []
     for meant, text in tqdm(pairs, desc="phrasings", file=sys.stderr, disable=not progress):
         stream = Stream(model, text, sample)  # its own empty history: only the prompt differs
+        if meant == NONE:
+            caught.append(stream.warning is not None)
+            continue
         scores = landed_on([stream.step(x) for x in clip], references)
         got = max(scores, key=scores.get)
         confusion[meant][got] += 1
         rows.append({"look": meant, "prompt": text, "landed_on": got,
-                     "psnr_db_meant": round(scores[meant], 2), "psnr_db_best": round(scores[got], 2)})
+                     "psnr_db_meant": round(scores[meant], 2), "psnr_db_best": round(scores[got], 2),
+                     "doubted": stream.warning is not None})
     hits = sum(r["look"] == r["landed_on"] for r in rows)
     return {"checkpoint": str(checkpoint), "phrasings": str(phrasings), "video": str(video),
-            "frames": len(clip), "accuracy": round(hits / len(rows), 3), "hits": hits,
-            "prompts": len(rows),
+            "frames": len(clip), "accuracy": round(hits / len(rows), 3) if rows else None,
+            "hits": hits,
+            "prompts": len(rows), "doubted": sum(r["doubted"] for r in rows),
+            "unknown_caught": sum(caught), "unknown_prompts": len(caught),
             "confusion": {look: dict(c) for look, c in confusion.items() if c},
             "missed": [r for r in rows if r["look"] != r["landed_on"]], "rows": rows,
             **streamed_with(), "machine": machine_name()}
