@@ -149,10 +149,10 @@ class Stream:
                 self._embeddings.popitem(last=False)
         return self._embeddings[prompt]
 
-    def _understand(self, prompt: str) -> None:
+    def _understand(self, prompt: str, understood: list[dict] | None = None) -> None:
         """What `prompt` was understood as (lsd.stream.understood), and a warning where it
         names no look the model knows; a first prompt is then played as its nearest look."""
-        self.understood = self.looks.understood(prompt)
+        self.understood = understood or self.looks.understood(prompt)
         self.warning = None if known(self.understood) else (
             f"{prompt!r} names no look LSD knows (nearest: {said(self.understood)}); "
             f"playing the nearest. Known looks: {', '.join(STYLES)}")
@@ -170,7 +170,7 @@ class Stream:
             return
         target = self._embed(prompt)
         self.prompt = prompt
-        self._understand(prompt)
+        self._understand(prompt, understood)  # read once
         if blend_frames <= 1:
             self._embedding, self._blend = target, None
         else:
