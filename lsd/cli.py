@@ -10,14 +10,14 @@ import sys
 
 from .bench.cli import add_bench
 from .cli_args import add_backend, add_dtype, add_out_size, emit, style_count
+from .learn_cli import add_learn
 
 
 def cmd_styles(args: argparse.Namespace) -> None:
     from .styles import STYLES
 
     if args.json:
-        print(json.dumps({"styles": [s.to_dict() for s in STYLES.values()]}, ensure_ascii=False))
-        return
+        return print(json.dumps({"styles": [s.to_dict() for s in STYLES.values()]}, ensure_ascii=False))
     for s in STYLES.values():
         note = "   (not learnt: " + s.not_learnt.split(":")[0] + ")" if s.not_learnt else ""
         print(f"{s.name:16s} {s.kind:7s} {' | '.join(s.prompts)}{note}")
@@ -260,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     styles.add_argument("--json", action="store_true")
     styles.set_defaults(func=cmd_styles)
 
-    data = sub.add_parser("data", help="the synthetic paired-video world").add_subparsers(
+    data = sub.add_parser("data", help="paired videos: synthetic, filtered").add_subparsers(
         dest="data_command", required=True)
     sample = data.add_parser("sample", help="write input.mp4, target.mp4, preview.mp4, flow.npz")
     sample.add_argument("--style", required=True)
@@ -270,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--out", required=True)
     sample.add_argument("--json", action="store_true")
     sample.set_defaults(func=cmd_data_sample)
+    add_learn(sub, data)
     for command in (demo, run, srv, tr, dis, pr, gd):
         add_dtype(command)
     for command in (demo, run, srv):  # these stream

@@ -36,6 +36,9 @@ class TextConfig:
     heads: int = 2
     max_bytes: int = 96  # longer prompts are cut (a Chinese character is 3 bytes)
     out_dim: int = 256  # the prompt embedding's size
+    # looks taught by `lsd learn`: each one's prompt embedding is a learnt vector (the
+    # encoder's own output for its name lies near the old looks', which it must not move)
+    learned: list[str] = field(default_factory=list)
 
 
 @dataclass

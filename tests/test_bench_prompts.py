@@ -11,7 +11,7 @@ from lsd.bench.prompts import read_phrasings
 from lsd.cli import main
 from lsd.io import to_uint8
 from lsd.models import LSDModel
-from lsd.styles import get_style
+from lsd.styles import get_style, style_names
 from test_models import randomized, small_config
 
 HELD_OUT = Path(__file__).parent / "data" / "prompts_heldout.txt"
@@ -41,28 +41,38 @@ def test_bad_phrasing_files_are_refused_by_line(tmp_path):
         read_phrasings(bad)
 
 
-def test_a_prompt_lands_on_the_look_whose_reference_the_output_is_nearest(tmp_path, monkeypatch, capsys):
-    """A stream that outputs sepia's reference lands every phrasing on sepia."""
+def test_a_prompt_lands_on_the_look_whose_canonical_output_is_nearest(tmp_path, monkeypatch, capsys):
+    """A model that draws every phrasing of sepia as "sepia photo" lands them on sepia, and
+    one whose cartoon comes out nearer retro_palette's reference (as on bikes) still lands
+    cartoon's phrasings on cartoon: that weakness is canonical_landed_on's to report."""
     ckpt = tmp_path / "m"
     randomized(LSDModel(small_config())).save(ckpt, extra_config={"sample": {"steps": 2}})
     file = tmp_path / "p.txt"
     file.write_text("sepia\tan old brown photo\nthermal\ta heat camera\nsepia\t老照片风格\n"
-                    "none\ta dog\nnone\ta cat\n", encoding="utf-8")
+                    "cartoon\tcomic book style\nnone\ta dog\nnone\ta cat\n", encoding="utf-8")
+    draws = {get_style(look).prompts[0]: look for look in style_names("frame")}
+    draws |= {"an old brown photo": "sepia", "老照片风格": "sepia", "a heat camera": "sepia",
+              "comic book style": "cartoon"}
 
-    class Sepia:
+    class Drawn:
         def __init__(self, model, text, sample):
-            self.render = get_style("sepia").renderer()
+            self.look = draws.get(text, "sepia")
             self.warning = "no look" if text in ("a dog", "a heat camera") else None
 
         def step(self, x):
-            return to_uint8(self.render(x.astype(np.float32) / 255.0))
+            look = "retro_palette" if self.look == "cartoon" else self.look
+            out = get_style(look).renderer()(x.astype(np.float32) / 255.0)
+            return to_uint8(out * (0.9 if self.look == "cartoon" else 1.0))  # not retro's own
 
-    monkeypatch.setattr(prompts, "Stream", Sepia)
+    monkeypatch.setattr(prompts, "Stream", Drawn)
     assert main(["bench", "real", "--prompts", str(file), "--checkpoint", str(ckpt),
                  "--frames", "3", "--json"]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert [r["landed_on"] for r in report["rows"]] == ["sepia"] * 3
-    assert report["accuracy"] == round(2 / 3, 3) and report["frames"] == 3
-    assert report["confusion"] == {"sepia": {"sepia": 2}, "thermal": {"sepia": 1}}
+    assert [r["landed_on"] for r in report["rows"]] == ["sepia"] * 3 + ["cartoon"]
+    assert report["accuracy"] == 0.75 and report["frames"] == 3
+    assert report["confusion"] == {"sepia": {"sepia": 2}, "thermal": {"sepia": 1},
+                                   "cartoon": {"cartoon": 1}}
     assert [m["prompt"] for m in report["missed"]] == ["a heat camera"]
+    assert report["canonical_landed_on"]["cartoon"] == "retro_palette"
+    assert report["canonical_landed_on"]["thermal"] == "thermal"
     assert report["doubted"] == 1 and (report["unknown_caught"], report["unknown_prompts"]) == (1, 2)

@@ -58,7 +58,7 @@ def test_quality_report_and_strips(tmp_path, capsys):
     assert palette["codec_palette_own"] == round(sum(palette_distance(f, f) for f in coded) / 2, 2)
     assert palette["codec_picked_share_first"] == round(picked_share(coded[0], options, picked), 3)
     assert palette["codec_picks_kept"] == len(read(coded[1]) & read(coded[0])) / PICKS
-    strip = np.asarray(Image.open(tmp_path / "strips" / "ink_wash.png"))
+    strip = np.asarray(Image.open(tmp_path / "strips" / "ink_wash.jpg"))
     assert strip.shape[0] == 3 * 32 + 4 and strip.shape[1] >= STRIP_COLUMNS * 32
 
     # the reported PSNR is the rollout's, frame by frame, against the stream's targets

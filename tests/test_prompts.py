@@ -75,7 +75,7 @@ def test_the_held_out_phrasings_are_never_trained_on(tmp_path, monkeypatch):
     real = prompts.paraphrase
     seen, read = [], []
     monkeypatch.setattr(prompts, "paraphrase",
-                        lambda look, rng: seen.append(t := next(said, None) or real(look, rng)) or t)
+                        lambda look, rng, *own: seen.append(t := next(said, None) or real(look, rng, *own)) or t)
     forward = prompts.PromptReader.forward
     monkeypatch.setattr(prompts.PromptReader, "forward", lambda self, texts: read.extend(texts)
                         or forward(self, texts))

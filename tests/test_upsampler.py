@@ -60,6 +60,10 @@ def test_streams_draw_at_the_output_size():
     up = with_upsampler(model)
     assert Stream(up, "sepia photo", dtype=torch.float32).step(frame).shape == (48, 84, 3)
     assert Stream(up, "sepia photo", dtype=torch.float32, out_size=64).step(frame).shape == (64, 112, 3)
+    # by default a camera smaller than the upsampler's size is not blown up; told, it is
+    small = frame[:40, :60]
+    assert Stream(up, "sepia photo", dtype=torch.float32).step(small).shape == (40, 60, 3)
+    assert Stream(up, "sepia photo", dtype=torch.float32, out_size=48).step(small).shape == (48, 72, 3)
     for bad in (0, 30, 7):
         with pytest.raises(ValueError, match="out_size"):
             Stream(model, "sepia photo", out_size=bad)

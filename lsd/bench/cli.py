@@ -59,6 +59,13 @@ def cmd_real(args: argparse.Namespace) -> None:
          args.json)
 
 
+def cmd_learn(args: argparse.Namespace) -> None:
+    from .learn import bench_learn
+
+    emit(bench_learn(args.checkpoint, args.pairs, args.name, args.before, args.frames or 100,
+                     not args.no_old_looks, args.steps), args.json)
+
+
 def cmd_report(args: argparse.Namespace) -> None:
     from .report import bench_report
 
@@ -117,6 +124,15 @@ def _add_evidence_benches(bench) -> None:
                    "LOOK<TAB>phrasing line of FILE and score which look each lands on "
                    "(tests/data/prompts_heldout.txt)")
     r.set_defaults(func=cmd_real)
+    ln = bench.add_parser("learn", parents=[common], help="a look taught by lsd learn, on "
+                          "held-out pairs: PSNR and flicker against the target; old looks before/after")
+    ln.add_argument("--pairs", required=True, metavar="HELDOUT", help="DIR/<clip>/input.mp4 "
+                    "and target.mp4, clips the lesson did not see")
+    ln.add_argument("--name", required=True, help="the learnt look's name")
+    ln.add_argument("--before", help="the model before the lesson (default: its --from)")
+    ln.add_argument("--frames", type=int, help="at most this many frames a clip (default 100)")
+    ln.add_argument("--no-old-looks", action="store_true", help="skip the old looks")
+    ln.set_defaults(func=cmd_learn)
     rep = bench.add_parser("report", help="run the benches, write docs/results.md with plots")
     rep.add_argument("--checkpoint", help="default: the shipped checkpoint")
     rep.add_argument("--twin", help="no-augmentation twin (without it the ablation is skipped)")
@@ -126,8 +142,6 @@ def _add_evidence_benches(bench) -> None:
     rep.add_argument("--quick", action="store_true", help="shorter runs")
     rep.add_argument("--json", action="store_true")
     rep.set_defaults(func=cmd_report)
-
-
 
 def add_bench(sub) -> None:
     """`lsd bench ...` under the top-level subparsers `sub`."""
@@ -174,7 +188,7 @@ def add_bench(sub) -> None:
     bq.add_argument("--choice-guidance-t-min", type=float,
                     help="guide only the steps from noise level 1 down to this one (0: every "
                          "step; default: the checkpoint's sample.choice_guidance_t_min)")
-    bq.add_argument("--strips", help="folder for one input/target/output PNG per style")
+    bq.add_argument("--strips", help="folder for one input/target/output JPEG per style")
     add_out_size(bq)
     bq.add_argument("--json", action="store_true")
     bq.set_defaults(func=cmd_quality)

@@ -92,7 +92,9 @@ def bench_latency(checkpoint: str | None = None, steps: int | None = None, frame
     stream, name = _stream(checkpoint, preset_name, steps, prompt, device, overrides,
                            dtype=dtype, backend=backend, cuda_graph=cuda_graph, out_size=out_size)
     # the camera's frames at the output size (the model's own without an upsampler)
-    pool = held_out_frames((stream.out_size,) * 2 if stream.out_size else stream.size)
+    up = stream.model.upsampler
+    side = stream.out_size or (up.out_size if up else None)
+    pool = held_out_frames((side,) * 2 if side else stream.size)
     step = stepper(stream, pool)  # step() returns the frame on the CPU: every timing includes the sync
     first_frame_ms = float(time_ms(step, 1, 0)[0])
     for _ in range(warmup):
@@ -114,7 +116,7 @@ def bench_latency(checkpoint: str | None = None, steps: int | None = None, frame
         "checkpoint": name, "steps": stream.steps, **stream.precision.to_dict(),
         **stream.backend.to_dict(), "device": str(device), "cuda_graph": stream.cuda_graph,
         "frames": frames, "warmup": warmup, "frame_size": list(stream.size),
-        "out_size": list(pool[0].shape[:2]) if stream.out_size else list(stream.size),
+        "out_size": list(pool[0].shape[:2]),
         "first_frame_ms": round(first_frame_ms, 1),
         "ms_p50": pct(50), "ms_p95": pct(95), "ms_p99": pct(99),
         "fps": round(1000 / float(np.mean(ms)), 1),

@@ -1,8 +1,12 @@
 """`lsd bench real --prompts FILE`: does a prompt nobody trained on land on the look it
-means? Each phrasing streams the same real clip from an empty history; every output frame
-is compared with every frame look's reference rendering of its input, and the look whose
-reference it is nearest (mean PSNR) is the one the prompt landed on. Judged by the output,
-not by the prompt embedding.
+means? Each phrasing streams the same real clip from an empty history, and so does each
+frame look's canonical prompt (its first); the look whose canonical output the phrasing's
+output is nearest to (mean PSNR, frame by frame) is the one it landed on. Judged by the
+output, not by the prompt embedding, and by what the look's own name draws, so that it
+measures the reading of the prompt, not how well the model draws a look on this clip.
+That is reported apart: `canonical_landed_on` gives, per look, the look whose reference
+rendering of the clip its canonical output is nearest to (cartoon is retro_palette's on
+bikes).
 
 FILE holds `LOOK<TAB>phrasing` lines (# starts a comment), e.g. tests/data/prompts_heldout.txt;
 LOOK `none` marks a prompt for a look LSD lacks (tests/data/prompts_unknown.txt): it is not
@@ -66,14 +70,18 @@ def bench_prompts(checkpoint: str, phrasings: str, video: str, frames: int = 24,
     looks = style_names("frame")
     references = {look: [to_uint8(get_style(look).renderer()(x.astype(np.float32) / 255.0))
                          for x in clip] for look in looks}
+    # each stream its own empty history: only the prompt differs
+    played = lambda stream: [stream.step(x) for x in clip]
+    canonical = {look: played(Stream(model, get_style(look).prompts[0], sample)) for look in looks}
+    drawn = {look: landed_on(out, references) for look, out in canonical.items()}
     rows, confusion = [], {look: Counter() for look in looks}
     caught = []
     for meant, text in tqdm(pairs, desc="phrasings", file=sys.stderr, disable=not progress):
-        stream = Stream(model, text, sample)  # its own empty history: only the prompt differs
+        stream = Stream(model, text, sample)
         if meant == NONE:
             caught.append(stream.warning is not None)
             continue
-        scores = landed_on([stream.step(x) for x in clip], references)
+        scores = landed_on(played(stream), canonical)
         got = max(scores, key=scores.get)
         confusion[meant][got] += 1
         rows.append({"look": meant, "prompt": text, "landed_on": got,
@@ -87,4 +95,6 @@ def bench_prompts(checkpoint: str, phrasings: str, video: str, frames: int = 24,
             "unknown_caught": sum(caught), "unknown_prompts": len(caught),
             "confusion": {look: dict(c) for look, c in confusion.items() if c},
             "missed": [r for r in rows if r["look"] != r["landed_on"]], "rows": rows,
+            "canonical_landed_on": {look: max(d, key=d.get) for look, d in drawn.items()},
+            "canonical_psnr_db": {look: round(d[look], 2) for look, d in drawn.items()},
             **streamed_with(), "machine": machine_name()}

@@ -172,7 +172,8 @@ def evaluate_style(model: LSDModel, style: str, seed: int, frames: int,
     for a model without an upsampler), so the targets are that sharp."""
     s = get_style(style)
     run = Stream(model, s.prompts[0], sample, seed=seed, out_size=out_size)
-    size = (run.out_size,) * 2 if run.out_size else tuple(model.config.frame_size)
+    side = out_size or (model.upsampler.out_size if model.upsampler else None)
+    size = (side,) * 2 if side else tuple(model.config.frame_size)
     small = lambda a: (a if a.shape[:2] == run.size else  # a frame at the model's size
                        np.array(Image.fromarray(a).resize(run.size[::-1], Image.BILINEAR)))
     outputs, targets, inputs, psnrs, ssims, warp_out, warp_target, ceiling = [], [], [], [], [], [], [], []
@@ -257,7 +258,7 @@ def bench_quality(checkpoint: str, steps: int | None = 12, frames: int = 300,
             "consistency_per_stream": [r["consistency"] for r in runs]}
         if strips:
             Path(strips).mkdir(parents=True, exist_ok=True)
-            Image.fromarray(strip_image(strip)).save(Path(strips) / f"{name}.png")
+            Image.fromarray(strip_image(strip)).save(Path(strips) / f"{name}.jpg", quality=90)
     frame_styles = [v for v in per_style.values() if v["kind"] == "frame"]
     mean = lambda key, rows: round(float(np.mean([r[key] for r in rows if r[key] is not None])), 2)
     rows = list(per_style.values())

@@ -19,7 +19,7 @@ from ..io import read_frames, to_uint8
 from ..machine import machine_name
 from ..metrics import psnr, warp, warp_error
 from ..models import load
-from ..models.upsampler import output_size
+from ..models.upsampler import default_short_side, output_size
 from ..stream.backends import streamed_with
 from ..stream.engine import Stream
 from ..stream.sources import import_optional
@@ -56,18 +56,23 @@ def check_frame_style(style: str) -> None:
                          f"{', '.join(style_names('frame'))}")
 
 
-def real_run(step: Step, frames: Iterable[np.ndarray], style: str, size: tuple[int, int],
-             progress: bool = True) -> dict:
-    """Each frame resized (stretched) to `size`; the reference renderer's target
-    and `step`'s output compared, and both warped along the estimated flow."""
-    check_frame_style(style)
+def real_run(step: Step, frames: Iterable[np.ndarray], style: str | None, size: tuple[int, int],
+             progress: bool = True, targets: Iterable[np.ndarray] | None = None) -> dict:
+    """Each frame resized (stretched) to `size`; the target (the style's reference
+    renderer's, or the frame's in `targets`, resized the same) and `step`'s output
+    compared, and both warped along the estimated flow."""
     cv2 = _cv2()
-    render = get_style(style).renderer()
+    if targets is None:
+        check_frame_style(style)
+        render = get_style(style).renderer()
+    pairs = ((f, None) for f in frames) if targets is None else zip(frames, targets)
     psnrs, warp_out, warp_ref, warp_in, unreliable_share = [], [], [], [], []
     prev = None
-    for frame in tqdm(frames, unit="frame", file=sys.stderr, disable=not progress, mininterval=1.0):
+    for frame, target in tqdm(pairs, unit="frame", file=sys.stderr, disable=not progress,
+                              mininterval=1.0):
         x = cv2.resize(frame, size[::-1], interpolation=cv2.INTER_AREA)
-        ref = to_uint8(render(x.astype(np.float32) / 255.0))
+        ref = (to_uint8(render(x.astype(np.float32) / 255.0)) if target is None
+               else cv2.resize(target, size[::-1], interpolation=cv2.INTER_AREA))
         out = step(x)
         psnrs.append(capped(psnr(out, ref)))
         if prev is not None:
@@ -92,7 +97,7 @@ def shown_size(model, frame_hw: tuple[int, int]) -> tuple[int, int]:
     at (the upsampler's, the clip's aspect kept), or the model's own without an upsampler."""
     if model.upsampler is None:
         return tuple(model.config.frame_size)
-    return output_size(frame_hw, model.upsampler.out_size)
+    return output_size(frame_hw, default_short_side(frame_hw, model.upsampler.out_size))
 
 
 def default_video() -> str:

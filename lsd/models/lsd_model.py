@@ -16,7 +16,7 @@ from .denoiser import CausalDenoiser
 from .history_cache import HistoryCache
 from .prompt_reader import PromptReader
 from .upsampler import Upsampler
-from .text import build_text_encoder
+from .text import build_text_encoder, normalize_prompt
 
 
 class LSDModel(nn.Module):
@@ -25,6 +25,11 @@ class LSDModel(nn.Module):
         self.config = config
         self.codec = build_codec(config.codec)
         self.text = build_text_encoder(config.text)
+        # one vector per look taught by `lsd learn` (config.text.learned), used instead of
+        # the prompt encoder's embedding of its name and prompts
+        learned = config.text.learned
+        self.register_parameter("learned_looks", nn.Parameter(
+            torch.zeros(len(learned), config.text.out_dim)) if learned else None)
         self.denoiser = CausalDenoiser(config.denoiser, config.latent_channels,
                                        config.latent_size, config.text.out_dim)
         self.reader = PromptReader(config.reader) if config.reader.looks else None
@@ -43,7 +48,22 @@ class LSDModel(nn.Module):
         was not trained on as the canonical prompt of the look it reads it as."""
         if self.reader is not None:
             prompts = self.reader.rewritten(list(prompts))
-        return self.denoiser.with_choice(self.text(prompts), code)
+        embedded = self.text(prompts)
+        if self.config.text.learned:
+            embedded = self._with_learned(prompts, embedded)
+        return self.denoiser.with_choice(embedded, code)
+
+    def _with_learned(self, prompts: list[str], embedded: torch.Tensor) -> torch.Tensor:
+        """`embedded` with each prompt of a learnt look (its name, or a prompt the reader
+        knows as that look's) replaced by the look's vector."""
+        names = self.config.text.learned
+        look = lambda p: self.reader.look_of(p) if self.reader is not None else normalize_prompt(p)
+        which = [names.index(look(p)) if look(p) in names else -1 for p in prompts]
+        if max(which) < 0:
+            return embedded
+        taught = torch.tensor([w >= 0 for w in which], device=embedded.device)[:, None]
+        vectors = self.learned_looks[torch.tensor([max(w, 0) for w in which])].to(embedded)
+        return torch.where(taught, vectors, embedded)
 
     def new_cache(self) -> HistoryCache:
         return self.denoiser.new_cache()

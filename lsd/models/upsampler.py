@@ -42,6 +42,12 @@ def output_size(frame_hw: tuple[int, int], short_side: int) -> tuple[int, int]:
     return max(4, round(h * scale / 4) * 4), max(4, round(w * scale / 4) * 4)
 
 
+def default_short_side(frame_hw: tuple[int, int], out_size: int) -> int:
+    """An upsampler's output short side for a frame: its `out_size`, but not above the
+    frame's own (a 160x120 camera is not blown up to 256; --out-size still can)."""
+    return min(out_size, max(16, min(frame_hw) // 4 * 4))
+
+
 class Upsampler(nn.Module):
     def __init__(self, cfg: UpsamplerConfig):
         super().__init__()

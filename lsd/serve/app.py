@@ -34,6 +34,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from ..models import load
 from ..stream.engine import Stream
+from ..stream.understood import looks_of
 from ..styles import STYLES
 from .cores import pin_current_thread, split_cores
 from .ice import use_host_addresses
@@ -143,7 +144,8 @@ async def styles(request: web.Request) -> web.Response:
     return web.json_response({
         # the looks a user may pick: a style the model has not learnt is not offered
         "styles": [{"name": s.name, "prompts": list(s.prompts)} for s in STYLES.values()
-                   if not s.not_learnt],
+                   if not s.not_learnt] + [{"name": k, "prompts": v} for k, v in
+                                           looks_of(request.app[MODEL]).taught.items()],
         "default_prompt": request.app[CONFIG]["prompt"], "max_prompt": MAX_PROMPT})
 
 

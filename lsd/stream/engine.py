@@ -28,9 +28,8 @@ import torch.nn.functional as F
 from ..config import SampleConfig
 from ..diffusion import commit_frame, generate_frame
 from ..models import LSDModel, load
-from ..models.upsampler import output_size
+from ..models.upsampler import default_short_side, output_size
 from ..precision import Precision, decide
-from ..styles import STYLES
 from ..styles.picks import null_code, picks_code
 from .backends import decide_backend
 from .compiled import compile_streaming
@@ -64,7 +63,8 @@ class Stream:
         """`sample`: how each frame is sampled (None: the checkpoint's, `model.sample`; a
         command line changes it with `model.sample.but(steps=...)`). `out_size`: the output's
         short side (the input's aspect kept); None: the model's upsampler's size where it
-        has one (lsd.models.upsampler), else the input frame's own size."""
+        has one (lsd.models.upsampler) or the input's, whichever is smaller; else the input
+        frame's own size."""
         self.sample = model.sample if sample is None else sample
         if self.sample.guided and not model.config.denoiser.choice:
             raise ValueError("sample.choice_guidance needs a model with a choice input (denoiser.choice)")
@@ -86,7 +86,7 @@ class Stream:
         self.size = tuple(model.config.frame_size)
         if out_size is not None and (not isinstance(out_size, int) or out_size < 16 or out_size % 4):
             raise ValueError(f"out_size must be a multiple of 4 from 16 on, not {out_size!r}")
-        self.out_size = out_size or (model.upsampler.out_size if model.upsampler else None)
+        self.out_size = out_size  # None: the default (shown_size)
         self._look: torch.Tensor | None = None  # the last coarse look shown (upsampler)
         self.cache = model.new_cache()
         if self.backend.name == "compile":  # the first step takes the compile time
@@ -155,7 +155,7 @@ class Stream:
         self.understood = understood or self.looks.understood(prompt)
         self.warning = None if known(self.understood) else (
             f"{prompt!r} names no look LSD knows (nearest: {said(self.understood)}); "
-            f"playing the nearest. Known looks: {', '.join(STYLES)}")
+            f"playing the nearest. Known looks: {', '.join(self.looks.all)}")
 
     def set_prompt(self, prompt: str, blend_frames: int = 12) -> None:
         """Switch prompt; the embedding moves in a straight line from where it is now to the
@@ -166,7 +166,7 @@ class Stream:
         if not known(understood):
             self.understood = understood
             self.warning = (f"{prompt!r} names no look LSD knows (nearest: {said(understood)}); "
-                            f"still playing {self.prompt!r}. Known looks: {', '.join(STYLES)}")
+                            f"still playing {self.prompt!r}. Known looks: {', '.join(self.looks.all)}")
             return
         target = self._embed(prompt)
         self.prompt = prompt
@@ -215,6 +215,15 @@ class Stream:
             ctx = torch.randn(z_in.shape, generator=g).to(self.device, self.dtype) if level > 0 else None
             commit_frame(self.model.denoiser, self.cache, latent, z_in, self._embedding, level, ctx, d)
 
+    def shown_size(self, frame_hw: tuple[int, int]) -> tuple[int, int]:
+        """The (height, width) a frame of `frame_hw` is shown at (see out_size)."""
+        up = self.model.upsampler
+        if self.out_size:
+            return output_size(frame_hw, self.out_size)
+        if up is None:
+            return tuple(frame_hw)
+        return output_size(frame_hw, default_short_side(frame_hw, up.out_size))
+
     def _to_model(self, frame: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The frame at the model's size, in the model's dtype, and (for an upsampler) at the
         output size in fp32; the second is shrunk from the camera frame in uint8 (a 720p
@@ -225,7 +234,7 @@ class Stream:
         x = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device).permute(2, 0, 1)[None]
         shown = None
         if self.model.upsampler is not None:
-            size = output_size(frame.shape[:2], self.out_size)
+            size = self.shown_size(frame.shape[:2])
             if tuple(x.shape[-2:]) != size:
                 x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
             shown = x = x.float() / 255.0
@@ -249,8 +258,7 @@ class Stream:
         input at the output size (`shown`), where the model has one; else stretched."""
         up = self.model.upsampler
         if up is None:
-            size = output_size(frame.shape[:2], self.out_size) if self.out_size else frame.shape[:2]
-            return self._to_frame(image, size)
+            return self._to_frame(image, self.shown_size(frame.shape[:2]))
         look = up.coarse(image.float())
         if self._look is not None and up.look_memory:  # a running mean of the coarse look
             look = torch.lerp(look, self._look, up.look_memory)

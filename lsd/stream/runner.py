@@ -140,7 +140,7 @@ def run_stream(source: str, prompt: str = "", schedule: str | None = None,
             "latency_window": LATENCY_WINDOW, "fps": round(st["frames"] / seconds, 2) if seconds else None,
             "dropped": st["dropped"], "recoveries": st["recoveries"],
             "rss_mb_start": round(rss_start or rss_mb(), 1), "rss_mb_end": round(rss_mb(), 1),
-            "prompt": first, "understood_as": st["understood_as"],
+            "prompt": stream.prompt, "understood_as": st["understood_as"],  # the last
             "prompt_warning": stream.warning, "steps": stream.steps, **stream.precision.to_dict(),
             **stream.backend.to_dict(), "checkpoint": str(ckpt),
             "source": source, "out": out, "stopped_by": stop.name, "warning": warning,

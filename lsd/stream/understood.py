@@ -26,6 +26,10 @@ class Looks:
 
     def __init__(self, model):
         self.model = model
+        # the looks by name: the styles, and those taught by `lsd learn` (with their prompts)
+        self.taught = {k: v for k, v in model.config.reader.looks.items()
+                       if k in model.config.text.learned}
+        self.all = [*STYLES, *self.taught]
         if model.reader is None:
             self.names = [n for n, s in STYLES.items() for _ in s.prompts]
             prompts = [p for s in STYLES.values() for p in s.prompts]

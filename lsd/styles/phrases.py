@@ -80,9 +80,10 @@ def _typo(word: str, rng: random.Random) -> str:
             word[:i] + word[i] + word[i:]][rng.randrange(3)]
 
 
-def paraphrase(look: str | None, rng: random.Random) -> str:
-    """A way a person might ask for `look` (None: for something that is no look)."""
-    names = ELSEWHERE if look is None else BANK[look] + list(STYLES[look].prompts)
+def paraphrase(look: str | None, rng: random.Random, prompts: list[str] | None = None) -> str:
+    """A way a person might ask for `look` (None: for something that is no look); `prompts`:
+    the look's own prompts (default: its style's; a look taught by `lsd learn` has no style)."""
+    names = ELSEWHERE if look is None else BANK.get(look, []) + list(prompts or STYLES[look].prompts)
     text = rng.choice(TEMPLATES).format(rng.choice(names))
     if rng.random() < 0.25:
         text += rng.choice(["!", "!!!", ".", "...", "?", " :)"])

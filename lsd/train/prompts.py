@@ -36,27 +36,18 @@ def read_avoided(paths: list[str | Path] | None) -> set[str]:
     return avoided
 
 
-def teach_prompts(checkpoint: str, out: str, steps: int = 2000, batch: int = 128,
-                  lr: float = 0.03, seed: int = 0, avoid: list[str] | None = None,
-                  progress: bool = True) -> dict:
-    """Write OUT/model: `checkpoint` with a prompt reader for every look; `avoid` names
-    files of phrasings never to train on (held-out sets)."""
-    if steps < 1 or batch < 1 or lr <= 0:
-        raise ValueError("--steps and --batch must be at least 1 and --lr above 0")
-    if (Path(out) / "model").exists():
-        raise FileExistsError(f"{Path(out) / 'model'} exists: pick another --out")
-    t0 = time.time()
-    avoided = read_avoided(avoid)
-    model = load(checkpoint)  # as stored: every weight but the reader's is saved unchanged
-    stored = next(model.text.parameters()).dtype
-    model.config = dataclasses.replace(
-        model.config, reader=ReaderConfig(looks={k: list(s.prompts) for k, s in STYLES.items()}))
+def train_reader(cfg: ReaderConfig, steps: int = 2000, batch: int = 128, lr: float = 0.03,
+                 seed: int = 0, avoided: set[str] = frozenset(),
+                 progress: bool = True) -> tuple[PromptReader, list[float]]:
+    """A prompt reader for cfg.looks, trained on paraphrases of each (and of no look) that
+    are not in `avoided`; and its losses."""
     torch.manual_seed(seed)
-    reader = model.reader = PromptReader(model.config.reader).train()
+    reader = PromptReader(cfg).train()
     rng = random.Random(seed)
 
     def asked(look: str) -> str:  # a phrasing that is not in the avoided set
-        while normalize_prompt(text := paraphrase(None if look == NONE else look, rng)) in avoided:
+        prompts = cfg.looks.get(look) if look not in STYLES else None
+        while normalize_prompt(text := paraphrase(None if look == NONE else look, rng, prompts)) in avoided:
             pass
         return text
 
@@ -70,7 +61,26 @@ def teach_prompts(checkpoint: str, out: str, steps: int = 2000, batch: int = 128
         loss.backward()
         opt.step()
         losses.append(loss.item())
-    reader.eval()
+    return reader.eval(), losses
+
+
+def teach_prompts(checkpoint: str, out: str, steps: int = 2000, batch: int = 128,
+                  lr: float = 0.03, seed: int = 0, avoid: list[str] | None = None,
+                  progress: bool = True) -> dict:
+    """Write OUT/model: `checkpoint` with a prompt reader for every look; `avoid` names
+    files of phrasings never to train on (held-out sets)."""
+    if steps < 1 or batch < 1 or lr <= 0:
+        raise ValueError("--steps and --batch must be at least 1 and --lr above 0")
+    if (Path(out) / "model").exists():
+        raise FileExistsError(f"{Path(out) / 'model'} exists: pick another --out")
+    t0 = time.time()
+    model = load(checkpoint)  # as stored: every weight but the reader's is saved unchanged
+    stored = next(model.text.parameters()).dtype
+    taught = {k: v for k, v in model.config.reader.looks.items() if k in model.config.text.learned}
+    model.config = dataclasses.replace(
+        model.config, reader=ReaderConfig(looks={k: list(s.prompts) for k, s in STYLES.items()} | taught))
+    model.reader, losses = train_reader(model.config.reader, steps, batch, lr, seed,
+                                        read_avoided(avoid), progress)
     report = {"source": str(checkpoint), "steps": steps, "batch": batch, "lr": lr, "seed": seed,
               "avoided": [str(a) for a in avoid or []],
               "final_loss": round(sum(losses[-50:]) / len(losses[-50:]), 5),

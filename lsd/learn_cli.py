@@ -1,0 +1,62 @@
+"""The command line of teaching LSD a new look: `lsd learn` and `lsd data pairs`."""
+
+from __future__ import annotations
+
+import argparse
+
+from .cli_args import emit
+
+
+def cmd_learn(args: argparse.Namespace) -> None:
+    from .stream.runner import default_checkpoint
+    from .train.learn import Lesson, learn
+
+    lesson = Lesson(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed)
+    emit(learn(args.pairs, args.name, args.out, args.source or str(default_checkpoint()),
+               args.prompt, lesson, args.resume, not args.no_progress), args.json)
+
+
+def cmd_data_pairs(args: argparse.Namespace) -> None:
+    from .data.filtered import write_pairs
+
+    emit({"folders": write_pairs(args.out, args.filter, args.clip, args.flicker, args.size,
+                                 args.seed, args.repeat)}, args.json)
+
+
+def add_learn(sub, data) -> None:
+    """`lsd learn` on `sub`, `lsd data pairs` on `data` (the `lsd data` subcommands)."""
+    from .data.filtered import FILTER_NAMES
+    from .train.learn import Lesson
+
+    ln = sub.add_parser("learn", help="teach a model a new look from paired videos "
+                        "(DIR/<clip>/input.mp4 and target.mp4); writes OUT/model")
+    ln.add_argument("--pairs", required=True, metavar="DIR")
+    ln.add_argument("--name", required=True, help="the new look's name: its prompt")
+    ln.add_argument("--prompt", action="append", help="another prompt for it; repeatable")
+    ln.add_argument("--from", dest="source", metavar="CHECKPOINT", help="default: the shipped "
+                    "checkpoint this CPU keeps up with")
+    ln.add_argument("--out", required=True, help="run directory; the new model is OUT/model")
+    ln.add_argument("--steps", type=int, default=400)
+    ln.add_argument("--batch", type=int, default=4, help="clips a step, half of them the new look")
+    ln.add_argument("--lr", type=float, default=Lesson.lr, help="the denoiser's peak learning rate")
+    ln.add_argument("--seed", type=int, default=0)
+    ln.add_argument("--resume", action="store_true", help="continue a stopped run from OUT/state")
+    ln.add_argument("--json", action="store_true")
+    ln.add_argument("--no-progress", action="store_true")
+    ln.set_defaults(func=cmd_learn)
+
+    pairs = data.add_parser("pairs", help="paired clips in an OpenCV filter's look, from real "
+                            "clips that ship in packages (for lsd learn and lsd bench learn)")
+    pairs.add_argument("--filter", required=True, choices=FILTER_NAMES)
+    pairs.add_argument("--clip", action="append", required=True, metavar="NAME[:START:END]",
+                       help="bikes, bigbuckbunny or carphone, optionally frames [START, END); "
+                       "repeatable")
+    pairs.add_argument("--flicker", action="store_true", help="the filter's parameters drawn "
+                       "afresh every frame, as a per-frame diffusion pass flickers")
+    pairs.add_argument("--size", type=int, default=256, help="short side at most (default 256)")
+    pairs.add_argument("--repeat", type=int, default=1, help="each clip played forwards and "
+                       "backwards in turn this many times (long pairs, to time a lesson)")
+    pairs.add_argument("--seed", type=int, default=0)
+    pairs.add_argument("--out", required=True)
+    pairs.add_argument("--json", action="store_true")
+    pairs.set_defaults(func=cmd_data_pairs)

@@ -1,0 +1,254 @@
+"""`lsd learn`: teach a model a new look from paired videos a user brings.
+
+DIR holds one folder per clip with input.mp4 and target.mp4 (lsd.data.pairs checks them
+first). Their frames are squeezed to the model's size as a Stream squeezes a camera's, and
+encoded once by the frozen codec. The 3-step student is fine-tuned directly, with the
+objective it was distilled with (lsd.train.shortcut: every frame generated against its
+clip's damaged, lightly noised history) at the step size it samples with. Each batch holds
+two kinds of clip, half and half:
+
+- the new look: the user's pairs; the target is the data's own velocity;
+- an old frame look on the same footage: its reference renderer draws the history and the
+  frames, and the target is what the model before the lesson predicts there, so the old
+  looks keep drawing what they drew.
+
+The new look's prompt embedding is a learnt vector (ModelConfig.text.learned), started at
+the prompt encoder's embedding of its name; the encoder and the codec do not change, so
+every old prompt embeds as before. The prompt reader is retrained with the new look's name
+and prompts. OUT/state is written every `save_every` steps and `--resume` continues from
+it; OUT/model is a checkpoint that `lsd run`, `lsd serve` and `lsd.Stream` take as it is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..checkpoint import is_checkpoint, load_checkpoint, save_checkpoint
+from ..data.pairs import check_pairs
+from ..io import read_frames
+from ..models import LSDModel, load, normalize_prompt
+from ..models.upsampler import resize
+from ..precision import autocast, decide
+from ..styles import STYLES, get_style, style_names
+from .clips import to_frames, to_uint8
+from .config import TrainConfig
+from .diffusion_forcing import weighted_mse
+from .prompts import read_avoided, train_reader
+from .shortcut import LATTICE, shortcut_distillation
+from .trainer import _load_optimizer, _optimizer_tensors, lr_at
+
+CLIP_FRAMES = 8  # frames of a training window: the history is 3
+
+
+@dataclasses.dataclass
+class Lesson:
+    steps: int = 400
+    batch: int = 4  # windows a step, half of them the new look
+    lr: float = 1e-3
+    vector_lr: float = 1e-2  # the new look's embedding moves faster than the weights
+    warmup: int = 20
+    save_every: int = 50
+    reader_steps: int = 2000
+    seed: int = 0
+
+
+def squeezed_frames(path: str, size: tuple[int, int]) -> np.ndarray:
+    """(T, h, w, 3) uint8: a video's frames resized to the model's size one by one (a long
+    720p clip never sits in memory whole), antialiased as a Stream resizes them."""
+    out = []
+    for frame in read_frames(path):
+        x = to_frames(frame)[None]
+        out.append(to_uint8(resize(x, size))[0])
+    return np.stack(out)
+
+
+@torch.no_grad()
+def encoded(model: LSDModel, frames: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+    """Latents (T, C, h, w) in fp32 of uint8 frames, in chunks."""
+    return torch.cat([model.codec.encode(to_frames(frames[i:i + 64]).to(dtype)).float()
+                      for i in range(0, len(frames), 64)])
+
+
+class Footage:
+    """The pairs at the model's size with their latents; windows of it as training clips."""
+
+    def __init__(self, model: LSDModel, pairs: list[dict], dtype: torch.dtype, progress: bool):
+        size = tuple(model.config.frame_size)
+        self.model, self.dtype = model, dtype
+        self.inputs, self.targets, self.z_in, self.z0 = [], [], [], []
+        for pair in tqdm(pairs, desc="reading pairs", disable=not progress):
+            x, y = squeezed_frames(pair["input"], size), squeezed_frames(pair["target"], size)
+            if len(x) != len(y):  # the headers agreed; the streams did not
+                raise ValueError(f"{pair['target']} decodes to {len(y)} frames but input.mp4 "
+                                 f"to {len(x)}")
+            self.inputs.append(x)
+            self.targets.append(y)
+            self.z_in.append(encoded(model, x, dtype))
+            self.z0.append(encoded(model, y, dtype))
+        self.frames = sum(len(x) for x in self.inputs)
+        self.old_looks = style_names("frame")
+
+    def windows(self, n: int, g: torch.Generator) -> list[tuple[int, int]]:
+        """n random (clip, first frame) windows, clips drawn by their length."""
+        lengths = torch.tensor([len(x) - CLIP_FRAMES + 1 for x in self.inputs], dtype=torch.float)
+        clips = torch.multinomial(lengths, n, replacement=True, generator=g).tolist()
+        return [(c, int(torch.randint(len(self.inputs[c]) - CLIP_FRAMES + 1, (), generator=g)))
+                for c in clips]
+
+    @torch.no_grad()
+    def batch(self, name: str, new: int, old: int, g: torch.Generator) -> tuple[dict, torch.Tensor]:
+        """A batch of `new` windows in the new look and `old` in old looks drawn at random
+        (their targets rendered now), as lsd.train.shortcut takes it; and which are new."""
+        cut = lambda arrays, c, s: arrays[c][s:s + CLIP_FRAMES]
+        wins = self.windows(new + old, g)
+        looks = [name] * new + [self.old_looks[int(i)] for i in
+                                torch.randint(len(self.old_looks), (old,), generator=g)]
+        inputs = np.stack([cut(self.inputs, c, s) for c, s in wins])
+        targets, z0 = [], []
+        for (c, s), look in zip(wins, looks):
+            if look == name:
+                targets.append(cut(self.targets, c, s))
+                z0.append(cut(self.z0, c, s))
+            else:
+                render = get_style(look).renderer()
+                drawn = np.stack([render(f.astype(np.float32) / 255.0) for f in cut(self.inputs, c, s)])
+                targets.append((np.clip(drawn, 0, 1) * 255).round().astype(np.uint8))
+                z0.append(encoded(self.model, targets[-1], self.dtype))
+        clips = {"input": to_frames(inputs), "target": to_frames(np.stack(targets)),
+                 "z_in": torch.stack([cut(self.z_in, c, s) for c, s in wins]),
+                 "z0": torch.stack(z0), "styles": looks,
+                 "prompts": [name if look == name else get_style(look).prompts[0] for look in looks]}
+        return clips, torch.tensor([look == name for look in looks])
+
+
+def _with_new_look(source: LSDModel, name: str, prompts: list[str]) -> LSDModel:
+    """`source` grown by one learnt look vector, started at the encoder's embedding of `name`."""
+    cfg = source.config
+    text = dataclasses.replace(cfg.text, learned=[*cfg.text.learned, name])
+    looks = {k: list(s.prompts) for k, s in STYLES.items()} | cfg.reader.looks  # a reader for all
+    reader = dataclasses.replace(cfg.reader, looks=looks | {name: [name, *prompts]})
+    model = LSDModel(dataclasses.replace(cfg, text=text, reader=reader)).float()
+    state = {k: v.float() for k, v in source.state_dict().items() if not k.startswith("reader.")}
+    with torch.no_grad():
+        start = source.text([name]).float()
+        old = state.pop("learned_looks", torch.zeros(0, start.shape[1]))
+        state["learned_looks"] = torch.cat([old, start])
+    model.load_state_dict(state, strict=False)  # the reader is retrained at the end
+    model.checkpoint_config = source.checkpoint_config
+    return model
+
+
+def check_name(name: str, source: LSDModel, prompts: list[str]) -> str:
+    key = normalize_prompt(name)
+    if not key or len(key) > 40:
+        raise ValueError("--name must be 1-40 characters")
+    taken = {normalize_prompt(p): look for look, s in STYLES.items() for p in (look, *s.prompts)}
+    taken |= {normalize_prompt(p): look for look, ps in source.config.reader.looks.items()
+              for p in (look, *ps)}
+    for p in (key, *map(normalize_prompt, prompts)):
+        if p in taken:
+            raise ValueError(f"{p!r} already names the look {taken[p]!r}: pick another --name "
+                             f"or --prompt")
+    return key
+
+
+def learn(pairs: str, name: str, out: str, source: str, prompts: list[str] | None = None,
+          lesson: Lesson | None = None, resume: bool = False, progress: bool = True) -> dict:
+    """Write OUT/model: `source` that also draws the look of the pairs in DIR for `name`
+    (and `prompts`)."""
+    lesson, prompts, t0 = lesson or Lesson(), list(prompts or []), time.time()
+    out = Path(out)
+    if (out / "model").exists() and not resume:
+        raise FileExistsError(f"{out / 'model'} exists: pick another --out")
+    if (out / "state").exists() and not resume:
+        raise FileExistsError(f"{out / 'state'} holds an unfinished lesson: add --resume")
+    if min(lesson.steps, lesson.batch) < 1 or lesson.batch < 2:
+        raise ValueError("--steps must be at least 1 and --batch at least 2")
+    clips = check_pairs(pairs)
+    before = load(source)
+    if not before.sample.shortcut:
+        raise ValueError(f"{source} is not a few-step student (sample.shortcut): learn from "
+                         f"a shipped student")
+    key = check_name(name, before, prompts)
+    precision = decide("cpu")
+    model = _with_new_look(before, key, prompts)
+    reference = load(source, dtype=precision.dtype).requires_grad_(False)
+    footage = Footage(reference, clips, precision.dtype, progress)
+    cfg = TrainConfig.from_dict(before.checkpoint_config.get("train") or {"objective": "shortcut"})
+    cfg.model, cfg.sample = model.config, before.sample
+    model.requires_grad_(False).train()
+    weights = list(model.denoiser.parameters())
+    for p in [*weights, model.learned_looks]:
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW([{"params": weights, "lr_scale": 1.0},
+                             {"params": [model.learned_looks], "lr_scale": lesson.vector_lr / lesson.lr}],
+                            lr=lesson.lr, betas=(0.9, 0.99), weight_decay=0.0)
+    g = torch.Generator().manual_seed(lesson.seed)
+    step, losses = 0, []
+    if resume and is_checkpoint(out / "state"):
+        tensors, meta = load_checkpoint(out / "state")
+        model.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("weights.")})
+        _load_optimizer(opt, tensors)
+        g.set_state(tensors["rng"])
+        step, losses = int(meta["step"]), list(meta["losses"])
+    schedule = dataclasses.replace(cfg.optim, steps=lesson.steps, warmup=lesson.warmup, lr=lesson.lr)
+    d_steps = LATTICE // before.sample.steps  # the step size a stream samples with
+    new = lesson.batch // 2
+    bar = tqdm(total=lesson.steps, initial=step, desc=f"learning {key!r}", disable=not progress)
+
+    def save_state(rng: torch.Tensor):
+        tensors = {f"weights.{k}": v for k, v in model.state_dict().items()}
+        save_checkpoint(out / "state", tensors | _optimizer_tensors(opt) | {"rng": rng},
+                        {"step": step, "losses": losses, "name": key})
+
+    try:
+        while step < lesson.steps:
+            at_start = g.get_state()  # a step cut short is taken again from here
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, schedule) * group["lr_scale"]
+            batch, taught = footage.batch(key, new, lesson.batch - new, g)
+            with autocast("cpu", precision):
+                inputs, target, weight = shortcut_distillation(
+                    model, batch, cfg, g, forced_d=d_steps, reference=reference, taught=taught)
+                pred = model.denoiser(inputs["z_t"], inputs["z_in"], inputs["t"], inputs["d"],
+                                      model.encode_prompts(inputs["prompts"]),
+                                      history=inputs["history"])
+            loss = weighted_mse(pred, target, weight)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(weights, 1.0)
+            opt.step()
+            step += 1
+            losses.append(round(loss.item(), 5))
+            bar.update(1)
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
+            if step % lesson.save_every == 0 and step < lesson.steps:
+                save_state(g.get_state())
+    except KeyboardInterrupt:
+        save_state(at_start)  # Ctrl-C keeps the work: --resume picks up here
+        raise
+    finally:
+        bar.close()
+    model.requires_grad_(False).eval()
+    # the reader again, with the new look, never trained on what the source's avoided
+    held_out = (before.checkpoint_config.get("prompts") or {}).get("avoided") or []
+    model.reader, _ = train_reader(model.config.reader, lesson.reader_steps, seed=lesson.seed,
+                                   avoided=read_avoided([p for p in held_out if Path(p).is_file()]),
+                                   progress=progress)
+    report = {"source": str(source), "pairs": str(pairs), "name": key, "prompts": prompts,
+              "clips": len(clips), "frames": footage.frames, **dataclasses.asdict(lesson),
+              "final_loss": round(float(np.mean(losses[-20:])), 5), **precision.to_dict(),
+              "seconds": round(time.time() - t0, 1)}
+    extra = {k: v for k, v in before.checkpoint_config.items() if k not in ("lsd_version", "model")}
+    stored = next(before.text.parameters()).dtype  # what did not change is saved bit for bit
+    model.save(out / "model", extra | {"learn": report}, dtype=stored)
+    if (out / "state").exists():
+        shutil.rmtree(out / "state")  # finished: nothing to resume
+    return {"model": str(out / "model"), **report}

@@ -1,0 +1,163 @@
+"""`lsd learn`: a tiny lesson end to end in seconds (the new look answers to its name and
+prompts, the old looks' prompts still map where they did, nothing but the denoiser and the
+new look's vector changes), resume after Ctrl-C, bad input; `lsd data pairs`; `lsd bench
+learn`."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lsd.cli import main
+from lsd.data.filtered import write_pairs
+from lsd.data.pairs import check_pairs
+from lsd.io import read_frames, write_video
+from lsd.models import LSDModel, load
+from lsd.stream import Stream
+from lsd.styles import STYLES
+from lsd.train import learn as learn_module
+from lsd.train.learn import Lesson, learn
+from lsd.train.prompts import train_reader
+from test_models import randomized, small_config
+
+STUDENT = {"sample": {"steps": 3, "shortcut": True, "commit": "last_step"}}
+TINY = dict(steps=3, batch=2, reader_steps=150, save_every=2)
+PHRASINGS = ["sepia photo", "thermal camera", "make it look like a pencil sketch",
+             "cyberpunk neon style", "水墨画"]
+
+
+@pytest.fixture(scope="module")
+def lesson(tmp_path_factory):
+    """A student with a prompt reader, pairs of a look (colours inverted), and the lesson."""
+    root = tmp_path_factory.mktemp("learn")
+    model = randomized(LSDModel(small_config()))
+    from lsd.config import ReaderConfig
+    import dataclasses
+
+    model.config = dataclasses.replace(
+        model.config, reader=ReaderConfig(looks={k: list(s.prompts) for k, s in STYLES.items()}))
+    model.reader, _ = train_reader(model.config.reader, steps=150, progress=False)
+    model.save(root / "src", STUDENT)
+    rng = np.random.default_rng(0)
+    for c in range(2):
+        folder = root / "pairs" / f"clip{c}"
+        folder.mkdir(parents=True)
+        base = rng.integers(0, 256, (48, 80, 3), dtype=np.uint8)
+        frames = [np.roll(base, 2 * i, 1) for i in range(18)]
+        write_video(folder / "input.mp4", frames)
+        write_video(folder / "target.mp4", [255 - f for f in frames])
+    report = learn(str(root / "pairs"), "Negative Film", str(root / "run"), str(root / "src"),
+                   ["inverted colours"], Lesson(**TINY), progress=False)
+    return root, report
+
+
+def test_a_lesson_teaches_the_name_and_keeps_the_rest(lesson):
+    root, report = lesson
+    src, out = load(root / "src"), load(root / "run" / "model")
+    assert report["name"] == "negative film" and report["frames"] == 36 and report["steps"] == 3
+    assert out.config.text.learned == ["negative film"] and not (root / "run" / "state").exists()
+    # the name and its prompt embed as the learnt vector, which moved from where it started
+    emb = out.encode_prompts(["Negative film", "inverted colours", "sepia photo"])
+    assert torch.equal(emb[0], out.learned_looks[0]) and torch.equal(emb[1], emb[0])
+    assert not torch.allclose(out.learned_looks[0].float(), src.text(["negative film"])[0].float())
+    # the old looks' prompts map where they did, and embed as they did
+    assert [r[0] for r in out.reader.read(PHRASINGS)] == [r[0] for r in src.reader.read(PHRASINGS)]
+    torch.testing.assert_close(emb[2], src.encode_prompts(["sepia photo"])[0])
+    new, old = out.state_dict(), src.state_dict()
+    changed = {k.split(".")[0] for k in old if not k.startswith("reader.") and not torch.equal(new[k], old[k])}
+    assert changed == {"denoiser"}
+    # a stream plays it by name, understood as the new look
+    stream = Stream(out, "negative film", dtype=torch.float32)
+    assert stream.warning is None and stream.step(np.zeros((48, 80, 3), np.uint8)).shape == (48, 80, 3)
+    assert stream.understood[0]["look"] == "negative film" and stream.looks.all[-1] == "negative film"
+
+
+def test_lsd_run_plays_the_learnt_look(lesson, tmp_path):
+    root, _ = lesson
+    video = tmp_path / "out.mp4"
+    assert main(["run", "--source", "synthetic:1", "--frames", "3", "--prompt", "negative film",
+                 "--checkpoint", str(root / "run" / "model"), "--out", str(video)]) == 0
+    assert len(list(read_frames(video))) == 3
+
+
+def test_a_stopped_lesson_resumes_where_it_stopped(lesson, tmp_path, monkeypatch):
+    root, _ = lesson
+    whole = learn(str(root / "pairs"), "negative film", str(tmp_path / "whole"), str(root / "src"),
+                  lesson=Lesson(**TINY | {"steps": 4}), progress=False)
+    calls = {"n": 0}
+    real = learn_module.shortcut_distillation
+
+    def stopped_at_the_third(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(learn_module, "shortcut_distillation", stopped_at_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        learn(str(root / "pairs"), "negative film", str(tmp_path / "cut"), str(root / "src"),
+              lesson=Lesson(**TINY | {"steps": 4}), progress=False)
+    monkeypatch.setattr(learn_module, "shortcut_distillation", real)
+    with pytest.raises(FileExistsError, match="--resume"):
+        learn(str(root / "pairs"), "negative film", str(tmp_path / "cut"), str(root / "src"),
+              lesson=Lesson(**TINY | {"steps": 4}), progress=False)
+    resumed = learn(str(root / "pairs"), "negative film", str(tmp_path / "cut"), str(root / "src"),
+                    lesson=Lesson(**TINY | {"steps": 4}), resume=True, progress=False)
+    assert resumed["final_loss"] == whole["final_loss"]
+    a, b = load(tmp_path / "whole" / "model"), load(tmp_path / "cut" / "model")
+    for k, v in a.denoiser.state_dict().items():
+        torch.testing.assert_close(b.denoiser.state_dict()[k], v)
+
+
+def test_bad_lessons_fail_with_one_line(lesson, tmp_path, capsys):
+    root, _ = lesson
+    args = ["learn", "--pairs", str(root / "pairs"), "--from", str(root / "src"), "--out",
+            str(tmp_path / "o"), "--no-progress"]
+    assert main(args + ["--name", "sepia photo"]) == 2
+    assert "already names the look 'sepia'" in capsys.readouterr().err
+    assert main(args + ["--name", "x", "--prompt", "thermal camera"]) == 2
+    assert "'thermal'" in capsys.readouterr().err
+    randomized(LSDModel(small_config())).save(tmp_path / "teacher")
+    assert main(args[:3] + ["--from", str(tmp_path / "teacher"), "--out", str(tmp_path / "o"),
+                            "--name", "x"]) == 2
+    assert "not a few-step student" in capsys.readouterr().err
+    assert main(["learn", "--pairs", str(tmp_path / "none"), "--name", "x", "--from",
+                 str(root / "src"), "--out", str(tmp_path / "o")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_bench_learn_scores_the_new_look_and_the_old_ones(lesson, capsys, monkeypatch):
+    root, _ = lesson
+    monkeypatch.setenv("LSD_BACKEND", "eager")  # no graph to build for a few frames
+    assert main(["bench", "learn", "--checkpoint", str(root / "run" / "model"), "--pairs",
+                 str(root / "pairs"), "--name", "Negative Film", "--frames", "6", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["clips"] == 2 and report["frames"] == 12 and report["before"] == str(root / "src")
+    assert report["target_warp_error"] > 0 and report["psnr_db"] > 0
+    assert set(report["old_looks"]) == {"ink_wash", "thermal", "pencil_sketch", "retro_palette",
+                                        "cartoon", "cyberpunk_neon", "night_vision", "sepia"}
+    for v in report["old_looks"].values():
+        assert v["change_db"] == round(v["after"] - v["before"], 2)
+    assert main(["bench", "learn", "--checkpoint", str(root / "src"), "--pairs",
+                 str(root / "pairs"), "--name", "negative film"]) == 2
+    assert "learnt no look named" in capsys.readouterr().err
+
+
+def test_data_pairs_filters_packaged_clips_steadily_or_flickering(tmp_path):
+    steady = write_pairs(tmp_path / "steady", "ocean", ["carphone:0:16"], short_side=64)
+    flicker = write_pairs(tmp_path / "flicker", "ocean", ["carphone:0:16"], flicker=True, short_side=64)
+    assert [Path(f).name for f in steady] == ["carphone-0-16"]
+    pairs = check_pairs(tmp_path / "steady")
+    assert pairs[0]["frames"] == 16 and (pairs[0]["width"], pairs[0]["height"]) == (78, 64)
+    a = np.stack(list(read_frames(Path(steady[0]) / "target.mp4"))).astype(float)
+    b = np.stack(list(read_frames(Path(flicker[0]) / "target.mp4"))).astype(float)
+    jump = lambda x: np.abs(np.diff(x, axis=0)).mean()
+    assert jump(b) > 1.5 * jump(a)  # parameters drawn per frame: the target flickers
+    again = write_pairs(tmp_path / "again", "ocean", ["carphone:0:16"], short_side=64, repeat=3)
+    frames = np.stack(list(read_frames(Path(again[0]) / "input.mp4"))).astype(float)
+    assert len(frames) == 48 and np.abs(frames[16] - frames[15]).mean() < 3  # back from its end
+    with pytest.raises(ValueError, match="unknown clip"):
+        write_pairs(tmp_path / "x", "ocean", ["nope"])
