@@ -106,6 +106,9 @@ def test_a_stopped_lesson_resumes_where_it_stopped(lesson, tmp_path, monkeypatch
     resumed = learn(str(root / "pairs"), "negative film", str(tmp_path / "cut"), str(root / "src"),
                     lesson=Lesson(**TINY | {"steps": 4}), resume=True, progress=False)
     assert resumed["final_loss"] == whole["final_loss"]
+    with pytest.raises(FileExistsError, match="finished lesson"):
+        learn(str(root / "pairs"), "negative film", str(tmp_path / "cut"), str(root / "src"),
+              lesson=Lesson(**TINY | {"steps": 4}), resume=True, progress=False)
     a, b = load(tmp_path / "whole" / "model"), load(tmp_path / "cut" / "model")
     for k, v in a.denoiser.state_dict().items():
         torch.testing.assert_close(b.denoiser.state_dict()[k], v)

@@ -165,8 +165,8 @@ def learn(pairs: str, name: str, out: str, source: str, prompts: list[str] | Non
     (and `prompts`)."""
     lesson, prompts, t0 = lesson or Lesson(), list(prompts or []), time.time()
     out = Path(out)
-    if (out / "model").exists() and not resume:
-        raise FileExistsError(f"{out / 'model'} exists: pick another --out")
+    if (out / "model").exists() and not (resume and (out / "state").exists()):
+        raise FileExistsError(f"{out / 'model'} exists (a finished lesson): pick another --out")
     if (out / "state").exists() and not resume:
         raise FileExistsError(f"{out / 'state'} holds an unfinished lesson: add --resume")
     if min(lesson.steps, lesson.batch) < 1 or lesson.batch < 2:
