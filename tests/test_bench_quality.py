@@ -35,6 +35,9 @@ def test_quality_report_and_strips(tmp_path, capsys):
     assert report["dtype"] == decide("cpu").name and report["backend"] == "eager"  # as streamed
     assert set(report["per_style"]) == {"ink_wash", "pop_art"}
     assert report["mean_psnr_db"] == report["per_style"]["ink_wash"]["psnr_db"]  # frame styles only
+    ink = report["per_style"]["ink_wash"]
+    assert (report["mean_warp_error"], report["mean_target_warp_error"]) == (
+        ink["warp_error"], ink["target_warp_error"])
     palette = report["per_style"]["pop_art"]["consistency"]
     assert {"palette_last_vs_first", "palette_last_vs_target", "target_palette_last_vs_first"} <= set(palette)
     pop = list(paired_stream(VAL_SEED_START + 101, "pop_art", size=32, frames=6))

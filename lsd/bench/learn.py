@@ -45,7 +45,6 @@ def bench_learn(checkpoint: str, pairs: str, name: str, before: str | None = Non
         raise ValueError(f"{checkpoint} has learnt no look named {name!r} (learnt: "
                          f"{', '.join(model.config.text.learned) or 'none'})")
     before = before or (model.checkpoint_config.get("learn") or {}).get("source")
-    earlier = load(before) if old_looks and before else None
     read = lambda path: list(read_frames(path, max_frames=frames))
     # one stream a model (a graph backend builds once), set to each prompt from an empty history
     streams = {"after": Stream(model, name, model.sample.but(steps=steps))}

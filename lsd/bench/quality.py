@@ -270,6 +270,9 @@ def bench_quality(checkpoint: str, steps: int | None = 12, frames: int = 300,
         "mean_psnr_db_all": mean("psnr_db", rows),
         "mean_ssim": mean("ssim", frame_styles) if frame_styles else None,
         "warp_error": mean("warp_error", rows), "target_warp_error": mean("target_warp_error", rows),
+        # flicker over the frame styles, beside their PSNR (the top-level pair is every style's)
+        "mean_warp_error": mean("warp_error", frame_styles) if frame_styles else None,
+        "mean_target_warp_error": mean("target_warp_error", frame_styles) if frame_styles else None,
         "per_style": per_style, "seconds": round(time.time() - t0, 1),
         **streamed_with(), "machine": machine_name(threads=torch.get_num_threads()),
     }

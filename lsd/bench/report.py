@@ -119,8 +119,9 @@ def render_markdown(r: dict, out: Path) -> str:
                       ", ".join(f"{k} {x}" for k, x in v["consistency"].items()) or "-"]
                      for name, v in q["per_style"].items()])
     lines += [f"Mean over frame styles: PSNR {_num(q['mean_psnr_db'])} dB, SSIM "
-              f"{_num(q['mean_ssim'])}; warp error {q['warp_error']} (targets: "
-              f"{q['target_warp_error']}).", "", "## Drift over a long stream", "",
+              f"{_num(q['mean_ssim'])}, warp error {_num(q['mean_warp_error'])} (targets: "
+              f"{_num(q['mean_target_warp_error'])}); over all styles, warp error "
+              f"{q['warp_error']} (targets: {q['target_warp_error']}).", "", "## Drift over a long stream", "",
               "`lsd bench drift`: one long held-out stream per style (scene cuts kept); mean "
               "of the first and of the last window of frames.", ""]
     lines += _table(["style", "frames", "window", "cuts", "PSNR first", "PSNR last", "drop dB",
