@@ -11,7 +11,8 @@ def cmd_learn(args: argparse.Namespace) -> None:
     from .stream.runner import default_checkpoint
     from .train.learn import Lesson, learn
 
-    lesson = Lesson(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed)
+    lesson = Lesson(steps=args.steps, batch=args.batch, seed=args.seed)
+    lesson.lr = args.lr or lesson.lr
     emit(learn(args.pairs, args.name, args.out, args.source or str(default_checkpoint()),
                args.prompt, lesson, args.resume, not args.no_progress), args.json)
 
@@ -24,10 +25,8 @@ def cmd_data_pairs(args: argparse.Namespace) -> None:
 
 
 def add_learn(sub, data) -> None:
-    """`lsd learn` on `sub`, `lsd data pairs` on `data` (the `lsd data` subcommands)."""
-    from .data.filtered import FILTER_NAMES
-    from .train.learn import Lesson
-
+    """`lsd learn` on `sub`, `lsd data pairs` on `data` (the `lsd data` subcommands); nothing
+    heavy is imported here: every `lsd` command builds these parsers."""
     ln = sub.add_parser("learn", help="teach a model a new look from paired videos "
                         "(DIR/<clip>/input.mp4 and target.mp4); writes OUT/model")
     ln.add_argument("--pairs", required=True, metavar="DIR")
@@ -38,7 +37,7 @@ def add_learn(sub, data) -> None:
     ln.add_argument("--out", required=True, help="run directory; the new model is OUT/model")
     ln.add_argument("--steps", type=int, default=400)
     ln.add_argument("--batch", type=int, default=4, help="clips a step, half of them the new look")
-    ln.add_argument("--lr", type=float, default=Lesson.lr, help="the denoiser's peak learning rate")
+    ln.add_argument("--lr", type=float, help="the denoiser's peak learning rate (default 1e-3)")
     ln.add_argument("--seed", type=int, default=0)
     ln.add_argument("--resume", action="store_true", help="continue a stopped run from OUT/state")
     ln.add_argument("--json", action="store_true")
@@ -47,7 +46,8 @@ def add_learn(sub, data) -> None:
 
     pairs = data.add_parser("pairs", help="paired clips in an OpenCV filter's look, from real "
                             "clips that ship in packages (for lsd learn and lsd bench learn)")
-    pairs.add_argument("--filter", required=True, choices=FILTER_NAMES)
+    pairs.add_argument("--filter", required=True, help="stylization, pencil, edge_preserving "
+                       "or ocean (lsd.data.filtered)")
     pairs.add_argument("--clip", action="append", required=True, metavar="NAME[:START:END]",
                        help="bikes, bigbuckbunny or carphone, optionally frames [START, END); "
                        "repeatable")

@@ -29,11 +29,9 @@ def packaged_clips() -> dict[str, str]:
 
 
 def _cv2():
-    try:
-        import cv2
-    except ImportError:
-        raise SystemExit("the filters need OpenCV: pip install -e '.[camera]'") from None
-    return cv2
+    from ..stream.sources import import_optional
+
+    return import_optional("cv2", "the filters need OpenCV: pip install -e '.[camera]'")
 
 
 def _filters() -> dict[str, Callable[[np.ndarray, np.random.Generator | None], np.ndarray]]:
@@ -60,9 +58,6 @@ def _filters() -> dict[str, Callable[[np.ndarray, np.random.Generator | None], n
             f, flags=cv2.RECURS_FILTER, sigma_s=jit(60, rng), sigma_r=min(1.0, jit(0.4, rng))),
         "ocean": colour_map,
     }
-
-
-FILTER_NAMES = ("stylization", "pencil", "edge_preserving", "ocean")
 
 
 def filtered(frame: np.ndarray, name: str, rng: np.random.Generator | None = None) -> np.ndarray:
@@ -94,6 +89,8 @@ def write_pairs(out: str | Path, filter_name: str, clips: list[str], flicker: bo
     the folders written."""
     if repeat < 1:
         raise ValueError("--repeat must be at least 1")
+    if filter_name not in _filters():  # before any file is written
+        raise ValueError(f"unknown filter {filter_name!r}; known: {', '.join(_filters())}")
     cv2 = _cv2()
     rng = np.random.default_rng(seed) if flicker else None
     written = []

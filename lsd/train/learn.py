@@ -32,12 +32,13 @@ from tqdm import tqdm
 
 from ..checkpoint import is_checkpoint, load_checkpoint, save_checkpoint
 from ..data.pairs import check_pairs
-from ..io import read_frames
+from ..io import read_frames, to_uint8
 from ..models import LSDModel, load, normalize_prompt
 from ..models.upsampler import resize
 from ..precision import autocast, decide
 from ..styles import STYLES, get_style, style_names
-from .clips import to_frames, to_uint8
+from .clips import to_frames
+from .clips import to_uint8 as tensor_to_uint8
 from .config import TrainConfig
 from .diffusion_forcing import weighted_mse
 from .prompts import read_avoided, train_reader
@@ -65,7 +66,7 @@ def squeezed_frames(path: str, size: tuple[int, int]) -> np.ndarray:
     out = []
     for frame in read_frames(path):
         x = to_frames(frame)[None]
-        out.append(to_uint8(resize(x, size))[0])
+        out.append(tensor_to_uint8(resize(x, size))[0])
     return np.stack(out)
 
 
@@ -119,7 +120,7 @@ class Footage:
             else:
                 render = get_style(look).renderer()
                 drawn = np.stack([render(f.astype(np.float32) / 255.0) for f in cut(self.inputs, c, s)])
-                targets.append((np.clip(drawn, 0, 1) * 255).round().astype(np.uint8))
+                targets.append(to_uint8(drawn))
                 z0.append(encoded(self.model, targets[-1], self.dtype))
         clips = {"input": to_frames(inputs), "target": to_frames(np.stack(targets)),
                  "z_in": torch.stack([cut(self.z_in, c, s) for c, s in wins]),
@@ -178,8 +179,9 @@ def learn(pairs: str, name: str, out: str, source: str, prompts: list[str] | Non
                          f"a shipped student")
     key = check_name(name, before, prompts)
     precision = decide("cpu")
-    model = _with_new_look(before, key, prompts)
-    reference = load(source, dtype=precision.dtype).requires_grad_(False)
+    stored = next(before.text.parameters()).dtype  # what did not change is saved bit for bit
+    model = _with_new_look(before, key, prompts)  # copies the weights: `before` now computes
+    reference = before.to(precision.dtype).requires_grad_(False)
     footage = Footage(reference, clips, precision.dtype, progress)
     cfg = TrainConfig.from_dict(before.checkpoint_config.get("train") or {"objective": "shortcut"})
     cfg.model, cfg.sample = model.config, before.sample
@@ -247,7 +249,6 @@ def learn(pairs: str, name: str, out: str, source: str, prompts: list[str] | Non
               "final_loss": round(float(np.mean(losses[-20:])), 5), **precision.to_dict(),
               "seconds": round(time.time() - t0, 1)}
     extra = {k: v for k, v in before.checkpoint_config.items() if k not in ("lsd_version", "model")}
-    stored = next(before.text.parameters()).dtype  # what did not change is saved bit for bit
     model.save(out / "model", extra | {"learn": report}, dtype=stored)
     if (out / "state").exists():
         shutil.rmtree(out / "state")  # finished: nothing to resume
