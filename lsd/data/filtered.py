@@ -29,9 +29,11 @@ def packaged_clips() -> dict[str, str]:
 
 
 def _cv2():
-    from ..stream.sources import import_optional
-
-    return import_optional("cv2", "the filters need OpenCV: pip install -e '.[camera]'")
+    try:  # (lsd.stream's import_optional is downstream of data: not imported here)
+        import cv2
+    except ImportError:
+        raise SystemExit("the filters need OpenCV: pip install -e '.[camera]'") from None
+    return cv2
 
 
 def _filters() -> dict[str, Callable[[np.ndarray, np.random.Generator | None], np.ndarray]]:
