@@ -1,5 +1,6 @@
 """The openvino backend: a frame as one OpenVINO graph gives the frames eager torch gives,
-for every sampling setup a checkpoint can ask for, and streams on one model share it."""
+for every sampling setup a checkpoint can ask for, and streams on one model share it; so
+does the upsampler's graph."""
 
 import dataclasses
 
@@ -9,12 +10,14 @@ import torch
 
 from lsd.models import LSDModel
 from lsd.models.pruning import prune_block
+from lsd.models.upsampler import resize, resize_matrix
 from lsd.stream.backends import decide_backend
 from lsd.stream.engine import Stream
 from lsd.stream.openvino_step import available
 from test_choice import with_choice
 from test_models import randomized, small_config
 from test_stream_engine import frames
+from test_upsampler import with_upsampler
 
 pytestmark = pytest.mark.skipif(not available(), reason="openvino and onnx are not installed")
 
@@ -112,3 +115,23 @@ def test_the_environment_picks_the_backend(monkeypatch):
     assert decide_backend("cpu", "eager", openvino=True).name == "eager"  # asked beats it
     monkeypatch.setenv("LSD_BACKEND", "auto")
     assert decide_backend("cpu", openvino=True).name == "openvino"
+
+
+def test_the_upsampler_draws_through_its_own_graph_as_eager_draws():
+    model = with_upsampler(randomized(LSDModel(small_config())))
+    eager, fast = streams(model)
+    for size in [(40, 56), (40, 56), (64, 48)]:  # a new camera size: a graph for it
+        f = np.random.default_rng(size[0]).integers(0, 256, (*size, 3), dtype=np.uint8)
+        for _ in range(3):  # the look memory too
+            want, got = eager.step(f), fast.step(f)
+            assert want.shape == got.shape == (*size, 3)
+            assert np.abs(want.astype(int) - got.astype(int)).max() <= 2, size
+    assert len(model.upsampler.openvino_graphs) == 2  # one per output size
+
+
+def test_the_exported_resize_is_torchs_antialiased_resize():
+    x = torch.rand(1, 3, 45, 80)
+    for size in [(12, 12), (45, 80), (90, 160), (17, 250)]:
+        want = resize(x, size)
+        a, b = resize_matrix(45, size[0]), resize_matrix(80, size[1])
+        assert torch.allclose(a @ x @ b.T, want, atol=1e-5), size

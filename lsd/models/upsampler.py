@@ -17,6 +17,9 @@ A Stream also keeps a running mean of the coarse look (`look_memory`).
 
 from __future__ import annotations
 
+import functools
+
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -25,11 +28,30 @@ from ..config import UpsamplerConfig
 from .codec import Residual
 
 
+@functools.lru_cache(maxsize=64)
+def resize_matrix(n: int, m: int) -> torch.Tensor:
+    """(m, n): torch's antialiased bilinear resize of an axis of length n to m, as a matrix
+    (a triangle filter, widened by the shrink factor so that it covers every source pixel;
+    rows sum to 1). Computed in numpy, so that a traced export sees a constant."""
+    scale = n / m
+    support = max(scale, 1.0)
+    a = np.zeros((m, n), np.float32)
+    for i in range(m):
+        center = scale * (i + 0.5)
+        lo, hi = max(int(center - support + 0.5), 0), min(int(center + support + 0.5), n)
+        w = np.clip(1 - np.abs((np.arange(lo, hi) - center + 0.5) / support), 0, None)
+        a[i, lo:hi] = w / w.sum()
+    return torch.from_numpy(a)
+
+
 def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """(N, 3, h, w) -> (N, 3, *size), antialiased bilinear, as a Stream resizes frames (in
     fp32: torch has no bf16 antialiased resize on the CPU)."""
     if tuple(x.shape[-2:]) == tuple(size):
         return x
+    if torch.onnx.is_in_onnx_export():  # ONNX has no antialiased resize: the same as matmuls
+        (h, w), (hh, ww) = map(int, x.shape[-2:]), map(int, size)
+        return (resize_matrix(h, hh) @ x.float() @ resize_matrix(w, ww).T).to(x.dtype)
     return F.interpolate(x.float(), size=size, mode="bilinear", antialias=True,
                          align_corners=False).to(x.dtype)
 

@@ -34,7 +34,8 @@ from ..styles.picks import null_code, picks_code
 from .backends import decide_backend
 from .compiled import compile_streaming
 from .cuda_graph import GraphedStep
-from .openvino_step import OpenVINOStep
+from .drawing import Drawing
+from .openvino_step import OpenVINOGraph, OpenVINOStep
 from .prompt_mix import parse_mix
 from .understood import known, looks_of, said
 
@@ -92,6 +93,7 @@ class Stream:
         if self.backend.name == "compile":  # the first step takes the compile time
             compile_streaming(self.model, self.cache)
         self._openvino: OpenVINOStep | None = None  # built on the first frame
+        self._drawing: OpenVINOGraph | None = None  # and the upsampler's, for its frame size
         # on by default on a GPU; on the CPU the flag runs the same static-buffer code
         # without a graph (lsd.stream.cuda_graph), for tests
         self.cuda_graph = self.device.type == "cuda" if cuda_graph is None else bool(cuda_graph)
@@ -255,15 +257,21 @@ class Stream:
     def _drawn(self, image: torch.Tensor, frame: np.ndarray,
                shown: torch.Tensor | None) -> np.ndarray:
         """The model's output as the frame shown: drawn by the upsampler from it and the
-        input at the output size (`shown`), where the model has one; else stretched."""
+        input at the output size (`shown`), where the model has one (lsd.stream.drawing,
+        through a graph of its own on the openvino backend); else stretched."""
         up = self.model.upsampler
         if up is None:
             return self._to_frame(image, self.shown_size(frame.shape[:2]))
-        look = up.coarse(image.float())
-        if self._look is not None and up.look_memory:  # a running mean of the coarse look
-            look = torch.lerp(look, self._look, up.look_memory)
-        self._look = look
-        return self._to_frame(up(look.to(self.dtype), shown.to(self.dtype)), tuple(shown.shape[-2:]))
+        last = up.coarse(image.float()) if self._look is None else self._look
+        inputs = {"image": image, "last": last, "frame": shown}
+        if self.backend.name != "openvino":
+            out, self._look = Drawing(up)(**inputs)
+            return out.cpu().numpy()
+        if self._drawing is None or not self._drawing.takes(inputs):
+            self._drawing = OpenVINOGraph(lambda: Drawing(up), up, inputs, self.precision.dtype,
+                                          ("drawing", up.look_size, up.look_memory))
+        out, self._look = self._drawing(inputs)
+        return out.numpy()
 
     def _work(self, cache, x: torch.Tensor, prompt: torch.Tensor, noise: torch.Tensor,
               ctx: torch.Tensor | None = None,

@@ -9,7 +9,9 @@ bf16: AMX or AVX512-BF16). The history cache stays a torch `HistoryCache`: its k
 values go in, the new frame's come out and are written back (`frame_graph.commit`).
 
 The graph is built once per model and sampling setup and shared by every stream on that
-model (serve's sessions), each with its own infer request. Only OpenVINO's runtime is
+model (serve's sessions), each with its own infer request. A model with an upsampler gets a
+second graph, per output size: the frame shown drawn from the first's output
+(lsd.stream.drawing). Only OpenVINO's runtime is
 used (`Core.read_model` on ONNX bytes): not its model converter, which sends telemetry.
 """
 
@@ -24,6 +26,7 @@ import torch
 from .frame_graph import CACHE_INPUTS, FrameFunction, cache_inputs, commit
 
 OV_PRECISION = {torch.float32: "f32", torch.bfloat16: "bf16"}
+MAX_GRAPHS = 8  # compiled graphs kept per model (the drawing's: one per frame size)
 
 
 def available() -> bool:
@@ -58,35 +61,53 @@ def compile_graph(onnx_bytes: bytes, dtype: torch.dtype, threads: int):
         "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1})
 
 
-class OpenVINOStep:
-    def __init__(self, work, model: torch.nn.Module, example: dict[str, torch.Tensor], cache,
+class OpenVINOGraph:
+    def __init__(self, build, owner: torch.nn.Module, example: dict[str, torch.Tensor],
                  dtype: torch.dtype, key: tuple):
-        """work(cache, **inputs) -> (z_in, image, z): the stream's frame work, running
-        `model`; `example` fixes the inputs' names and shapes; `dtype`: the compute dtype
-        OpenVINO runs in; `key`: the sampling settings the graph bakes in. Graphs are kept
-        on the model, by key, so every stream on it shares them."""
-        if not hasattr(model, "openvino_graphs"):
-            model.openvino_graphs = {}
-        shared = model.openvino_graphs
-        self.cache = cache
-        self.names = list(example)
-        key = (*key, tuple((n, tuple(t.shape)) for n, t in example.items()), dtype,
-               torch.get_num_threads())
+        """build() -> the module to compile, a function of the tensors in `example` (whose
+        names and shapes the graph fixes), computing in `dtype`. Graphs are kept on `owner`
+        by `key` (what the module bakes in), shapes, dtype and threads, so every stream on
+        a model shares them, each with its own infer request."""
+        if not hasattr(owner, "openvino_graphs"):
+            owner.openvino_graphs = {}
+        shared = owner.openvino_graphs
+        names = list(example)
+        self.shapes = [(n, tuple(t.shape)) for n, t in example.items()]
+        key = (*key, tuple(self.shapes), dtype, torch.get_num_threads())
         if key not in shared:
-            tensors = [example[n] for n in self.names] + cache_inputs(cache)
-            names = self.names + list(CACHE_INPUTS)
-            onnx_bytes = to_onnx(FrameFunction(work, self.names, model), tensors, names)
+            onnx_bytes = to_onnx(build(), [example[n] for n in names], names)
+            if len(shared) >= MAX_GRAPHS:  # a camera that keeps changing size: drop the oldest
+                shared.pop(next(iter(shared)))
             shared[key] = compile_graph(onnx_bytes, dtype, torch.get_num_threads())
         self.graph = shared[key]
         self.request = self.graph.create_infer_request()
         self.fed = {name for i in self.graph.inputs for name in i.get_names()}  # unused: dropped
 
-    def __call__(self, **inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        tensors = dict(zip(CACHE_INPUTS, cache_inputs(self.cache))) | inputs
+    def takes(self, tensors: dict[str, torch.Tensor]) -> bool:
+        """Whether these are the tensors, names and shapes, the graph was built for."""
+        return self.shapes == [(n, tuple(t.shape)) for n, t in tensors.items()]
+
+    def __call__(self, tensors: dict[str, torch.Tensor]) -> list[torch.Tensor]:
         # shared: OpenVINO reads the tensors in place (no copy of the cache each frame)
         result = self.request.infer({n: t.numpy() for n, t in tensors.items() if n in self.fed},
                                     share_inputs=True)
         # the outputs are copies the request hands over (share_outputs is off): no copy here
-        outputs = [torch.from_numpy(result[o]) for o in self.graph.outputs]
+        return [torch.from_numpy(result[o]) for o in self.graph.outputs]
+
+
+class OpenVINOStep:
+    def __init__(self, work, model: torch.nn.Module, example: dict[str, torch.Tensor], cache,
+                 dtype: torch.dtype, key: tuple):
+        """work(cache, **inputs) -> (z_in, image, z): the stream's frame work, running
+        `model`; `example` fixes the inputs' names and shapes; `dtype`: the compute dtype
+        OpenVINO runs in; `key`: the sampling settings the graph bakes in."""
+        self.cache = cache
+        self.names = list(example)
+        tensors = example | dict(zip(CACHE_INPUTS, cache_inputs(cache)))
+        self.graph = OpenVINOGraph(lambda: FrameFunction(work, self.names, model), model,
+                                   tensors, dtype, ("frame", *key))
+
+    def __call__(self, **inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        outputs = self.graph(inputs | dict(zip(CACHE_INPUTS, cache_inputs(self.cache))))
         commit(self.cache, outputs[3:])
         return tuple(outputs[:3])
