@@ -5,7 +5,7 @@ import pytest
 from scipy import ndimage
 
 from lsd.data import VAL_SEED_START, World, WorldConfig, paired_stream
-from lsd.metrics import decoration_f1, decoration_mask, main_colours, palette_distance, picked_share, warp_error
+from lsd.metrics import decoration_f1, decoration_mask, main_colours, picked_share, warp_error
 from lsd.styles import STYLES, get_style, style_names
 from lsd.styles.memory import EXPOSURE_RATE, NIGHT, STAR_SPOT, pop_colours, pop_palette
 from lsd.styles.ops import gradient_map, luminance

@@ -3,7 +3,6 @@
 import time
 
 import numpy as np
-import pytest
 
 from lsd.data import World, WorldConfig, paired_stream, split_of
 from lsd.data import pictures
