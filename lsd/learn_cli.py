@@ -47,7 +47,7 @@ def add_learn(sub, data) -> None:
     pairs = data.add_parser("pairs", help="paired clips in an OpenCV filter's look, from real "
                             "clips that ship in packages (for lsd learn and lsd bench learn)")
     pairs.add_argument("--filter", required=True, help="stylization, pencil, edge_preserving "
-                       "or ocean (lsd.data.filtered)")
+                       "or an OpenCV colour map: ocean, jet, inferno, ... (lsd.data.filtered)")
     pairs.add_argument("--clip", action="append", required=True, metavar="NAME[:START:END]",
                        help="bikes, bigbuckbunny or carphone, optionally frames [START, END); "
                        "repeatable")

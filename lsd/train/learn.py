@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -33,8 +34,9 @@ from tqdm import tqdm
 from ..checkpoint import is_checkpoint, load_checkpoint, save_checkpoint
 from ..data.pairs import check_pairs
 from ..io import read_frames, to_uint8
+from ..metrics import psnr
 from ..models import LSDModel, load, normalize_prompt
-from ..models.upsampler import resize
+from ..models.upsampler import default_short_side, output_size, resize
 from ..precision import autocast, decide
 from ..styles import STYLES, get_style, style_names
 from .clips import to_frames
@@ -46,6 +48,8 @@ from .shortcut import LATTICE, shortcut_distillation
 from .trainer import _load_optimizer, _optimizer_tensors, lr_at
 
 CLIP_FRAMES = 8  # frames of a training window: the history is 3
+CARRIED_DB = 24.0  # targets the output path redraws at least this well make a learnable look
+REDRAWN_FRAMES = 32  # frames of each clip the redrawing is measured on
 
 
 @dataclasses.dataclass
@@ -60,11 +64,11 @@ class Lesson:
     seed: int = 0
 
 
-def squeezed_frames(path: str, size: tuple[int, int]) -> np.ndarray:
-    """(T, h, w, 3) uint8: a video's frames resized to the model's size one by one (a long
-    720p clip never sits in memory whole), antialiased as a Stream resizes them."""
+def squeezed_frames(path: str, size: tuple[int, int], max_frames: int | None = None) -> np.ndarray:
+    """(T, h, w, 3) uint8: a video's frames (its first max_frames) resized to `size` one by
+    one (a long 720p clip never sits in memory whole), antialiased as a Stream resizes them."""
     out = []
-    for frame in read_frames(path):
+    for frame in read_frames(path, max_frames=max_frames):
         x = to_frames(frame)[None]
         out.append(tensor_to_uint8(resize(x, size))[0])
     return np.stack(out)
@@ -75,6 +79,36 @@ def encoded(model: LSDModel, frames: np.ndarray, dtype: torch.dtype) -> torch.Te
     """Latents (T, C, h, w) in fp32 of uint8 frames, in chunks."""
     return torch.cat([model.codec.encode(to_frames(frames[i:i + 64]).to(dtype)).float()
                       for i in range(0, len(frames), 64)])
+
+
+@torch.no_grad()
+def redrawn_db(model: LSDModel, inputs: np.ndarray, targets: np.ndarray) -> float:
+    """Mean PSNR of the targets redrawn by the model's output path (encoded, decoded against
+    the input, shown by the upsampler at their size) against themselves: the most a learnt
+    look can score, whatever the denoiser learns; the codec and upsampler are not taught.
+    inputs, targets: (T, H, W, 3) uint8 of one size, H and W multiples of 4."""
+    size, scores = tuple(model.config.frame_size), []
+    dtype = next(model.parameters()).dtype
+    for i in range(0, len(inputs), 8):
+        x, y = to_frames(inputs[i:i + 8]), to_frames(targets[i:i + 8])
+        small = lambda f: resize(f, size).to(dtype)
+        drawn = model.codec.decode(model.codec.encode(small(y)), small(x)).float()
+        up = model.upsampler
+        shown = resize(drawn, tuple(y.shape[-2:])) if up is None else up(drawn.to(dtype), x.to(dtype))
+        scores += [min(psnr(a, b), 60.0) for a, b in zip(tensor_to_uint8(shown), targets[i:i + 8])]
+    return round(float(np.mean(scores)), 2)
+
+
+def redrawn_pairs(model: LSDModel, clips: list[dict]) -> float:
+    """redrawn_db over the first frames of each clip, at the size a stream shows them."""
+    scores = []
+    for clip in clips:
+        hw, up = (clip["height"], clip["width"]), model.upsampler
+        size = (tuple(model.config.frame_size) if up is None
+                else output_size(hw, default_short_side(hw, up.out_size)))
+        inputs, targets = (squeezed_frames(clip[k], size, REDRAWN_FRAMES) for k in ("input", "target"))
+        scores.append(redrawn_db(model, inputs, targets))
+    return round(float(np.mean(scores)), 2)
 
 
 class Footage:
@@ -183,6 +217,13 @@ def learn(pairs: str, name: str, out: str, source: str, prompts: list[str] | Non
     model = _with_new_look(before, key, prompts)  # copies the weights: `before` now computes
     reference = before.to(precision.dtype).requires_grad_(False)
     footage = Footage(reference, clips, precision.dtype, progress)
+    redrawn = redrawn_pairs(model, clips)
+    warning = None
+    if redrawn < CARRIED_DB:  # said before the minutes of training, and kept in the report
+        warning = (f"the model's codec and upsampler redraw these targets at only {redrawn} "
+                   f"dB (looks they carry: {CARRIED_DB:.0f}+), so the new look will score "
+                   f"below that (thin lines and colours far from the model's own are lost)")
+        tqdm.write(f"warning: {warning}", file=sys.stderr)
     cfg = TrainConfig.from_dict(before.checkpoint_config.get("train") or {"objective": "shortcut"})
     cfg.model, cfg.sample = model.config, before.sample
     model.requires_grad_(False).train()
@@ -245,7 +286,8 @@ def learn(pairs: str, name: str, out: str, source: str, prompts: list[str] | Non
                                    avoided=read_avoided([p for p in held_out if Path(p).is_file()]),
                                    progress=progress)
     report = {"source": str(source), "pairs": str(pairs), "name": key, "prompts": prompts,
-              "clips": len(clips), "frames": footage.frames, **dataclasses.asdict(lesson),
+              "clips": len(clips), "frames": footage.frames, "redrawn_db": redrawn,
+              "warning": warning, **dataclasses.asdict(lesson),
               "final_loss": round(float(np.mean(losses[-20:])), 5), **precision.to_dict(),
               "seconds": round(time.time() - t0, 1)}
     extra = {k: v for k, v in before.checkpoint_config.items() if k not in ("lsd_version", "model")}
