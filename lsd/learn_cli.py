@@ -36,7 +36,7 @@ def add_learn(sub, data) -> None:
                     "checkpoint this CPU keeps up with")
     ln.add_argument("--out", required=True, help="run directory; the new model is OUT/model")
     ln.add_argument("--steps", type=int, default=400)
-    ln.add_argument("--batch", type=int, default=4, help="clips a step, half of them the new look")
+    ln.add_argument("--batch", type=int, default=6, help="clips a step, a third of them the new look")
     ln.add_argument("--lr", type=float, help="the denoiser's peak learning rate (default 1e-3)")
     ln.add_argument("--seed", type=int, default=0)
     ln.add_argument("--resume", action="store_true", help="continue a stopped run from OUT/state")
