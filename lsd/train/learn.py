@@ -86,7 +86,7 @@ def encoded(model: LSDModel, frames: np.ndarray, dtype: torch.dtype) -> torch.Te
 def redrawn_db(model: LSDModel, inputs: np.ndarray, targets: np.ndarray) -> float:
     """Mean PSNR of the targets redrawn by the model's output path (encoded, decoded against
     the input, shown by the upsampler at their size) against themselves: about the most a
-    learnt look can score, as a lesson teaches only the denoiser (measured: 1-3 dB more than
+    learnt look can score, as a lesson teaches only the denoiser (measured: 0.6-4.5 dB more than
     it reaches; journal).
     inputs, targets: (T, H, W, 3) uint8 of one size, H and W multiples of 4."""
     size, scores = tuple(model.config.frame_size), []
@@ -223,7 +223,7 @@ def learn(pairs: str, name: str, out: str, source: str, prompts: list[str] | Non
     warning = None
     if redrawn < CARRIED_DB:  # said before the minutes of training, and kept in the report
         warning = (f"the model's codec and upsampler redraw these targets at only {redrawn} "
-                   f"dB, and a learnt look scores 1-3 dB below that (thin lines and colours "
+                   f"dB, and a learnt look scores 0.6-4.5 dB below that (thin lines and colours "
                    f"far from the model's own are lost)")
         tqdm.write(f"warning: {warning}", file=sys.stderr)
     cfg = TrainConfig.from_dict(before.checkpoint_config.get("train") or {"objective": "shortcut"})
