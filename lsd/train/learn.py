@@ -56,7 +56,7 @@ REDRAWN_FRAMES = 32  # frames of each clip the redrawing is measured on
 class Lesson:
     steps: int = 400
     batch: int = 6  # windows a step
-    new_share: float = 1 / 3  # of them the new look's, the rest old looks (journal: 1/2 moved them more)
+    new_share: float = 1 / 3  # the new look's share; the rest old looks (half moved them more)
     lr: float = 1e-3
     vector_lr: float = 1e-2  # the new look's embedding moves faster than the weights
     warmup: int = 20
@@ -96,7 +96,8 @@ def redrawn_db(model: LSDModel, inputs: np.ndarray, targets: np.ndarray) -> floa
         small = lambda f: resize(f, size).to(dtype)
         drawn = model.codec.decode(model.codec.encode(small(y)), small(x)).float()
         up = model.upsampler
-        shown = resize(drawn, tuple(y.shape[-2:])) if up is None else up(drawn.to(dtype), x.to(dtype))
+        shown = (resize(drawn, tuple(y.shape[-2:])) if up is None
+                 else up(drawn.to(dtype), x.to(dtype)))
         scores += [min(psnr(a, b), 60.0) for a, b in zip(tensor_to_uint8(shown), targets[i:i + 8])]
     return round(float(np.mean(scores)), 2)
 
@@ -108,7 +109,8 @@ def redrawn_pairs(model: LSDModel, clips: list[dict]) -> float:
         hw, up = (clip["height"], clip["width"]), model.upsampler
         size = (tuple(model.config.frame_size) if up is None
                 else output_size(hw, default_short_side(hw, up.out_size)))
-        inputs, targets = (squeezed_frames(clip[k], size, REDRAWN_FRAMES) for k in ("input", "target"))
+        inputs, targets = (squeezed_frames(clip[k], size, REDRAWN_FRAMES)
+                           for k in ("input", "target"))
         scores.append(redrawn_db(model, inputs, targets))
     return round(float(np.mean(scores)), 2)
 
