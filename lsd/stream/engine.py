@@ -94,6 +94,7 @@ class Stream:
             compile_streaming(self.model, self.cache)
         self._openvino: OpenVINOStep | None = None  # built on the first frame
         self._drawing: OpenVINOGraph | None = None  # and the upsampler's, for its frame size
+        self._draw = Drawing(self.model.upsampler) if self.model.upsampler is not None else None
         # on by default on a GPU; on the CPU the flag runs the same static-buffer code
         # without a graph (lsd.stream.cuda_graph), for tests
         self.cuda_graph = self.device.type == "cuda" if cuda_graph is None else bool(cuda_graph)
@@ -265,10 +266,10 @@ class Stream:
         last = up.coarse(image.float()) if self._look is None else self._look
         inputs = {"image": image, "last": last, "frame": shown}
         if self.backend.name != "openvino":
-            out, self._look = Drawing(up)(**inputs)
+            out, self._look = self._draw(**inputs)
             return out.cpu().numpy()
         if self._drawing is None or not self._drawing.takes(inputs):
-            self._drawing = OpenVINOGraph(lambda: Drawing(up), up, inputs, self.precision.dtype,
+            self._drawing = OpenVINOGraph(lambda: self._draw, up, inputs, self.precision.dtype,
                                           ("drawing", up.look_size, up.look_memory))
         out, self._look = self._drawing(inputs)
         return out.numpy()
