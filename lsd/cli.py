@@ -235,8 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     ups.add_argument("--channels", type=int, default=32)
     ups.add_argument("--look-size", type=int, default=32, help="the model's output is shrunk "
                      "to this (its fine texture flickers; 0: kept)")
-    ups.add_argument("--look-memory", type=float, default=0.5, help="share of the last frame's "
-                     "coarse look in the one shown (0: none)")
+    ups.add_argument("--look-memory", type=float, default=0.9, help="share of the last frame's "
+                     "coarse look, moved along the camera's motion, in the one shown (0: none)")
     ups.add_argument("--streams", type=int, default=4, help="training streams per style")
     ups.add_argument("--steps", type=int, default=800)
     ups.add_argument("--seed", type=int, default=0)

@@ -57,8 +57,9 @@ class UpsamplerConfig:
     blocks: int = 2
     out_size: int = 256  # the output's short side by default
     look_size: int = 0  # the model's output is shrunk to this first (0: kept as it is)
-    # the share of the shown coarse look that is the last frame's (a running mean: its
-    # frame-to-frame noise averages out, the camera's detail does not lag)
+    # the share of the shown coarse look that is the last frame's (a running mean, moved
+    # along the camera's motion: its frame-to-frame noise averages out, the camera's
+    # detail does not lag)
     look_memory: float = 0.0
 
 

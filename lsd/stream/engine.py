@@ -35,6 +35,7 @@ from .backends import decide_backend
 from .compiled import compile_streaming
 from .cuda_graph import GraphedStep
 from .drawing import Drawing
+from .look_motion import grey
 from .openvino_step import OpenVINOGraph, OpenVINOStep
 from .prompt_mix import parse_mix
 from .understood import known, looks_of, said
@@ -89,6 +90,7 @@ class Stream:
             raise ValueError(f"out_size must be a multiple of 4 from 16 on, not {out_size!r}")
         self.out_size = out_size  # None: the default (shown_size)
         self._look: torch.Tensor | None = None  # the last coarse look shown (upsampler)
+        self._grey: torch.Tensor | None = None  # and the input it was drawn from
         self.cache = model.new_cache()
         if self.backend.name == "compile":  # the first step takes the compile time
             compile_streaming(self.model, self.cache)
@@ -193,7 +195,7 @@ class Stream:
         """Forget the history (a scene change, a new camera); the prompt stays."""
         self.cache.reset()
         self._settled = False
-        self._look = None
+        self._look = self._grey = None
 
     @torch.no_grad()
     def rebuild_history(self, pairs: list[tuple[np.ndarray, np.ndarray]]) -> None:
@@ -263,15 +265,16 @@ class Stream:
         up = self.model.upsampler
         if up is None:
             return self._to_frame(image, self.shown_size(frame.shape[:2]))
-        last = up.coarse(image.float()) if self._look is None else self._look
-        inputs = {"image": image, "last": last, "frame": shown}
+        if self._look is None:
+            self._look, self._grey = up.coarse(image.float()), grey(shown)
+        inputs = {"image": image, "last": self._look, "frame": shown, "before": self._grey}
         if self.backend.name != "openvino":
-            out, self._look = self._draw(**inputs)
+            out, self._look, self._grey = self._draw(**inputs)
             return out.cpu().numpy()
         if self._drawing is None or not self._drawing.takes(inputs):
             self._drawing = OpenVINOGraph(lambda: self._draw, up, inputs, self.precision.dtype,
                                           ("drawing", up.look_size, up.look_memory))
-        out, self._look = self._drawing(inputs)
+        out, self._look, self._grey = self._drawing(inputs)
         return out.numpy()
 
     def _work(self, cache, x: torch.Tensor, prompt: torch.Tensor, noise: torch.Tensor,

@@ -67,11 +67,12 @@ def upsampled_psnr(up: Upsampler | None, rolls: dict[str, torch.Tensor]) -> floa
 def train_upsampler(checkpoint: str, out: str, size: int = 256, channels: int = 32,
                     blocks: int = 2, streams: int = 4, frames: int = 24, steps: int = 800,
                     batch: int = 16, lr: float = 2e-3, seed: int = 0, progress: bool = True,
-                    look_size: int = 32, look_memory: float = 0.5) -> dict:
+                    look_size: int = 32, look_memory: float = 0.9) -> dict:
     """Write OUT/model: `checkpoint` with an upsampler drawing `size`-px outputs from the
     model's output shrunk to `look_size` (0: as it is), trained on `streams` streamed worlds
-    per style; a stream keeps a running mean of that coarse look, `look_memory` of it the
-    last frame's (not trained: each frame is trained alone)."""
+    per style; a stream keeps a running mean of that coarse look, moved along the input's
+    motion (lsd.stream.look_motion), `look_memory` of it the last frame's (not trained:
+    each frame is trained alone)."""
     t0 = time.time()
     if min(streams, frames, steps, batch, channels) < 1 or blocks < 0 or size < 4 or size % 4:
         raise ValueError("--streams, --frames, --steps, --batch and --channels must be at "
