@@ -90,7 +90,7 @@ class Stream:
             raise ValueError(f"out_size must be a multiple of 4 from 16 on, not {out_size!r}")
         self.out_size = out_size  # None: the default (shown_size)
         self._look: torch.Tensor | None = None  # the last coarse look shown (upsampler)
-        self._grey: torch.Tensor | None = None  # and the input it was drawn from
+        self._grey: torch.Tensor | None = None  # the grey of the input it was drawn from
         self.cache = model.new_cache()
         if self.backend.name == "compile":  # the first step takes the compile time
             compile_streaming(self.model, self.cache)

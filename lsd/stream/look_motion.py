@@ -5,9 +5,9 @@ look without ghosts.
 
 Motion is Lucas-Kanade (Bouguet's pyramid form) on the input in grey at 16, 32 and 64 px,
 two steps a level, all in tensor ops, so that it runs inside the drawing's graph (0.8 ms
-at 160x120 on one thread of the AVX2-capped Xeon). At the shipped memory (0.9) the frame looks' warp error
-fell from 2.12 to 1.45 and PSNR rose from 22.42 to 22.57 dB, where a memory of 0.9 without
-it lost 1.3 dB (docs/journal.md, issue 39).
+at 160x120 on one thread of the AVX2-capped Xeon). At the shipped memory (0.9) the frame
+looks' warp error fell from 2.12 to 1.45 and PSNR rose from 22.42 to 22.57 dB, where a
+memory of 0.9 without it lost 1.3 dB (docs/journal.md, issue 39).
 """
 
 from __future__ import annotations
