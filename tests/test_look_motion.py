@@ -3,6 +3,7 @@ last look is moved by it, and the memory is forgotten where the input changed.""
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from scipy import ndimage
 
 from lsd.stream.look_motion import backward_flow, followed, moved
@@ -46,7 +47,7 @@ def test_the_memory_follows_a_pan_and_forgets_a_cut():
     picture = smooth_picture(2)
     before, now = as_grey(panned(picture, 0, 0)), as_grey(panned(picture, 4, 2))
     # the look is the input's own picture at 32 px, in colour: it moves with the input
-    look = lambda grey: torch.nn.functional.interpolate(grey, size=(32, 32), mode="area").expand(1, 3, 32, 32)
+    look = lambda grey: F.interpolate(grey, size=(32, 32), mode="area").expand(1, 3, 32, 32)
     moved_last, keep = followed(look(before), before, now)
     inner = (..., slice(4, -4), slice(4, -4))
     error_followed = (moved_last - look(now))[inner].abs().mean()
