@@ -4,10 +4,10 @@ match the new one (new content, occlusions, a cut), so that a long memory steadi
 look without ghosts.
 
 Motion is Lucas-Kanade (Bouguet's pyramid form) on the input in grey at 16, 32 and 64 px,
-two steps a level, all in tensor ops, so that it runs inside the drawing's graph (0.8 ms
-at 160x120 on one thread of the AVX2-capped Xeon). At the shipped memory (0.9) the frame
-looks' warp error fell from 2.12 to 1.45 and PSNR rose from 22.42 to 22.57 dB, where a
-memory of 0.9 without it lost 1.3 dB (docs/journal.md, issue 39).
+two steps a level, all in tensor ops, so that it runs inside the drawing's graph. At the
+shipped memory (0.9) the frame looks' warp error fell from 2.12 to 1.45 and PSNR rose from
+22.42 to 22.57 dB (`lsd bench quality`); a memory that long without the motion ghosts
+(docs/journal.md, issue 39, where its cost is measured too).
 """
 
 from __future__ import annotations
