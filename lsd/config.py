@@ -61,6 +61,10 @@ class UpsamplerConfig:
     # along the camera's motion: its frame-to-frame noise averages out, the camera's
     # detail does not lag)
     look_memory: float = 0.0
+    # looks taught by `lsd learn` that have an output head of their own (lsd.models.look_head)
+    heads: list[str] = field(default_factory=list)
+    head_channels: int = 32
+    head_blocks: int = 4
 
 
 @dataclass
@@ -149,6 +153,9 @@ class ModelConfig:
         if up.channels < 0 or up.blocks < 0 or up.out_size < 4 or up.out_size % 4:
             raise ValueError("upsampler: channels and blocks must be >= 0 and out_size a "
                              f"positive multiple of 4, not {up}")
+        if not set(up.heads) <= set(self.text.learned) or (up.heads and not up.channels):
+            raise ValueError(f"upsampler.heads {up.heads} must be learnt looks (text.learned) "
+                             f"of a model with an upsampler")
         if self.text.dim % self.text.heads:
             raise ValueError(f"text.dim {self.text.dim} is not divisible by heads {self.text.heads}")
 

@@ -11,7 +11,7 @@ def cmd_learn(args: argparse.Namespace) -> None:
     from .stream.runner import default_checkpoint
     from .train.learn import Lesson, learn
 
-    lesson = Lesson(steps=args.steps, batch=args.batch, seed=args.seed)
+    lesson = Lesson(steps=args.steps, batch=args.batch, seed=args.seed, head_steps=args.head_steps)
     lesson.lr = args.lr or lesson.lr
     emit(learn(args.pairs, args.name, args.out, args.source or str(default_checkpoint()),
                args.prompt, lesson, args.resume, not args.no_progress), args.json)
@@ -38,6 +38,8 @@ def add_learn(sub, data) -> None:
     ln.add_argument("--steps", type=int, default=400)
     ln.add_argument("--batch", type=int, default=6, help="clips a step, a third of them the new look")
     ln.add_argument("--lr", type=float, help="the denoiser's peak learning rate (default 1e-3)")
+    ln.add_argument("--head-steps", type=int, default=3000, help="the new look's output head's "
+                    "steps, after the denoiser's (0: no head; lsd.models.look_head)")
     ln.add_argument("--seed", type=int, default=0)
     ln.add_argument("--resume", action="store_true", help="continue a stopped run from OUT/state")
     ln.add_argument("--json", action="store_true")

@@ -1,7 +1,7 @@
 """`lsd learn`: a tiny lesson end to end in seconds (the new look answers to its name and
-prompts, the old looks' prompts still map where they did, nothing but the denoiser and the
-new look's vector changes), resume after Ctrl-C, bad input; `lsd data pairs`; `lsd bench
-learn`."""
+prompts, the old looks' prompts still map where they did, nothing but the denoiser, the
+new look's vector and its output head changes, and the old looks never pass through the
+head), resume after Ctrl-C, bad input; `lsd data pairs`; `lsd bench learn`."""
 
 import dataclasses
 import json
@@ -23,18 +23,20 @@ from lsd.train import learn as learn_module
 from lsd.train.learn import Lesson, learn, redrawn_db
 from lsd.train.prompts import train_reader
 from test_models import randomized, small_config
+from test_upsampler import with_upsampler
 
 STUDENT = {"sample": {"steps": 3, "shortcut": True, "commit": "last_step"}}
-TINY = dict(steps=3, batch=2, reader_steps=150, save_every=2)
+TINY = dict(steps=3, batch=2, reader_steps=150, save_every=2, head_steps=3)
 PHRASINGS = ["sepia photo", "thermal camera", "make it look like a pencil sketch",
              "cyberpunk neon style", "水墨画"]
 
 
 @pytest.fixture(scope="module")
 def lesson(tmp_path_factory):
-    """A student with a prompt reader, pairs of a look (colours inverted), and the lesson."""
+    """A student with an upsampler and a prompt reader, pairs of a look (colours inverted),
+    and the lesson."""
     root = tmp_path_factory.mktemp("learn")
-    model = randomized(LSDModel(small_config()))
+    model = with_upsampler(randomized(LSDModel(small_config())))
     from lsd.config import ReaderConfig
 
     model.config = dataclasses.replace(
@@ -69,6 +71,9 @@ def test_a_lesson_teaches_the_name_and_keeps_the_rest(lesson):
     new, old = out.state_dict(), src.state_dict()
     changed = {k.split(".")[0] for k in old if not k.startswith("reader.") and not torch.equal(new[k], old[k])}
     assert changed == {"denoiser"}
+    assert out.config.upsampler.heads == ["negative film"] and report["head_steps"] == 3
+    assert out.upsampler.heads[0].out.weight.any()  # it started at zero: it learnt
+    assert 0 < report["drawn_db"] <= 60 and report["head_final_loss"] > 0
     # a stream plays it by name, understood as the new look
     stream = Stream(out, "negative film", dtype=torch.float32)
     assert stream.warning is None and stream.step(np.zeros((48, 80, 3), np.uint8)).shape == (48, 80, 3)
@@ -111,8 +116,45 @@ def test_a_stopped_lesson_resumes_where_it_stopped(lesson, tmp_path, monkeypatch
         learn(str(root / "pairs"), "negative film", str(tmp_path / "cut"), str(root / "src"),
               lesson=Lesson(**TINY | {"steps": 4}), resume=True, progress=False)
     a, b = load(tmp_path / "whole" / "model"), load(tmp_path / "cut" / "model")
-    for k, v in a.denoiser.state_dict().items():
-        torch.testing.assert_close(b.denoiser.state_dict()[k], v)
+    for part in ("denoiser", "upsampler"):
+        for k, v in getattr(a, part).state_dict().items():
+            torch.testing.assert_close(getattr(b, part).state_dict()[k], v)
+
+
+def test_only_the_new_look_draws_through_its_head(lesson):
+    root, _ = lesson
+    model = load(root / "run" / "model")
+    loud = load(root / "run" / "model")
+    with torch.no_grad():
+        loud.upsampler.heads[0].out.bias.fill_(0.3)  # a head that shows wherever it is added
+    frames = np.random.default_rng(2).integers(0, 256, (4, 48, 80, 3), dtype=np.uint8)
+    played = lambda m, prompt: [s.step(f) for s in [Stream(m, prompt, dtype=torch.float32)]
+                                for f in frames]
+    for old in ("sepia photo", "thermal camera"):
+        assert all(np.array_equal(a, b) for a, b in zip(played(model, old), played(loud, old)))
+    new = zip(played(model, "negative film"), played(loud, "negative film"))
+    assert all((b.astype(int) - a).mean() > 40 for a, b in new)  # 0.3 of the range, clipped
+    # a mix draws its share of the head; a switch blends it in as it blends the prompt
+    half = Stream(model, "negative film + sepia photo", dtype=torch.float32)
+    assert half._mix.tolist() == [[0.5]]
+    s = Stream(model, "sepia photo", dtype=torch.float32)
+    s.set_prompt("inverted colours", blend_frames=4)
+    mixes = [s.step(frames[0]) is not None and round(s._mix.item(), 2) for _ in range(5)]
+    assert mixes == [0.25, 0.5, 0.75, 1.0, 1.0]
+
+
+def test_the_heads_drawing_graph_draws_as_eager_draws(lesson):
+    root, _ = lesson
+    model = load(root / "run" / "model")
+    frames = np.random.default_rng(3).integers(0, 256, (3, 48, 80, 3), dtype=np.uint8)
+    eager, fast = (Stream(model, "negative film", dtype=torch.float32, backend=b)
+                   for b in ("eager", "openvino"))
+    for f in frames:
+        want, got = eager.step(f), fast.step(f)
+        assert np.abs(want.astype(int) - got.astype(int)).max() <= 2
+    fast.set_prompt("sepia photo", blend_frames=0)  # the old looks' drawing has no head
+    fast.step(frames[0])
+    assert fast._drawing.key[-1] == () and fast._draw.heads == ()
 
 
 def test_bad_lessons_fail_with_one_line(lesson, tmp_path, capsys):
@@ -178,9 +220,13 @@ def test_every_opencv_colour_map_is_a_filter():
     assert np.abs(jet.astype(int) - inferno.astype(int)).mean() > 10
 
 
-def test_redrawn_db_is_what_the_output_path_keeps_of_the_targets(lesson):
-    _, report = lesson  # a random codec keeps nothing of them: said before training
-    assert report["redrawn_db"] < 24 and "redraw these targets at only" in report["warning"]
+def test_redrawn_db_is_what_the_output_path_keeps_of_the_targets(lesson, tmp_path):
+    root, report = lesson  # a random codec keeps nothing of them; three steps teach no head
+    assert report["redrawn_db"] < 24 and "drawn at only" in report["warning"]
+    headless = learn(str(root / "pairs"), "negative film", str(tmp_path / "o"), str(root / "src"),
+                     lesson=Lesson(**TINY | {"head_steps": 0}), progress=False)
+    assert "redraw these targets at only" in headless["warning"]  # said before training
+    assert load(tmp_path / "o" / "model").config.upsampler.heads == []
     frames = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
     lossless = LSDModel(dataclasses.replace(small_config(), codec=CodecConfig(kind="patches")))
     assert redrawn_db(lossless, frames, frames) == 60.0  # pixels in, pixels out: the cap

@@ -1,5 +1,5 @@
-"""The upsampler: a fresh one draws exactly the stretched output, its gains put back the
-detail the model's resize took, streams draw at --out-size, and `lsd upsampler` trains it
+"""The upsampler: a fresh one draws exactly the stretched output (and a fresh look head
+adds nothing), its gains put back the detail the model's resize took, streams draw at --out-size, and `lsd upsampler` trains it
 and nothing else."""
 
 import dataclasses
@@ -29,6 +29,18 @@ def test_a_fresh_upsampler_draws_the_stretched_output():
     look, frame = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 64, 96)
     with torch.no_grad():
         assert torch.equal(up(look, frame), resize(look, (64, 96)))
+
+
+def test_a_fresh_look_head_adds_nothing_and_heads_belong_to_learnt_looks():
+    up = Upsampler(UpsamplerConfig(channels=8, heads=["x", "y"])).eval()
+    look, frame = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 64, 96)
+    with torch.no_grad():
+        plain = up(look, frame)
+        assert torch.equal(up(look, frame, (1,), torch.ones(2, 1)), plain)  # its last layer is zero
+        up.heads[1].out.bias.fill_(0.1)
+        torch.testing.assert_close(up(look, frame, (0, 1), torch.tensor([[1.0, 0.5]] * 2)), plain + 0.05)
+    with pytest.raises(ValueError, match="must be learnt looks"):
+        dataclasses.replace(small_config(), upsampler=UpsamplerConfig(channels=8, heads=["x"]))
 
 
 def test_unit_gains_on_a_model_that_copies_its_input_give_the_input_back():

@@ -7,7 +7,8 @@ of the output and of the target along the input's estimated flow (a target made 
 frame may flicker more than the output). The old frame looks are streamed on the same
 clips by the model before the lesson and after it, each scored against its reference
 renderer: what the lesson cost them. `redrawn_db` is the targets redrawn by the model's
-codec and upsampler, which a lesson does not teach: about the most the look can score.
+codec and upsampler, which a lesson does not teach: about the most the look can score
+without an output head of its own (lsd.models.look_head), which draws past it.
 """
 
 from __future__ import annotations

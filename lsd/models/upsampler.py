@@ -12,7 +12,8 @@ frame and the model's output there, and bilinearly upsampled (after HDRNet's bil
 guided upsampling, Gharbi et al. 2017, with a plain grid). Detail has no mean over a
 patch, so it sharpens without moving the look's colours; all convolutions run at 1/4
 size. The last layer starts at zero: a fresh upsampler draws the stretched coarse look.
-A Stream also keeps a running mean of the coarse look (`look_memory`).
+A Stream also keeps a running mean of the coarse look (`look_memory`). A look taught by
+`lsd learn` may have an output head of its own (lsd.models.look_head), added on top.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import torch.nn.functional as F
 
 from ..config import UpsamplerConfig
 from .codec import Residual
+from .look_head import LookHead
 
 
 @functools.lru_cache(maxsize=64)
@@ -81,23 +83,37 @@ class Upsampler(nn.Module):
         self.gains = nn.Conv2d(c, 3, 1)  # per grid cell, a gain per colour on the detail
         nn.init.zeros_(self.gains.weight)
         nn.init.zeros_(self.gains.bias)
+        # one per look named in cfg.heads, in that order
+        self.heads = nn.ModuleList(LookHead(48 + 3, cfg.head_channels, cfg.head_blocks)
+                                   for _ in cfg.heads)
 
     def coarse(self, look: torch.Tensor) -> torch.Tensor:
         """The part of the model's output that is used: its coarse colours at look_size
         (the fine texture the model draws differs from frame to frame: flicker)."""
         return resize(look, (self.look_size,) * 2) if self.look_size else look
 
-    def forward(self, look: torch.Tensor, frame: torch.Tensor) -> torch.Tensor:
+    def patches(self, look: torch.Tensor, frame: torch.Tensor) -> torch.Tensor:
+        """What the convolutions see, per cell of the 1/4-size grid: a 4x4 patch of the frame
+        and the coarse look there, in [-1, 1]. look: coarse; frame (N, 3, H, W)."""
+        hh, ww = frame.shape[-2:]
+        grid = resize(look, (hh // 4, ww // 4)) * 2 - 1
+        return torch.cat([F.pixel_unshuffle(frame * 2 - 1, 4), grid], 1)
+
+    def forward(self, look: torch.Tensor, frame: torch.Tensor, heads: tuple[int, ...] = (),
+                mix: torch.Tensor | None = None) -> torch.Tensor:
         """look (N, 3, h, w): the model's output, drawn from the frame shrunk to (h, w);
         frame (N, 3, H, W): the input at the output size, H and W multiples of 4; both in
-        [0, 1]. Returns (N, 3, H, W)."""
+        [0, 1]. `heads`: the output heads to add, mix (N, len(heads)) of each. Returns
+        (N, 3, H, W)."""
         hh, ww = frame.shape[-2:]
         look = self.coarse(look)
         base = resize(look, (hh, ww))
         detail = frame - resize(resize(frame, tuple(look.shape[-2:])), (hh, ww))
         detail = detail.mean(1, keepdim=True)  # brightness only: colour fringes are not a look
-        grid = resize(look, (hh // 4, ww // 4)) * 2 - 1
-        h = self.blocks(self.inp(torch.cat([F.pixel_unshuffle(frame * 2 - 1, 4), grid], 1)))
-        g = F.interpolate(self.gains(F.silu(h)), size=(hh, ww), mode="bilinear",
-                          align_corners=False)
-        return base + g * detail
+        patches = self.patches(look, frame)
+        g = F.interpolate(self.gains(F.silu(self.blocks(self.inp(patches)))), size=(hh, ww),
+                          mode="bilinear", align_corners=False)
+        out = base + g * detail
+        for i, k in enumerate(heads):
+            out = out + mix[:, i, None, None, None] * self.heads[k](patches)
+        return out

@@ -96,7 +96,7 @@ class Stream:
             compile_streaming(self.model, self.cache)
         self._openvino: OpenVINOStep | None = None  # built on the first frame
         self._drawing: OpenVINOGraph | None = None  # and the upsampler's, for its frame size
-        self._draw = Drawing(self.model.upsampler) if self.model.upsampler is not None else None
+        self._draw: Drawing | None = None  # for the heads the prompt draws with
         # on by default on a GPU; on the CPU the flag runs the same static-buffer code
         # without a graph (lsd.stream.cuda_graph), for tests
         self.cuda_graph = self.device.type == "cuda" if cuda_graph is None else bool(cuda_graph)
@@ -119,7 +119,9 @@ class Stream:
         self._embedding = self._embed(prompt)
         self.looks = looks_of(self.model)
         self._understand(prompt)
-        self._blend: tuple[torch.Tensor, torch.Tensor, int, int] | None = None  # from, to, done, total
+        self._mix = self._mix_of(self.understood)
+        # (embedding, mix) from, to; frames done, total
+        self._blend: tuple[tuple, tuple, int, int] | None = None
         self._latency_ms: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self.frames = 0
         self.dropped = 0  # set by a live runner that skipped camera frames
@@ -162,6 +164,16 @@ class Stream:
             f"{prompt!r} names no look LSD knows (nearest: {said(self.understood)}); "
             f"playing the nearest. Known looks: {', '.join(self.looks.all)}")
 
+    def _mix_of(self, understood: list[dict]) -> torch.Tensor:
+        """(1, heads): how much of each learnt look's output head a prompt draws with
+        (lsd.models.look_head): the weights of its parts read as that look."""
+        heads = self.model.config.upsampler.heads if self.model.upsampler is not None else []
+        mix = torch.zeros(1, len(heads))
+        for part in understood:
+            if part["look"] in heads:
+                mix[0, heads.index(part["look"])] += part["weight"]
+        return mix
+
     def set_prompt(self, prompt: str, blend_frames: int = 12) -> None:
         """Switch prompt; the embedding moves in a straight line from where it is now to the
         new one over `blend_frames` frames (0 or 1: at once), so the picture never jumps. A
@@ -173,19 +185,20 @@ class Stream:
             self.warning = (f"{prompt!r} names no look LSD knows (nearest: {said(understood)}); "
                             f"still playing {self.prompt!r}. Known looks: {', '.join(self.looks.all)}")
             return
-        target = self._embed(prompt)
+        target = (self._embed(prompt), self._mix_of(understood))
         self.prompt = prompt
         self._understand(prompt, understood)  # read once
         if blend_frames <= 1:
-            self._embedding, self._blend = target, None
+            (self._embedding, self._mix), self._blend = target, None
         else:
-            self._blend = (self._embedding, target, 0, int(blend_frames))
+            self._blend = ((self._embedding, self._mix), target, 0, int(blend_frames))
 
     def _next_embedding(self) -> torch.Tensor:
+        """The prompt embedding of this frame (and its heads' mix, `_mix`), blended."""
         if self._blend is not None:
             start, end, done, total = self._blend
             done += 1
-            self._embedding = torch.lerp(start, end, done / total)
+            self._embedding, self._mix = (torch.lerp(a, b, done / total) for a, b in zip(start, end))
             self._blend = None if done >= total else (start, end, done, total)
         return self._embedding
 
@@ -268,12 +281,17 @@ class Stream:
         if self._look is None:
             self._look, self._grey = up.coarse(image.float()), grey(shown)
         inputs = {"image": image, "last": self._look, "frame": shown, "before": self._grey}
+        heads = tuple(int(k) for k in self._mix[0].nonzero())  # the old looks use none
+        if heads:
+            inputs["mix"] = self._mix[:, heads].to(self.device)
+        if self._draw is None or self._draw.heads != heads:
+            self._draw = Drawing(up, heads)
         if self.backend.name != "openvino":
             out, self._look, self._grey = self._draw(**inputs)
             return out.cpu().numpy()
-        if self._drawing is None or not self._drawing.takes(inputs):
-            self._drawing = OpenVINOGraph(lambda: self._draw, up, inputs, self.precision.dtype,
-                                          ("drawing", up.look_size, up.look_memory))
+        key = ("drawing", up.look_size, up.look_memory, heads)
+        if self._drawing is None or not self._drawing.takes(inputs) or self._drawing.key != key:
+            self._drawing = OpenVINOGraph(lambda: self._draw, up, inputs, self.precision.dtype, key)
         out, self._look, self._grey = self._drawing(inputs)
         return out.numpy()
 

@@ -72,6 +72,7 @@ class OpenVINOGraph:
             owner.openvino_graphs = {}
         shared = owner.openvino_graphs
         names = list(example)
+        self.key = key
         self.shapes = [(n, tuple(t.shape)) for n, t in example.items()]
         key = (*key, tuple(self.shapes), dtype, torch.get_num_threads())
         if key not in shared:

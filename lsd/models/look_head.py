@@ -1,0 +1,44 @@
+"""A learnt look's own output head: what the upsampler cannot draw, added to what it draws.
+
+The upsampler draws every look from the model's 32-px coarse colours and the input's
+brightness detail through one gain per colour and place. A look taught by `lsd learn` whose
+lines are thinner than a coarse pixel (an artist's outline filter, a pencil sketch) is lost
+there: the model's 128 px never carry it to the screen. Its head sees what the upsampler
+sees (4x4 patches of the input frame at the shown size and the coarse look there) and adds a
+4x4 patch of colour to each grid cell: a small residual CNN at a quarter of the resolution,
+dilated so that a cell sees its neighbours' edges (a 13x13-cell field). Its last layer starts
+at zero: a fresh head draws what the upsampler draws. A Stream adds it in proportion to how
+much the prompt reads as its look, so the old looks never pass through it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+DILATIONS = (1, 2, 4, 1)  # a block's 3x3 convolution spacing; the field grows to 13 cells
+
+
+class Dilated(nn.Module):
+    def __init__(self, channels: int, dilation: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=dilation, dilation=dilation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv(F.silu(x))
+
+
+class LookHead(nn.Module):
+    def __init__(self, patch_channels: int, channels: int, blocks: int):
+        super().__init__()
+        self.inp = nn.Conv2d(patch_channels, channels, 1)
+        self.blocks = nn.Sequential(*[Dilated(channels, DILATIONS[i % len(DILATIONS)])
+                                      for i in range(blocks)])
+        self.out = nn.Conv2d(channels, 48, 1)  # a 4x4 patch of colour per cell
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        """patches (N, C, H/4, W/4): Upsampler.patches. Returns (N, 3, H, W), to add."""
+        return F.pixel_shuffle(self.out(F.silu(self.blocks(self.inp(patches)))), 4)

@@ -1,0 +1,136 @@
+"""A taught look's output head (lsd.models.look_head), learnt in `lsd learn` after the
+denoiser.
+
+The head finishes what a stream would draw, not what a perfect model would: windows of the
+user's clips are rolled out by the taught model as a Stream samples them
+(lsd.train.decoder.roll_as_streamed), their first frames dropped while the history fills,
+and decoded. The head then learns, on crops of those frames at the size a stream shows
+them, what to add to the upsampler's drawing to reach the target. The crops start on the
+head's 4-pixel grid, where a frame's cells lie.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..io import read_frames
+from ..metrics import psnr
+from ..models import LSDModel
+from ..models.upsampler import default_short_side, output_size, resize
+from .clips import to_frames
+from .clips import to_uint8 as tensor_to_uint8
+from .decoder import roll_as_streamed
+
+WINDOWS = 96  # rolled-out windows of the clips
+WINDOW = 10  # frames each; the first WARM are not learnt from (the history is filling)
+WARM = 4
+CROP = 96  # pixels on a side (less where a frame is smaller)
+CROPS = 8  # a step
+
+
+def shown_frames(path: str, size: tuple[int, int], keep: list[int]) -> np.ndarray:
+    """(len(keep), *size, 3) uint8: the frames of a video numbered in `keep` (sorted), each
+    resized to `size` as a Stream resizes a camera's."""
+    wanted, out = set(keep), []
+    for i, frame in enumerate(read_frames(path, max_frames=max(keep) + 1)):
+        if i in wanted:
+            out.append(tensor_to_uint8(resize(to_frames(frame)[None], size))[0])
+    return np.stack(out)
+
+
+class HeadFootage:
+    """Frames the taught model streamed, at the shown size: per clip the input, the
+    upsampler's drawing, the coarse look on the head's grid, and the target."""
+
+    @torch.no_grad()
+    def __init__(self, model: LSDModel, footage, name: str, clips: list[dict],
+                 g: torch.Generator, progress: bool):
+        up, dtype = model.upsampler, next(model.parameters()).dtype
+        wins = sorted(footage.windows(WINDOWS, g, WINDOW))
+        z_in = torch.stack([footage.z_in[c][s:s + WINDOW] for c, s in wins])
+        small = to_frames(np.stack([footage.inputs[c][s:s + WINDOW] for c, s in wins]))
+        def rolled(z: torch.Tensor, seed: int) -> torch.Tensor:  # as a Stream with seed 0 does
+            return roll_as_streamed(model, model.new_cache(), z.to(dtype), [0] * len(z),
+                                    [name] * len(z), torch.Generator().manual_seed(seed),
+                                    "streaming the new look" if progress else None)
+        latents = torch.cat([rolled(z_in[i:i + 32], i) for i in range(0, len(wins), 32)])[:, WARM:]
+        small = small[:, WARM:].to(dtype)
+        looks = up.coarse(model.codec.decode(latents.flatten(0, 1), small.flatten(0, 1)).float())
+        looks = looks.unflatten(0, latents.shape[:2])
+        self.inputs, self.drawn, self.grids, self.targets = [], [], [], []
+        for c, clip in enumerate(tqdm(clips, desc="reading pairs at the shown size",
+                                      disable=not progress)):
+            mine = [(w, s) for w, (cc, s) in enumerate(wins) if cc == c]
+            if not mine:
+                continue
+            keep = sorted({s + WARM + t for _, s in mine for t in range(WINDOW - WARM)})
+            hw = (clip["height"], clip["width"])
+            size = output_size(hw, default_short_side(hw, up.out_size))
+            x, y = (shown_frames(clip[k], size, keep) for k in ("input", "target"))
+            at = {f: i for i, f in enumerate(keep)}
+            for w, s in mine:
+                rows = [at[s + WARM + t] for t in range(WINDOW - WARM)]
+                frame = to_frames(x[rows])
+                look = looks[w].float()
+                self.inputs.append(x[rows])
+                self.targets.append(y[rows])
+                self.drawn.append(tensor_to_uint8(up(look.to(up.gains.weight.dtype),
+                                                     frame.to(up.gains.weight.dtype)).float()))
+                self.grids.append(resize(look, (size[0] // 4, size[1] // 4)))
+        self.frames = sum(len(x) for x in self.inputs)
+
+    def crops(self, n: int, g: torch.Generator) -> tuple[torch.Tensor, ...]:
+        """n random crops: (grid, frame, drawn, target), the last three in [0, 1]."""
+        out = [[], [], [], []]
+        crop = min(CROP, *(min(x.shape[1:3]) // 4 * 4 for x in self.inputs))
+        for _ in range(n):
+            w = int(torch.randint(len(self.inputs), (), generator=g))
+            t = int(torch.randint(len(self.inputs[w]), (), generator=g))
+            h, wd = self.inputs[w].shape[1:3]
+            i, j = (4 * int(torch.randint((side - crop) // 4 + 1, (), generator=g))
+                    for side in (h, wd))
+            cut = lambda a: a[w][t, i:i + crop, j:j + crop]
+            out[0].append(self.grids[w][t, :, i // 4:(i + crop) // 4, j // 4:(j + crop) // 4])
+            for k, arrays in enumerate((self.inputs, self.drawn, self.targets), 1):
+                out[k].append(cut(arrays))
+        return (torch.stack(out[0]), *(to_frames(np.stack(a)) for a in out[1:]))
+
+
+    @torch.no_grad()
+    def drawn_db(self, up, head: int, frames: int = 64) -> float:
+        """Mean PSNR against the targets of `frames` of these frames drawn whole, with the
+        output head number `head` (taught on them: footage it was not taught on scores lower)."""
+        scores, dtype = [], up.gains.weight.dtype
+        every = [(w, t) for w, x in enumerate(self.inputs) for t in range(len(x))]
+        for w, t in every[::max(1, len(every) // frames)]:
+            frame, drawn = (to_frames(a[w][t:t + 1]) for a in (self.inputs, self.drawn))
+            added = up.heads[head](up.patches(self.grids[w][t:t + 1], frame).to(dtype)).float()
+            scores.append(min(psnr(tensor_to_uint8(drawn + added)[0], self.targets[w][t]), 60.0))
+        return round(float(np.mean(scores)), 2)
+
+
+def train_head(model: LSDModel, head: int, data: HeadFootage, steps: int, lr: float,
+               g: torch.Generator, progress: bool) -> list[float]:
+    """Teach the upsampler's output head number `head` on `data`; the rest stays. Returns
+    the losses (L1 + MSE, as the upsampler was taught)."""
+    up = model.upsampler
+    net = up.heads[head].float().train().requires_grad_(True)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=max(steps, 4),
+                                                pct_start=min(0.3, max(0.05, 2 / steps)))
+    losses = []
+    bar = tqdm(range(steps), desc="learning its output head", disable=not progress)
+    for _ in bar:
+        grid, frame, drawn, target = data.crops(CROPS, g)
+        err = drawn + net(up.patches(grid, frame)) - target
+        loss = err.abs().mean() + err.square().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(round(loss.item(), 5))
+        bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+    net.requires_grad_(False).eval()
+    return losses
