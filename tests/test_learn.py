@@ -152,9 +152,11 @@ def test_the_heads_drawing_graph_draws_as_eager_draws(lesson):
     for f in frames:
         want, got = eager.step(f), fast.step(f)
         assert np.abs(want.astype(int) - got.astype(int)).max() <= 2
+    compiled = len(model.upsampler.openvino_graphs)
     fast.set_prompt("sepia photo", blend_frames=0)  # the old looks' drawing has no head
     fast.step(frames[0])
     assert fast._drawing.key[-1] == () and fast._draw.heads == ()
+    assert len(model.upsampler.openvino_graphs) == compiled == 2  # built with the first frame
 
 
 def test_bad_lessons_fail_with_one_line(lesson, tmp_path, capsys):
