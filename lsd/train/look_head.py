@@ -97,7 +97,6 @@ class HeadFootage:
                 out[k].append(cut(arrays))
         return (torch.stack(out[0]), *(to_frames(np.stack(a)) for a in out[1:]))
 
-
     @torch.no_grad()
     def drawn_db(self, up, head: int, frames: int = 64) -> float:
         """Mean PSNR against the targets of `frames` of these frames drawn whole, with the
