@@ -19,7 +19,6 @@ from ..io import read_frames, to_uint8
 from ..machine import machine_name
 from ..metrics import psnr, warp, warp_error
 from ..models import load
-from ..models.upsampler import default_short_side, output_size
 from ..stream.backends import streamed_with
 from ..stream.engine import Stream
 from ..stream.sources import import_optional
@@ -97,7 +96,7 @@ def shown_size(model, frame_hw: tuple[int, int]) -> tuple[int, int]:
     at (the upsampler's, the clip's aspect kept), or the model's own without an upsampler."""
     if model.upsampler is None:
         return tuple(model.config.frame_size)
-    return output_size(frame_hw, default_short_side(frame_hw, model.upsampler.out_size))
+    return model.upsampler.shown_size(frame_hw)
 
 
 def default_video() -> str:

@@ -87,6 +87,10 @@ class Upsampler(nn.Module):
         self.heads = nn.ModuleList(LookHead(48 + 3, cfg.head_channels, cfg.head_blocks)
                                    for _ in cfg.heads)
 
+    def shown_size(self, frame_hw: tuple[int, int]) -> tuple[int, int]:
+        """The (height, width) a stream shows a frame of `frame_hw` at by default."""
+        return output_size(frame_hw, default_short_side(frame_hw, self.out_size))
+
     def coarse(self, look: torch.Tensor) -> torch.Tensor:
         """The part of the model's output that is used: its coarse colours at look_size
         (the fine texture the model draws differs from frame to frame: flicker)."""

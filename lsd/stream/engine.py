@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from ..config import SampleConfig
 from ..diffusion import commit_frame, generate_frame
 from ..models import LSDModel, load
-from ..models.upsampler import default_short_side, output_size
+from ..models.upsampler import output_size
 from ..precision import Precision, decide
 from ..styles.picks import null_code, picks_code
 from .backends import decide_backend
@@ -240,7 +240,7 @@ class Stream:
             return output_size(frame_hw, self.out_size)
         if up is None:
             return tuple(frame_hw)
-        return output_size(frame_hw, default_short_side(frame_hw, up.out_size))
+        return up.shown_size(frame_hw)
 
     def _to_model(self, frame: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The frame at the model's size, in the model's dtype, and (for an upsampler) at the

@@ -15,6 +15,8 @@ from tqdm import tqdm
 from ..data.paired import clip
 from ..data.pictures import SEEDS_PER_SPLIT, seed_base
 from ..data.stills import MAX_START
+from ..io import read_frames
+from ..models.upsampler import resize
 from ..styles import get_style, style_names
 from ..styles.picks import CODE_SIZE, picks_code
 
@@ -119,3 +121,17 @@ def to_frames(x: np.ndarray) -> torch.Tensor:
 def to_uint8(x: torch.Tensor) -> np.ndarray:
     """(..., 3, H, W) in [0, 1] -> (..., H, W, 3) uint8 (rounded, as a viewer sees it)."""
     return (x.float().clamp(0, 1) * 255).round().byte().movedim(-3, -1).numpy()
+
+
+def squeezed_frames(path: str, size: tuple[int, int], max_frames: int | None = None,
+                    keep: list[int] | None = None) -> np.ndarray:
+    """(T, h, w, 3) uint8: a video's frames (its first max_frames, or those numbered in
+    `keep`, sorted) resized to `size` one by one (a long 720p clip never sits in memory
+    whole), antialiased as a Stream resizes them."""
+    if keep is not None:
+        max_frames = max(keep) + 1
+    wanted, out = None if keep is None else set(keep), []
+    for i, frame in enumerate(read_frames(path, max_frames=max_frames)):
+        if wanted is None or i in wanted:
+            out.append(to_uint8(resize(to_frames(frame)[None], size))[0])
+    return np.stack(out)

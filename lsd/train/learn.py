@@ -36,13 +36,13 @@ from tqdm import tqdm
 
 from ..checkpoint import is_checkpoint, load_checkpoint, save_checkpoint
 from ..data.pairs import check_pairs
-from ..io import read_frames, to_uint8
+from ..io import to_uint8
 from ..metrics import psnr
 from ..models import LSDModel, load, normalize_prompt
-from ..models.upsampler import default_short_side, output_size, resize
+from ..models.upsampler import resize
 from ..precision import autocast, decide
 from ..styles import STYLES, get_style, style_names
-from .clips import to_frames
+from .clips import squeezed_frames, to_frames
 from .clips import to_uint8 as tensor_to_uint8
 from .config import TrainConfig
 from .diffusion_forcing import weighted_mse
@@ -70,16 +70,6 @@ class Lesson:
     head_lr: float = 2e-3
     reader_steps: int = 2000
     seed: int = 0
-
-
-def squeezed_frames(path: str, size: tuple[int, int], max_frames: int | None = None) -> np.ndarray:
-    """(T, h, w, 3) uint8: a video's frames (its first max_frames) resized to `size` one by
-    one (a long 720p clip never sits in memory whole), antialiased as a Stream resizes them."""
-    out = []
-    for frame in read_frames(path, max_frames=max_frames):
-        x = to_frames(frame)[None]
-        out.append(tensor_to_uint8(resize(x, size))[0])
-    return np.stack(out)
 
 
 @torch.no_grad()
@@ -114,8 +104,7 @@ def redrawn_pairs(model: LSDModel, clips: list[dict]) -> float:
     scores = []
     for clip in clips:
         hw, up = (clip["height"], clip["width"]), model.upsampler
-        size = (tuple(model.config.frame_size) if up is None
-                else output_size(hw, default_short_side(hw, up.out_size)))
+        size = tuple(model.config.frame_size) if up is None else up.shown_size(hw)
         inputs, targets = (squeezed_frames(clip[k], size, REDRAWN_FRAMES)
                            for k in ("input", "target"))
         scores.append(redrawn_db(model, inputs, targets))

@@ -15,11 +15,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..io import read_frames
 from ..metrics import psnr
 from ..models import LSDModel
-from ..models.upsampler import default_short_side, output_size, resize
-from .clips import to_frames
+from ..models.upsampler import resize
+from .clips import squeezed_frames, to_frames
 from .clips import to_uint8 as tensor_to_uint8
 from .decoder import roll_as_streamed
 
@@ -28,16 +27,6 @@ WINDOW = 10  # frames each; the first WARM are not learnt from (the history is f
 WARM = 4
 CROP = 96  # pixels on a side (less where a frame is smaller)
 CROPS = 8  # a step
-
-
-def shown_frames(path: str, size: tuple[int, int], keep: list[int]) -> np.ndarray:
-    """(len(keep), *size, 3) uint8: the frames of a video numbered in `keep` (sorted), each
-    resized to `size` as a Stream resizes a camera's."""
-    wanted, out = set(keep), []
-    for i, frame in enumerate(read_frames(path, max_frames=max(keep) + 1)):
-        if i in wanted:
-            out.append(tensor_to_uint8(resize(to_frames(frame)[None], size))[0])
-    return np.stack(out)
 
 
 class HeadFootage:
@@ -67,8 +56,8 @@ class HeadFootage:
                 continue
             keep = sorted({s + WARM + t for _, s in mine for t in range(WINDOW - WARM)})
             hw = (clip["height"], clip["width"])
-            size = output_size(hw, default_short_side(hw, up.out_size))
-            x, y = (shown_frames(clip[k], size, keep) for k in ("input", "target"))
+            size = up.shown_size(hw)
+            x, y = (squeezed_frames(clip[k], size, keep=keep) for k in ("input", "target"))
             at = {f: i for i, f in enumerate(keep)}
             for w, s in mine:
                 rows = [at[s + WARM + t] for t in range(WINDOW - WARM)]
