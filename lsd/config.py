@@ -63,7 +63,7 @@ class UpsamplerConfig:
     look_memory: float = 0.0
     # looks taught by `lsd learn` that have an output head of their own (lsd.models.look_head)
     heads: list[str] = field(default_factory=list)
-    head_channels: int = 32
+    head_channels: int = 24  # cheaper than the gains it replaces (journal)
     head_blocks: int = 4
 
 

@@ -38,7 +38,7 @@ def add_learn(sub, data) -> None:
     ln.add_argument("--steps", type=int, default=400)
     ln.add_argument("--batch", type=int, default=6, help="clips a step, a third of them the new look")
     ln.add_argument("--lr", type=float, help="the denoiser's peak learning rate (default 1e-3)")
-    ln.add_argument("--head-steps", type=int, default=3000, help="the new look's output head's "
+    ln.add_argument("--head-steps", type=int, default=12000, help="the new look's output head's "
                     "steps, after the denoiser's (0: no head; lsd.models.look_head)")
     ln.add_argument("--seed", type=int, default=0)
     ln.add_argument("--resume", action="store_true", help="continue a stopped run from OUT/state")

@@ -18,6 +18,8 @@ from lsd.data.pairs import check_pairs
 from lsd.io import read_frames, write_video
 from lsd.models import LSDModel, load
 from lsd.stream import Stream
+from lsd.stream.drawing import Drawing
+from lsd.stream.look_motion import grey
 from lsd.styles import STYLES
 from lsd.train import learn as learn_module
 from lsd.train.learn import Lesson, learn, redrawn_db
@@ -134,9 +136,16 @@ def test_only_the_new_look_draws_through_its_head(lesson):
         assert all(np.array_equal(a, b) for a, b in zip(played(model, old), played(loud, old)))
     new = zip(played(model, "negative film"), played(loud, "negative film"))
     assert all((b.astype(int) - a).mean() > 40 for a, b in new)  # 0.3 of the range, clipped
-    # a mix draws its share of the head; a switch blends it in as it blends the prompt
+    # a mix is drawn half by the head, half by the gains; a switch blends it in as it blends
+    # the prompt
     half = Stream(model, "negative film + sepia photo", dtype=torch.float32)
-    assert half._mix.tolist() == [[0.5]]
+    assert half._mix.tolist() == [[0.5]] and half._shares() == [(None, 0.5), (0, 0.5)]
+    image, shown = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 48, 80)
+    before = {"image": image, "last": model.upsampler.coarse(image), "frame": shown,
+              "before": grey(shown)}
+    gains, head = (Drawing(model.upsampler, h)(**before)[0].float() for h in (None, 0))
+    assert not torch.equal(gains, head)
+    assert np.array_equal(half._drawn(image, frames[0], shown), ((gains + head) / 2).round().numpy())
     s = Stream(model, "sepia photo", dtype=torch.float32)
     s.set_prompt("inverted colours", blend_frames=4)
     mixes = [s.step(frames[0]) is not None and round(s._mix.item(), 2) for _ in range(5)]
@@ -152,11 +161,13 @@ def test_the_heads_drawing_graph_draws_as_eager_draws(lesson):
     for f in frames:
         want, got = eager.step(f), fast.step(f)
         assert np.abs(want.astype(int) - got.astype(int)).max() <= 2
-    compiled = len(model.upsampler.openvino_graphs)
-    fast.set_prompt("sepia photo", blend_frames=0)  # the old looks' drawing has no head
-    fast.step(frames[0])
-    assert fast._drawing.key[-1] == () and fast._draw.heads == ()
-    assert len(model.upsampler.openvino_graphs) == compiled == 2  # built with the first frame
+    for s in (eager, fast):  # halfway through a switch: both drawings, in their shares
+        s.set_prompt("sepia photo", blend_frames=2)
+    want, got = eager.step(frames[0]), fast.step(frames[0])
+    assert fast._shares() == [(None, 0.5), (0, 0.5)]
+    assert np.abs(want.astype(int) - got.astype(int)).max() <= 2
+    # the gains' graph and the head's, both built with the first frame
+    assert set(fast._drawings) == {None, 0} and len(model.upsampler.openvino_graphs) == 2
 
 
 def test_bad_lessons_fail_with_one_line(lesson, tmp_path, capsys):

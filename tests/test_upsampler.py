@@ -31,14 +31,17 @@ def test_a_fresh_upsampler_draws_the_stretched_output():
         assert torch.equal(up(look, frame), resize(look, (64, 96)))
 
 
-def test_a_fresh_look_head_adds_nothing_and_heads_belong_to_learnt_looks():
+def test_a_look_head_draws_in_place_of_the_gains_and_heads_belong_to_learnt_looks():
     up = Upsampler(UpsamplerConfig(channels=8, heads=["x", "y"])).eval()
     look, frame = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 64, 96)
+    stretched = resize(look, (64, 96))
     with torch.no_grad():
-        plain = up(look, frame)
-        assert torch.equal(up(look, frame, (1,), torch.ones(2, 1)), plain)  # its last layer is zero
+        up.gains.bias.fill_(0.5)  # gains that show
+        assert not torch.allclose(up(look, frame), stretched)
+        assert torch.equal(up(look, frame, 1), stretched)  # a fresh head: no gains, nothing drawn
         up.heads[1].out.bias.fill_(0.1)
-        torch.testing.assert_close(up(look, frame, (0, 1), torch.tensor([[1.0, 0.5]] * 2)), plain + 0.05)
+        torch.testing.assert_close(up(look, frame, 1), stretched + 0.1)
+        assert torch.equal(up(look, frame, 0), stretched)  # each look its own head
     with pytest.raises(ValueError, match="must be learnt looks"):
         dataclasses.replace(small_config(), upsampler=UpsamplerConfig(channels=8, heads=["x"]))
 

@@ -1,13 +1,15 @@
-"""A learnt look's own output head: what the upsampler cannot draw, added to what it draws.
+"""A taught look's own output head: it draws the look's detail where the upsampler's gains
+would.
 
-The upsampler draws every look from the model's 32-px coarse colours and the input's
+The upsampler draws every old look from the model's 32-px coarse colours and the input's
 brightness detail through one gain per colour and place. A look taught by `lsd learn` whose
-lines are thinner than a coarse pixel (an artist's outline filter, a pencil sketch) is lost
-there: the model's 128 px never carry it to the screen. Its head sees what the upsampler
-sees (4x4 patches of the input frame at the shown size and the coarse look there) and adds a
-4x4 patch of colour to each grid cell: a small residual CNN at a quarter of the resolution,
-dilated so that a cell sees its neighbours' edges (a 13x13-cell field). Its last layer starts
-at zero: a fresh head draws what the upsampler draws. A Stream adds it in proportion to how
+lines are thinner than a coarse pixel (an artist's outline filter, a pencil sketch) or whose
+colours follow the input more closely than 32 px can (a colour map) is lost there. Its head
+sees what the gains see (4x4 patches of the input frame at the shown size and the coarse look
+there) and draws a 4x4 patch of colour per grid cell on the stretched coarse look: a small
+residual CNN at a quarter of the resolution, dilated so that a cell sees its neighbours' edges
+(a 13x13-cell field), about as cheap as the gains it replaces. Its last layer starts at zero:
+a fresh head draws the stretched coarse look. A Stream draws with it in proportion to how
 much the prompt reads as its look, so the old looks never pass through it.
 """
 
@@ -40,5 +42,6 @@ class LookHead(nn.Module):
         nn.init.zeros_(self.out.bias)
 
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
-        """patches (N, C, H/4, W/4): Upsampler.patches. Returns (N, 3, H, W), to add."""
+        """patches (N, C, H/4, W/4): Upsampler.patches. Returns (N, 3, H, W), to add to the
+        stretched coarse look."""
         return F.pixel_shuffle(self.out(F.silu(self.blocks(self.inp(patches)))), 4)

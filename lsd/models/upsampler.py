@@ -13,7 +13,8 @@ guided upsampling, Gharbi et al. 2017, with a plain grid). Detail has no mean ov
 patch, so it sharpens without moving the look's colours; all convolutions run at 1/4
 size. The last layer starts at zero: a fresh upsampler draws the stretched coarse look.
 A Stream also keeps a running mean of the coarse look (`look_memory`). A look taught by
-`lsd learn` may have an output head of its own (lsd.models.look_head), added on top.
+`lsd learn` may have an output head of its own (lsd.models.look_head), which draws the
+detail in place of the gains.
 """
 
 from __future__ import annotations
@@ -103,21 +104,20 @@ class Upsampler(nn.Module):
         grid = resize(look, (hh // 4, ww // 4)) * 2 - 1
         return torch.cat([F.pixel_unshuffle(frame * 2 - 1, 4), grid], 1)
 
-    def forward(self, look: torch.Tensor, frame: torch.Tensor, heads: tuple[int, ...] = (),
-                mix: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, look: torch.Tensor, frame: torch.Tensor,
+                head: int | None = None) -> torch.Tensor:
         """look (N, 3, h, w): the model's output, drawn from the frame shrunk to (h, w);
         frame (N, 3, H, W): the input at the output size, H and W multiples of 4; both in
-        [0, 1]. `heads`: the output heads to add, mix (N, len(heads)) of each. Returns
-        (N, 3, H, W)."""
+        [0, 1]. `head`: the number of the output head that draws the detail instead of the
+        gains (a taught look's). Returns (N, 3, H, W)."""
         hh, ww = frame.shape[-2:]
         look = self.coarse(look)
         base = resize(look, (hh, ww))
+        patches = self.patches(look, frame)
+        if head is not None:
+            return base + self.heads[head](patches)
         detail = frame - resize(resize(frame, tuple(look.shape[-2:])), (hh, ww))
         detail = detail.mean(1, keepdim=True)  # brightness only: colour fringes are not a look
-        patches = self.patches(look, frame)
         g = F.interpolate(self.gains(F.silu(self.blocks(self.inp(patches)))), size=(hh, ww),
                           mode="bilinear", align_corners=False)
-        out = base + g * detail
-        for i, k in enumerate(heads):
-            out = out + mix[:, i, None, None, None] * self.heads[k](patches)
-        return out
+        return base + g * detail

@@ -95,8 +95,8 @@ class Stream:
         if self.backend.name == "compile":  # the first step takes the compile time
             compile_streaming(self.model, self.cache)
         self._openvino: OpenVINOStep | None = None  # built on the first frame
-        self._drawing: OpenVINOGraph | None = None  # and the upsampler's, for its frame size
-        self._draw: Drawing | None = None  # for the heads the prompt draws with
+        # and the upsampler's, for its frame size: the gains' (None) and each output head's
+        self._drawings: dict[int | None, OpenVINOGraph] = {}
         # on by default on a GPU; on the CPU the flag runs the same static-buffer code
         # without a graph (lsd.stream.cuda_graph), for tests
         self.cuda_graph = self.device.type == "cuda" if cuda_graph is None else bool(cuda_graph)
@@ -270,39 +270,46 @@ class Stream:
         x = (x[0].clamp(0, 1) * 255).round().to(torch.uint8)
         return x.permute(1, 2, 0).cpu().numpy()
 
+    def _shares(self) -> list[tuple[int | None, float]]:
+        """The drawings this frame is drawn by, and each one's share: a taught look's output
+        head (lsd.models.look_head) for the part of the prompt read as that look, the
+        upsampler's gains (None) for the rest."""
+        mix = self._mix[0].tolist()
+        return [(head, w) for head, w in [(None, 1 - sum(mix)), *enumerate(mix)] if w > 1e-3]
+
+    def _drawing(self, head: int | None, inputs: dict[str, torch.Tensor]):
+        """inputs -> (frame shown, coarse look, grey), drawn with `head` (None: the gains):
+        lsd.stream.drawing, eager or through an OpenVINO graph for these inputs' shapes."""
+        up = self.model.upsampler
+        if self.backend.name != "openvino":
+            return lambda tensors: Drawing(up, head)(**tensors)
+        if head not in self._drawings or not self._drawings[head].takes(inputs):
+            # the old looks' drawing and each taught look's, compiled together (shared by the
+            # model's streams): a prompt switch then never waits for a compile (~0.5 s)
+            self._drawings = {h: OpenVINOGraph(lambda h=h: Drawing(up, h), up, inputs,
+                                               self.precision.dtype,
+                                               ("drawing", up.look_size, up.look_memory, h))
+                              for h in (None, *range(len(up.heads)))}
+        return self._drawings[head]
+
     def _drawn(self, image: torch.Tensor, frame: np.ndarray,
                shown: torch.Tensor | None) -> np.ndarray:
         """The model's output as the frame shown: drawn by the upsampler from it and the
-        input at the output size (`shown`), where the model has one (lsd.stream.drawing,
-        through a graph of its own on the openvino backend); else stretched."""
+        input at the output size (`shown`), where the model has one; else stretched. A
+        prompt read as several looks (a mix, a switch's blend) is drawn by each of their
+        drawings in its share."""
         up = self.model.upsampler
         if up is None:
             return self._to_frame(image, self.shown_size(frame.shape[:2]))
         if self._look is None:
             self._look, self._grey = up.coarse(image.float()), grey(shown)
         inputs = {"image": image, "last": self._look, "frame": shown, "before": self._grey}
-        heads = tuple(int(k) for k in self._mix[0].nonzero())  # the old looks use none
-        if heads:
-            inputs["mix"] = self._mix[:, heads].to(self.device)
-        if self._draw is None or self._draw.heads != heads:
-            self._draw = Drawing(up, heads)
-        if self.backend.name != "openvino":
-            out, self._look, self._grey = self._draw(**inputs)
-            return out.cpu().numpy()
-        graph = lambda draw, tensors: OpenVINOGraph(
-            lambda: draw, up, tensors, self.precision.dtype,
-            ("drawing", up.look_size, up.look_memory, draw.heads))
-        if (self._drawing is None or not self._drawing.takes(inputs)
-                or self._drawing.key[-1] != heads):
-            # the old looks' and each taught look's drawing, compiled together (shared by the
-            # model's streams): a prompt switch then never waits for a compile (~0.5 s)
-            plain = {k: v for k, v in inputs.items() if k != "mix"}
-            graph(Drawing(up), plain)
-            for k in range(len(up.heads)):
-                graph(Drawing(up, (k,)), plain | {"mix": torch.ones(1, 1)})
-            self._drawing = graph(self._draw, inputs)
-        out, self._look, self._grey = self._drawing(inputs)
-        return out.numpy()
+        drawn = [(w, *self._drawing(head, inputs)(inputs)) for head, w in self._shares()]
+        _, out, self._look, self._grey = drawn[0]  # the looks and greys are the same
+        if len(drawn) > 1:
+            total = sum(w for w, *_ in drawn)
+            out = (sum(w * o.float() for w, o, *_ in drawn) / total).round().to(torch.uint8)
+        return out.cpu().numpy()
 
     def _work(self, cache, x: torch.Tensor, prompt: torch.Tensor, noise: torch.Tensor,
               ctx: torch.Tensor | None = None,

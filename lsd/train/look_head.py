@@ -5,7 +5,7 @@ The head finishes what a stream would draw, not what a perfect model would: wind
 user's clips are rolled out by the taught model as a Stream samples them
 (lsd.train.decoder.roll_as_streamed), their first frames dropped while the history fills,
 and decoded. The head then learns, on crops of those frames at the size a stream shows
-them, what to add to the upsampler's drawing to reach the target. The crops start on the
+them, what to draw on the stretched coarse look to reach the target. The crops start on the
 head's 4-pixel grid, where a frame's cells lie.
 """
 
@@ -30,8 +30,8 @@ CROPS = 8  # a step
 
 
 class HeadFootage:
-    """Frames the taught model streamed, at the shown size: per clip the input, the
-    upsampler's drawing, the coarse look on the head's grid, and the target."""
+    """Frames the taught model streamed, at the shown size: per window the inputs, the
+    coarse looks the stream drew them from, and the targets."""
 
     @torch.no_grad()
     def __init__(self, model: LSDModel, footage, name: str, clips: list[dict],
@@ -48,7 +48,7 @@ class HeadFootage:
         small = small[:, WARM:].to(dtype)
         looks = up.coarse(model.codec.decode(latents.flatten(0, 1), small.flatten(0, 1)).float())
         looks = looks.unflatten(0, latents.shape[:2])
-        self.inputs, self.drawn, self.grids, self.targets = [], [], [], []
+        self.inputs, self.looks, self.targets = [], [], []
         for c, clip in enumerate(tqdm(clips, desc="reading pairs at the shown size",
                                       disable=not progress)):
             mine = [(w, s) for w, (cc, s) in enumerate(wins) if cc == c]
@@ -61,17 +61,14 @@ class HeadFootage:
             at = {f: i for i, f in enumerate(keep)}
             for w, s in mine:
                 rows = [at[s + WARM + t] for t in range(WINDOW - WARM)]
-                frame = to_frames(x[rows])
-                look = looks[w].float()
                 self.inputs.append(x[rows])
+                self.looks.append(looks[w])
                 self.targets.append(y[rows])
-                self.drawn.append(tensor_to_uint8(up(look.to(up.gains.weight.dtype),
-                                                     frame.to(up.gains.weight.dtype)).float()))
-                self.grids.append(resize(look, (size[0] // 4, size[1] // 4)))
         self.frames = sum(len(x) for x in self.inputs)
 
     def crops(self, n: int, g: torch.Generator) -> tuple[torch.Tensor, ...]:
-        """n random crops: (grid, frame, drawn, target), the last three in [0, 1]."""
+        """n random crops: (grid, base, frame, target): the coarse look on the head's grid
+        and stretched to the frame, the input and the target, all in [0, 1]."""
         out = [[], [], [], []]
         crop = min(CROP, *(min(x.shape[1:3]) // 4 * 4 for x in self.inputs))
         for _ in range(n):
@@ -80,11 +77,13 @@ class HeadFootage:
             h, wd = self.inputs[w].shape[1:3]
             i, j = (4 * int(torch.randint((side - crop) // 4 + 1, (), generator=g))
                     for side in (h, wd))
-            cut = lambda a: a[w][t, i:i + crop, j:j + crop]
-            out[0].append(self.grids[w][t, :, i // 4:(i + crop) // 4, j // 4:(j + crop) // 4])
-            for k, arrays in enumerate((self.inputs, self.drawn, self.targets), 1):
-                out[k].append(cut(arrays))
-        return (torch.stack(out[0]), *(to_frames(np.stack(a)) for a in out[1:]))
+            look = self.looks[w][t:t + 1]
+            grid = resize(look, (h // 4, wd // 4))[0, :, i // 4:(i + crop) // 4, j // 4:(j + crop) // 4]
+            out[0].append(grid)
+            out[1].append(resize(look, (h, wd))[0, :, i:i + crop, j:j + crop])
+            for k, arrays in enumerate((self.inputs, self.targets), 2):
+                out[k].append(arrays[w][t, i:i + crop, j:j + crop])
+        return (torch.stack(out[0]), torch.stack(out[1]), *(to_frames(np.stack(a)) for a in out[2:]))
 
     @torch.no_grad()
     def drawn_db(self, up, head: int, frames: int = 64) -> float:
@@ -93,9 +92,9 @@ class HeadFootage:
         scores, dtype = [], up.gains.weight.dtype
         every = [(w, t) for w, x in enumerate(self.inputs) for t in range(len(x))]
         for w, t in every[::max(1, len(every) // frames)]:
-            frame, drawn = (to_frames(a[w][t:t + 1]) for a in (self.inputs, self.drawn))
-            added = up.heads[head](up.patches(self.grids[w][t:t + 1], frame).to(dtype)).float()
-            scores.append(min(psnr(tensor_to_uint8(drawn + added)[0], self.targets[w][t]), 60.0))
+            frame = to_frames(self.inputs[w][t:t + 1]).to(dtype)
+            drawn = up(self.looks[w][t:t + 1].to(dtype), frame, head).float()
+            scores.append(min(psnr(tensor_to_uint8(drawn)[0], self.targets[w][t]), 60.0))
         return round(float(np.mean(scores)), 2)
 
 
@@ -111,8 +110,8 @@ def train_head(model: LSDModel, head: int, data: HeadFootage, steps: int, lr: fl
     losses = []
     bar = tqdm(range(steps), desc="learning its output head", disable=not progress)
     for _ in bar:
-        grid, frame, drawn, target = data.crops(CROPS, g)
-        err = drawn + net(up.patches(grid, frame)) - target
+        grid, base, frame, target = data.crops(CROPS, g)
+        err = base + net(up.patches(grid, frame)) - target
         loss = err.abs().mean() + err.square().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
