@@ -8,9 +8,10 @@ colours follow the input more closely than 32 px can (a colour map) is lost ther
 sees what the gains see (4x4 patches of the input frame at the shown size and the coarse look
 there) and draws a 4x4 patch of colour per grid cell on the stretched coarse look: a small
 residual CNN at a quarter of the resolution, dilated so that a cell sees its neighbours' edges
-(a 13x13-cell field), about as cheap as the gains it replaces. Its last layer starts at zero:
-a fresh head draws the stretched coarse look. A Stream draws with it in proportion to how
-much the prompt reads as its look, so the old looks never pass through it.
+(a 13x13-cell field); at 24 channels it is cheaper than the gains it replaces (journal). Its
+last layer starts at zero: a fresh head draws the stretched coarse look. A Stream draws with
+it in proportion to how much the prompt reads as its look, so the old looks never pass
+through it.
 """
 
 from __future__ import annotations

@@ -78,8 +78,8 @@ class HeadFootage:
             i, j = (4 * int(torch.randint((side - crop) // 4 + 1, (), generator=g))
                     for side in (h, wd))
             look = self.looks[w][t:t + 1]
-            grid = resize(look, (h // 4, wd // 4))[0, :, i // 4:(i + crop) // 4, j // 4:(j + crop) // 4]
-            out[0].append(grid)
+            grid = resize(look, (h // 4, wd // 4))[0, :, i // 4:, j // 4:]
+            out[0].append(grid[:, :crop // 4, :crop // 4])
             out[1].append(resize(look, (h, wd))[0, :, i:i + crop, j:j + crop])
             for k, arrays in enumerate((self.inputs, self.targets), 2):
                 out[k].append(arrays[w][t, i:i + crop, j:j + crop])
