@@ -80,9 +80,9 @@ def _channels(stat: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 class Residual(nn.Module):
     """x + conv(silu(x)): one 3x3 convolution per block keeps the codec cheap."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, dilation: int = 1):
         super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv = nn.Conv2d(channels, channels, 3, padding=dilation, dilation=dilation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.conv(F.silu(x))

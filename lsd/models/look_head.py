@@ -20,23 +20,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .codec import Residual
+
 DILATIONS = (1, 2, 4, 1)  # a block's 3x3 convolution spacing; the field grows to 13 cells
-
-
-class Dilated(nn.Module):
-    def __init__(self, channels: int, dilation: int):
-        super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, padding=dilation, dilation=dilation)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv(F.silu(x))
 
 
 class LookHead(nn.Module):
     def __init__(self, patch_channels: int, channels: int, blocks: int):
         super().__init__()
         self.inp = nn.Conv2d(patch_channels, channels, 1)
-        self.blocks = nn.Sequential(*[Dilated(channels, DILATIONS[i % len(DILATIONS)])
+        self.blocks = nn.Sequential(*[Residual(channels, DILATIONS[i % len(DILATIONS)])
                                       for i in range(blocks)])
         self.out = nn.Conv2d(channels, 48, 1)  # a 4x4 patch of colour per cell
         nn.init.zeros_(self.out.weight)
