@@ -487,6 +487,33 @@ def test_with_a_reference_the_target_is_its_velocity_at_every_step_size():
     assert (weight == 1).all() and target.abs().mean() > 0.01
 
 
+def test_a_taught_clip_targets_its_data_and_the_reference_runs_on_the_rest_alone():
+    """`lsd learn`: a clip in the taught look targets the data's velocity; the reference runs
+    on the other clips only and gives them what it gives them in the whole batch."""
+    from lsd.train.shortcut import shortcut_distillation
+    from test_models import randomized
+
+    cfg = small_config()
+    cfg.objective = "shortcut"
+    student = randomized(LSDModel(cfg.model), seed=1)
+    pruned = randomized(LSDModel(cfg.model), seed=2)
+    clips, taught = clips_batch(), torch.tensor([True, False, False])
+    calls = []
+    student.denoiser.register_forward_hook(lambda m, args, out: calls.append(len(out)))
+    with torch.no_grad():
+        inputs, target, _ = shortcut_distillation(pruned, clips, cfg, torch.Generator().manual_seed(3),
+                                                  reference=student, taught=taught)
+        want = student.denoiser(inputs["z_t"], inputs["z_in"], inputs["t"], inputs["d"],
+                                student.encode_prompts(clips["prompts"]), history=inputs["history"])
+        z0 = pruned.codec.encode(clips["target"].flatten(0, 1)).unflatten(0, (3, 4))
+    assert calls[0] == 2  # the reference saw the two old clips, not the taught one
+    torch.testing.assert_close(target[~taught], want[~taught], atol=1e-5, rtol=1e-4)
+    t = inputs["t"][taught][..., None, None, None]
+    torch.testing.assert_close(target[taught], (inputs["z_t"][taught] - z0[taught]) / t,
+                               atol=1e-4, rtol=1e-3)  # z_t = (1 - t) z0 + t noise; v = noise - z0
+    assert not torch.allclose(target[taught], want[taught], atol=1e-2)
+
+
 @pytest.mark.parametrize("commit", ["clean", "last_step"])
 def test_student_history_is_noised_to_the_level_it_is_told(commit):
     """The history rows are noised to the level the student is told: a random context level

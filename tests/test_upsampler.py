@@ -12,7 +12,7 @@ from lsd.config import UpsamplerConfig
 from lsd.io import read_frames
 from lsd.cli import main
 from lsd.models import LSDModel
-from lsd.models.upsampler import Upsampler, output_size, resize
+from lsd.models.upsampler import Upsampler, output_size, resize, resized_window
 from lsd.stream import Stream
 from lsd.train.upsampler import train_upsampler
 from test_models import randomized, small_config
@@ -22,6 +22,15 @@ def test_output_size_keeps_the_aspect_on_multiples_of_4():
     assert output_size((720, 1280), 256) == (256, 456)
     assert output_size((480, 640), 512) == (512, 684)
     assert output_size((128, 128), 256) == (256, 256)
+
+
+def test_a_window_of_a_stretch_is_that_window_of_the_whole_stretch():
+    look = torch.rand(3, 32, 75)
+    for size, top, left, side in [((256, 604), 0, 0, 96), ((256, 604), 160, 508, 96),
+                                  ((64, 151), 12, 40, 24), ((32, 75), 4, 8, 16)]:
+        want = resize(look[None], size)[0, :, top:top + side, left:left + side]
+        torch.testing.assert_close(resized_window(look, size, top, left, side), want,
+                                   atol=1e-5, rtol=0)
 
 
 def test_a_fresh_upsampler_draws_the_stretched_output():

@@ -59,6 +59,15 @@ def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
                          align_corners=False).to(x.dtype)
 
 
+def resized_window(x: torch.Tensor, size: tuple[int, int], top: int, left: int,
+                   side: int) -> torch.Tensor:
+    """resize(x, size)[..., top:top + side, left:left + side] in fp32, computing only those
+    pixels (a training crop of a frame-sized stretch)."""
+    rows = resize_matrix(x.shape[-2], size[0])[top:top + side]
+    cols = resize_matrix(x.shape[-1], size[1])[left:left + side]
+    return rows @ x.float() @ cols.T
+
+
 def output_size(frame_hw: tuple[int, int], short_side: int) -> tuple[int, int]:
     """The output's (height, width): the frame's aspect, `short_side` on its short side,
     both multiples of 4."""

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from ..metrics import psnr
 from ..models import LSDModel
-from ..models.upsampler import resize
+from ..models.upsampler import resized_window
 from .clips import squeezed_frames, to_frames
 from .clips import to_uint8 as tensor_to_uint8
 from .decoder import roll_as_streamed
@@ -77,10 +77,9 @@ class HeadFootage:
             h, wd = self.inputs[w].shape[1:3]
             i, j = (4 * int(torch.randint((side - crop) // 4 + 1, (), generator=g))
                     for side in (h, wd))
-            look = self.looks[w][t:t + 1]
-            grid = resize(look, (h // 4, wd // 4))[0, :, i // 4:, j // 4:]
-            out[0].append(grid[:, :crop // 4, :crop // 4])
-            out[1].append(resize(look, (h, wd))[0, :, i:i + crop, j:j + crop])
+            look = self.looks[w][t]
+            out[0].append(resized_window(look, (h // 4, wd // 4), i // 4, j // 4, crop // 4))
+            out[1].append(resized_window(look, (h, wd), i, j, crop))
             for k, arrays in enumerate((self.inputs, self.targets), 2):
                 out[k].append(arrays[w][t, i:i + crop, j:j + crop])
         return (torch.stack(out[0]), torch.stack(out[1]), *(to_frames(np.stack(a)) for a in out[2:]))

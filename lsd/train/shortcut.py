@@ -93,12 +93,15 @@ def shortcut_distillation(model: LSDModel, clips: dict, cfg: TrainConfig, g: tor
     prompts = clips["prompts"]
     inputs = {"z_t": z_t, "z_in": z_in, "t": t, "d": d, "prompts": prompts, "history": hist}
     if reference is not None:
-        with torch.no_grad():
-            target = reference.denoiser(z_t, z_in, t, d, reference.encode_prompts(prompts),
-                                        history=hist).float()
-        if taught is not None:
-            taught = taught.to(dev)[:, None, None, None, None]
-            target = torch.where(taught, velocity(z0, noise).float(), target)
+        target = velocity(z0, noise).float()  # a taught clip's; the reference runs on the rest
+        kept = torch.ones(b, dtype=torch.bool) if taught is None else ~taught.cpu()
+        if kept.any():
+            rows = lambda x: x[kept.to(dev)]
+            with torch.no_grad():
+                target[kept.to(dev)] = reference.denoiser(
+                    rows(z_t), rows(z_in), rows(t), rows(d),
+                    reference.encode_prompts([p for p, k in zip(prompts, kept) if k]),
+                    history=tuple(map(rows, hist))).float()
         return inputs, target, torch.ones(b, frames, device=dev)
     with torch.no_grad():
         zero = torch.zeros_like(d)
