@@ -201,6 +201,12 @@ def test_bench_learn_scores_the_new_look_and_the_old_ones(lesson, capsys, monkey
     assert all(0 < c["redrawn_db"] <= 60 for c in report["per_clip"]) and report["redrawn_db"]
     for v in report["old_looks"].values():
         assert v["change_db"] == round(v["after"] - v["before"], 2)
+    # every run starts from the stream's seed: the new look scores the same without the old
+    assert main(["bench", "learn", "--checkpoint", str(root / "run" / "model"), "--pairs",
+                 str(root / "pairs"), "--name", "Negative Film", "--frames", "6", "--json",
+                 "--no-old-looks"]) == 0
+    alone = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert alone["per_clip"] == report["per_clip"] and not alone["old_looks"]
     assert main(["bench", "learn", "--checkpoint", str(root / "src"), "--pairs",
                  str(root / "pairs"), "--name", "negative film"]) == 2
     assert "learnt no look named" in capsys.readouterr().err

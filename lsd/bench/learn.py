@@ -49,7 +49,8 @@ def bench_learn(checkpoint: str, pairs: str, name: str, before: str | None = Non
                          f"{', '.join(model.config.text.learned) or 'none'})")
     before = before or (model.checkpoint_config.get("learn") or {}).get("source")
     read = lambda path: list(read_frames(path, max_frames=frames))
-    # one stream a model (a graph backend builds once), set to each prompt from an empty history
+    # one stream a model (a graph backend builds once), set to each prompt from an empty
+    # history and its first noise, so a score does not hang on what was played before it
     streams = {"after": Stream(model, name, model.sample.but(steps=steps))}
     if old_looks and before:
         earlier = load(before)
@@ -59,6 +60,7 @@ def bench_learn(checkpoint: str, pairs: str, name: str, before: str | None = Non
         stream = streams[when]
         stream.set_prompt(prompt, 0)
         stream.reset()
+        stream.g.manual_seed(stream.seed)
         return stream.step
 
     runs, old = [], {look: {"before": [], "after": []} for look in style_names("frame")}
