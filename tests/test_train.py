@@ -489,7 +489,8 @@ def test_with_a_reference_the_target_is_its_velocity_at_every_step_size():
 
 def test_a_taught_clip_targets_its_data_and_the_reference_runs_on_the_rest_alone():
     """`lsd learn`: a clip in the taught look targets the data's velocity; the reference runs
-    on the other clips only and gives them what it gives them in the whole batch."""
+    on the other clips only and gives them what it gives them in the whole batch; their
+    frames weigh as told."""
     from lsd.train.shortcut import shortcut_distillation
     from test_models import randomized
 
@@ -501,12 +502,14 @@ def test_a_taught_clip_targets_its_data_and_the_reference_runs_on_the_rest_alone
     calls = []
     student.denoiser.register_forward_hook(lambda m, args, out: calls.append(len(out)))
     with torch.no_grad():
-        inputs, target, _ = shortcut_distillation(pruned, clips, cfg, torch.Generator().manual_seed(3),
-                                                  reference=student, taught=taught)
+        inputs, target, weight = shortcut_distillation(
+            pruned, clips, cfg, torch.Generator().manual_seed(3), reference=student, taught=taught,
+            reference_weight=2.5)
         want = student.denoiser(inputs["z_t"], inputs["z_in"], inputs["t"], inputs["d"],
                                 student.encode_prompts(clips["prompts"]), history=inputs["history"])
         z0 = pruned.codec.encode(clips["target"].flatten(0, 1)).unflatten(0, (3, 4))
     assert calls[0] == 2  # the reference saw the two old clips, not the taught one
+    assert weight.shape == (3, 4) and (weight[taught] == 1).all() and (weight[~taught] == 2.5).all()
     torch.testing.assert_close(target[~taught], want[~taught], atol=1e-5, rtol=1e-4)
     t = inputs["t"][taught][..., None, None, None]
     torch.testing.assert_close(target[taught], (inputs["z_t"][taught] - z0[taught]) / t,

@@ -62,6 +62,7 @@ class Lesson:
     steps: int = 400
     batch: int = 6  # windows a step
     new_share: float = 1 / 3  # the new look's share; the rest old looks (half moved them more)
+    old_weight: float = 2.0  # an old look's window weighs this against a new one (1: thermal fell 0.57 dB)
     lr: float = 1e-3
     vector_lr: float = 1e-2  # the new look's embedding moves faster than the weights
     warmup: int = 20
@@ -267,7 +268,8 @@ def learn(pairs: str, name: str, out: str, source: str, prompts: list[str] | Non
             batch, taught = footage.batch(key, new, lesson.batch - new, g)
             with autocast("cpu", precision):
                 inputs, target, weight = shortcut_distillation(
-                    model, batch, cfg, g, forced_d=d_steps, reference=reference, taught=taught)
+                    model, batch, cfg, g, forced_d=d_steps, reference=reference, taught=taught,
+                    reference_weight=lesson.old_weight)
                 pred = model.denoiser(inputs["z_t"], inputs["z_in"], inputs["t"], inputs["d"],
                                       model.encode_prompts(inputs["prompts"]),
                                       history=inputs["history"])

@@ -63,8 +63,11 @@ def sample_levels(shape, grid: tuple[int, ...], base_share: float, g: torch.Gene
 def shortcut_distillation(model: LSDModel, clips: dict, cfg: TrainConfig, g: torch.Generator,
                           rollout_now: bool = False, ema: LSDModel | None = None,
                           teacher: LSDModel | None = None, forced_d: int | None = None,
-                          reference: LSDModel | None = None, taught: torch.Tensor | None = None):
-    """Returns (inputs, target, weight) for the student; inputs carry `history`."""
+                          reference: LSDModel | None = None, taught: torch.Tensor | None = None,
+                          reference_weight: float = 1.0):
+    """Returns (inputs, target, weight) for the student; inputs carry `history`. With a
+    `reference`, the clips not `taught` target its predictions, and their frames weigh
+    `reference_weight` against a taught clip's."""
     dc, dev = cfg.distill, model.codec.latent_mean.device
     grid = tuple(dc.d_grid)
     b, frames = clips["input"].shape[:2]
@@ -102,7 +105,8 @@ def shortcut_distillation(model: LSDModel, clips: dict, cfg: TrainConfig, g: tor
                     rows(z_t), rows(z_in), rows(t), rows(d),
                     reference.encode_prompts([p for p, k in zip(prompts, kept) if k]),
                     history=tuple(map(rows, hist))).float()
-        return inputs, target, torch.ones(b, frames, device=dev)
+        weight = torch.where(kept, reference_weight, 1.0)[:, None].expand(b, frames)
+        return inputs, target, weight.to(dev)
     with torch.no_grad():
         zero = torch.zeros_like(d)
         v_teacher = teacher.denoiser(z_t, z_in, t, zero, teacher.encode_prompts(prompts), history=hist)
