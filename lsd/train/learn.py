@@ -10,7 +10,7 @@ two kinds of clip, a third and two thirds:
 - the new look: the user's pairs; the target is the data's own velocity;
 - an old frame look on the same footage: its reference renderer draws the history and the
   frames, and the target is what the model before the lesson predicts there, so the old
-  looks keep drawing what they drew.
+  looks keep drawing what they drew. Such a window weighs `Lesson.old_weight` (2) new ones.
 
 The new look's prompt embedding is a learnt vector (ModelConfig.text.learned), started at
 the prompt encoder's embedding of its name; the encoder and the codec do not change, so
