@@ -207,6 +207,17 @@ def test_bench_learn_scores_the_new_look_and_the_old_ones(lesson, capsys, monkey
                  "--no-old-looks"]) == 0
     alone = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert alone["per_clip"] == report["per_clip"] and not alone["old_looks"]
+    # --seeds: the mean over first noises, the first of them the run above
+    assert main(["bench", "learn", "--checkpoint", str(root / "run" / "model"), "--pairs",
+                 str(root / "pairs"), "--name", "Negative Film", "--frames", "6", "--json",
+                 "--no-old-looks", "--seeds", "2"]) == 0
+    two = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for one, both in zip(alone["per_clip"], two["per_clip"]):
+        assert both["psnr_db_by_seed"][0] == one["psnr_db"] and len(both["psnr_db_by_seed"]) == 2
+        assert abs(both["psnr_db"] - np.mean(both["psnr_db_by_seed"])) <= 0.01
+    assert main(["bench", "learn", "--checkpoint", str(root / "run" / "model"), "--pairs",
+                 str(root / "pairs"), "--name", "Negative Film", "--seeds", "0"]) == 2
+    assert "--seeds must be at least 1" in capsys.readouterr().err
     assert main(["bench", "learn", "--checkpoint", str(root / "src"), "--pairs",
                  str(root / "pairs"), "--name", "negative film"]) == 2
     assert "learnt no look named" in capsys.readouterr().err

@@ -63,7 +63,7 @@ def cmd_learn(args: argparse.Namespace) -> None:
     from .learn import bench_learn
 
     emit(bench_learn(args.checkpoint, args.pairs, args.name, args.before, args.frames or 100,
-                     not args.no_old_looks, args.steps), args.json)
+                     not args.no_old_looks, args.steps, seeds=args.seeds), args.json)
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -132,6 +132,8 @@ def _add_evidence_benches(bench) -> None:
     ln.add_argument("--before", help="the model before the lesson (default: its --from)")
     ln.add_argument("--frames", type=int, help="at most this many frames a clip (default 100)")
     ln.add_argument("--no-old-looks", action="store_true", help="skip the old looks")
+    ln.add_argument("--seeds", type=int, default=1, help="stream the new look from this many "
+                    "first noises and report their mean (default 1)")
     ln.set_defaults(func=cmd_learn)
     rep = bench.add_parser("report", help="run the benches, write docs/results.md with plots")
     rep.add_argument("--checkpoint", help="default: the shipped checkpoint")

@@ -4,7 +4,9 @@ same DIR/<clip>/input.mp4 + target.mp4 layout, clips it was not trained on).
 Each clip streams once with the new look's name as the prompt, from an empty history, at
 the size a stream shows it (lsd.bench.real): PSNR against the target, and the warp error
 of the output and of the target along the input's estimated flow (a target made frame by
-frame may flicker more than the output). The old frame looks are streamed on the same
+frame may flicker more than the output). With `seeds` N it streams from N first noises and
+reports their mean: on footage unlike the lesson's, a look's colours can hang on the noise
+the stream started from (journal). The old frame looks are streamed on the same
 clips by the model before the lesson and after it, each scored against its reference
 renderer: what the lesson cost them. `redrawn_db` is the targets redrawn by the model's
 codec and upsampler, which a lesson does not teach: about the most the look can score
@@ -38,9 +40,12 @@ def _weighted(runs: list[dict], key: str) -> float | None:
 
 def bench_learn(checkpoint: str, pairs: str, name: str, before: str | None = None,
                 frames: int = 100, old_looks: bool = True, steps: int | None = None,
-                progress: bool = True) -> dict:
+                progress: bool = True, seeds: int = 1) -> dict:
     """`before`: the model the lesson started from (default: the one its checkpoint names);
-    `frames`: at most this many frames of each clip."""
+    `frames`: at most this many frames of each clip; `seeds`: the new look streams each
+    clip from this many first noises (the old looks from the first alone)."""
+    if seeds < 1:
+        raise ValueError("--seeds must be at least 1")
     clips = check_pairs(pairs)
     cv2 = _cv2()  # missing OpenCV fails before the models load
     model = load(checkpoint)
@@ -56,18 +61,22 @@ def bench_learn(checkpoint: str, pairs: str, name: str, before: str | None = Non
         earlier = load(before)
         streams["before"] = Stream(earlier, name, earlier.sample.but(steps=steps))
 
-    def playing(when: str, prompt: str):
+    def playing(when: str, prompt: str, seed: int = 0):
         stream = streams[when]
         stream.set_prompt(prompt, 0)
         stream.reset()
-        stream.g.manual_seed(stream.seed)
+        stream.g.manual_seed(stream.seed + seed)
         return stream.step
 
     runs, old = [], {look: {"before": [], "after": []} for look in style_names("frame")}
     for clip in clips:
         inputs, targets = read(clip["input"]), read(clip["target"])
         size = shown_size(model, inputs[0].shape[:2])
-        run = real_run(playing("after", name), inputs, None, size, progress, targets)
+        by_seed = [real_run(playing("after", name, seed), inputs, None, size, progress, targets)
+                   for seed in range(seeds)]
+        run = {**by_seed[0], **{k: round(float(np.mean([r[k] for r in by_seed])), 2)
+                                for k in ("psnr_db", "warp_error")},
+               "psnr_db_by_seed": [r["psnr_db"] for r in by_seed]}
         shown = [np.stack([cv2.resize(f, size[::-1], interpolation=cv2.INTER_AREA) for f in v])
                  for v in (inputs, targets)]
         runs.append({"clip": clip["name"], **run, "redrawn_db": redrawn_db(model, *shown)})
@@ -80,12 +89,13 @@ def bench_learn(checkpoint: str, pairs: str, name: str, before: str | None = Non
     for v in per_look.values():
         v["change_db"] = round(v["after"] - v["before"], 2)
     return {"checkpoint": str(checkpoint), "pairs": str(pairs), "name": name,
-            "clips": len(runs), "frames": sum(r["frames"] for r in runs),
+            "clips": len(runs), "frames": sum(r["frames"] for r in runs), "seeds": seeds,
             "psnr_db": _weighted(runs, "psnr_db"), "redrawn_db": _weighted(runs, "redrawn_db"),
             "warp_error": _weighted(runs, "warp_error"),
             "target_warp_error": _weighted(runs, "reference_warp_error"),
-            "per_clip": [{k: r[k] for k in ("clip", "frames", "frame_size", "psnr_db", "redrawn_db",
-                                            "warp_error", "reference_warp_error")} for r in runs],
+            "per_clip": [{k: r[k] for k in ("clip", "frames", "frame_size", "psnr_db",
+                                            "psnr_db_by_seed", "redrawn_db", "warp_error",
+                                            "reference_warp_error")} for r in runs],
             "before": before, "old_looks": per_look,
             "old_looks_worst_change_db": min((v["change_db"] for v in per_look.values()), default=None),
             **streamed_with(), "machine": machine_name(threads=torch.get_num_threads())}
