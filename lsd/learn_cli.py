@@ -35,7 +35,8 @@ def add_learn(sub, data) -> None:
     ln.add_argument("--from", dest="source", metavar="CHECKPOINT", help="default: the shipped "
                     "checkpoint this CPU keeps up with")
     ln.add_argument("--out", required=True, help="run directory; the new model is OUT/model")
-    ln.add_argument("--steps", type=int, default=300, help="the denoiser's steps (default 300)")
+    ln.add_argument("--steps", type=int, default=300,
+                    help="the denoiser's steps (default %(default)s)")
     ln.add_argument("--batch", type=int, default=6, help="clips a step, a third of them the new look")
     ln.add_argument("--lr", type=float, help="the denoiser's peak learning rate (default 1e-3)")
     ln.add_argument("--head-steps", type=int, default=12000, help="the new look's output head's "
