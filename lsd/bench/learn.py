@@ -26,7 +26,7 @@ from ..stream.backends import streamed_with
 from ..stream.engine import Stream
 from ..styles import get_style, style_names
 from ..train.learn import redrawn_db
-from .real import _cv2, real_run, shown_size
+from .real import _cv2, clip_flows, real_run, shown_size
 
 
 def _weighted(runs: list[dict], key: str) -> float | None:
@@ -72,8 +72,9 @@ def bench_learn(checkpoint: str, pairs: str, name: str, before: str | None = Non
     for clip in clips:
         inputs, targets = read(clip["input"]), read(clip["target"])
         size = shown_size(model, inputs[0].shape[:2])
-        by_seed = [real_run(playing("after", name, seed), inputs, None, size, progress, targets)
-                   for seed in range(seeds)]
+        flows = clip_flows(inputs, size)  # once: every run below streams these frames
+        by_seed = [real_run(playing("after", name, seed), inputs, None, size, progress, targets,
+                            flows) for seed in range(seeds)]
         run = {**by_seed[0], **{k: round(float(np.mean([r[k] for r in by_seed])), 2)
                                 for k in ("psnr_db", "warp_error")},
                "psnr_db_by_seed": [r["psnr_db"] for r in by_seed]}
@@ -82,7 +83,8 @@ def bench_learn(checkpoint: str, pairs: str, name: str, before: str | None = Non
         runs.append({"clip": clip["name"], **run, "redrawn_db": redrawn_db(model, *shown)})
         for look in old if len(streams) == 2 else ():
             for when in ("before", "after"):
-                r = real_run(playing(when, get_style(look).prompts[0]), inputs, look, size, False)
+                r = real_run(playing(when, get_style(look).prompts[0]), inputs, look, size,
+                             False, flows=flows)
                 old[look][when].append(r)
     per_look = {look: {when: _weighted(rs, "psnr_db") for when, rs in v.items()}
                 for look, v in old.items() if v["after"]}

@@ -55,11 +55,22 @@ def check_frame_style(style: str) -> None:
                          f"{', '.join(style_names('frame'))}")
 
 
+def clip_flows(frames: list[np.ndarray],
+               size: tuple[int, int]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """estimate_flow between each two consecutive frames resized to `size`, as real_run
+    estimates them: for a clip streamed several times (the flow costs more than a frame)."""
+    cv2 = _cv2()
+    shown = [cv2.resize(f, size[::-1], interpolation=cv2.INTER_AREA) for f in frames]
+    return [estimate_flow(a, b) for a, b in zip(shown, shown[1:])]
+
+
 def real_run(step: Step, frames: Iterable[np.ndarray], style: str | None, size: tuple[int, int],
-             progress: bool = True, targets: Iterable[np.ndarray] | None = None) -> dict:
+             progress: bool = True, targets: Iterable[np.ndarray] | None = None,
+             flows: list[tuple[np.ndarray, np.ndarray]] | None = None) -> dict:
     """Each frame resized (stretched) to `size`; the target (the style's reference
     renderer's, or the frame's in `targets`, resized the same) and `step`'s output
-    compared, and both warped along the estimated flow."""
+    compared, and both warped along the estimated flow (`flows`: clip_flows of these frames,
+    else estimated here)."""
     cv2 = _cv2()
     if targets is None:
         check_frame_style(style)
@@ -67,15 +78,15 @@ def real_run(step: Step, frames: Iterable[np.ndarray], style: str | None, size: 
     pairs = ((f, None) for f in frames) if targets is None else zip(frames, targets)
     psnrs, warp_out, warp_ref, warp_in, unreliable_share = [], [], [], [], []
     prev = None
-    for frame, target in tqdm(pairs, unit="frame", file=sys.stderr, disable=not progress,
-                              mininterval=1.0):
+    for i, (frame, target) in enumerate(tqdm(pairs, unit="frame", file=sys.stderr,
+                                             disable=not progress, mininterval=1.0)):
         x = cv2.resize(frame, size[::-1], interpolation=cv2.INTER_AREA)
         ref = (to_uint8(render(x.astype(np.float32) / 255.0)) if target is None
                else cv2.resize(target, size[::-1], interpolation=cv2.INTER_AREA))
         out = step(x)
         psnrs.append(capped(psnr(out, ref)))
         if prev is not None:
-            flow, unreliable = estimate_flow(prev[0], x)
+            flow, unreliable = flows[i - 1] if flows else estimate_flow(prev[0], x)
             unreliable_share.append(float(unreliable.mean()))
             for errors, (a, b) in ((warp_out, (prev[2], out)), (warp_ref, (prev[1], ref)),
                                    (warp_in, (prev[0], x))):
