@@ -23,6 +23,7 @@ from lsd.stream.look_motion import grey
 from lsd.styles import STYLES
 from lsd.train import learn as learn_module
 from lsd.train.learn import Lesson, learn, redrawn_db
+from lsd.train.look_head import HeadFootage, head_frames
 from lsd.train.prompts import train_reader
 from test_models import randomized, small_config
 from test_upsampler import with_upsampler
@@ -262,3 +263,21 @@ def test_redrawn_db_is_what_the_output_path_keeps_of_the_targets(lesson, tmp_pat
     assert redrawn_db(lossless, frames, frames) == 60.0  # pixels in, pixels out: the cap
     noise = np.random.default_rng(1).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
     assert redrawn_db(lossless, noise, noise) < 15  # the model's 32 px lose the finer detail
+
+
+def test_a_lesson_reads_each_clip_once_and_keeps_the_heads_frames_at_the_shown_size(
+        lesson, monkeypatch):
+    root, _ = lesson
+    model, pairs = load(root / "src"), check_pairs(root / "pairs")  # two clips of 18 frames
+    opened = []
+    monkeypatch.setattr(learn_module, "read_frames", lambda p: opened.append(p) or read_frames(p))
+    wins = [(0, 2), (1, 9)]  # the second window ends past the clip's last frame
+    footage = learn_module.Footage(model, pairs, torch.float32, False, head_frames(wins))
+    assert sorted(opened) == sorted(p[k] for p in pairs for k in ("input", "target"))
+    assert sorted(footage.shown[0]) == list(range(6, 12)) and sorted(footage.shown[1]) == [13, 14, 15, 16, 17]
+    shown = model.upsampler.shown_size((48, 80))
+    assert footage.shown[0][6][0].shape == (*shown, 3) != footage.inputs[0][6].shape
+    data = HeadFootage(model, footage, "negative film", wins, False)
+    assert len(data.inputs) == 1 and data.frames == 6  # the window past the end is left out
+    assert np.array_equal(data.targets[0], np.stack([footage.shown[0][f][1] for f in range(6, 12)]))
+

@@ -33,6 +33,14 @@ def test_a_window_of_a_stretch_is_that_window_of_the_whole_stretch():
                                    atol=1e-5, rtol=0)
 
 
+def test_uint8_frames_resize_in_uint8_rounded():
+    frame = torch.randint(0, 256, (1, 3, 270, 480), dtype=torch.uint8)
+    small = resize(frame, (64, 114))  # a camera frame, shrunk as a Stream shrinks it
+    err = small.float() - resize(frame.float(), (64, 114))
+    assert small.dtype == torch.uint8
+    assert err.abs().max() <= 1 and err.mean().abs() < 0.1  # rounded, not cut off
+
+
 def test_a_fresh_upsampler_draws_the_stretched_output():
     up = Upsampler(UpsamplerConfig(channels=8)).eval()
     look, frame = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 64, 96)

@@ -23,12 +23,11 @@ from collections import OrderedDict, deque
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..config import SampleConfig
 from ..diffusion import commit_frame, generate_frame
 from ..models import LSDModel, load
-from ..models.upsampler import output_size
+from ..models.upsampler import output_size, resize
 from ..precision import Precision, decide
 from ..styles.picks import null_code, picks_code
 from .backends import decide_backend
@@ -253,20 +252,15 @@ class Stream:
         shown = None
         if self.model.upsampler is not None:
             size = self.shown_size(frame.shape[:2])
-            if tuple(x.shape[-2:]) != size:
-                x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
-            shown = x = x.float() / 255.0
+            shown = x = resize(x, size).float() / 255.0
         else:
             x = x.float() / 255.0
-        if tuple(x.shape[-2:]) != self.size:
-            x = F.interpolate(x, size=self.size, mode="bilinear", antialias=True, align_corners=False)
+        x = resize(x, self.size)
         # one memory layout whether resized or not: a compiled encoder would recompile on it
         return x.to(self.dtype).contiguous(), shown
 
     def _to_frame(self, x: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
-        x = x.float()
-        if tuple(x.shape[-2:]) != size:
-            x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+        x = resize(x.float(), size)
         x = (x[0].clamp(0, 1) * 255).round().to(torch.uint8)
         return x.permute(1, 2, 0).cpu().numpy()
 

@@ -123,15 +123,21 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
     return (x.float().clamp(0, 1) * 255).round().byte().movedim(-3, -1).numpy()
 
 
-def squeezed_frames(path: str, size: tuple[int, int], max_frames: int | None = None,
-                    keep: list[int] | None = None) -> np.ndarray:
-    """(T, h, w, 3) uint8: a video's frames (its first max_frames, or those numbered in
-    `keep`, sorted) resized to `size` one by one (a long 720p clip never sits in memory
-    whole), antialiased as a Stream resizes them."""
-    if keep is not None:
-        max_frames = max(keep) + 1
-    wanted, out = None if keep is None else set(keep), []
-    for i, frame in enumerate(read_frames(path, max_frames=max_frames)):
-        if wanted is None or i in wanted:
-            out.append(to_uint8(resize(to_frames(frame)[None], size))[0])
-    return np.stack(out)
+def shrunk(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """An HxWx3 uint8 frame resized to `size` in uint8, as a Stream shrinks a camera frame."""
+    return resize(torch.from_numpy(frame).permute(2, 0, 1)[None], size)[0].permute(1, 2, 0).numpy()
+
+
+def squeezed_frames(path: str, size: tuple[int, int], max_frames: int | None = None) -> np.ndarray:
+    """(T, h, w, 3) uint8: a video's frames (its first max_frames) shrunk to `size` one by
+    one (a long 1080p clip never sits in memory whole)."""
+    return np.stack([shrunk(frame, size) for frame in read_frames(path, max_frames=max_frames)])
+
+
+def draw_windows(lengths: list[int], n: int, g: torch.Generator,
+                 frames: int) -> list[tuple[int, int]]:
+    """n random (clip, first frame) windows of `frames` frames of clips `lengths` frames
+    long, clips drawn by their length."""
+    starts = torch.tensor([length - frames + 1 for length in lengths], dtype=torch.float)
+    clips = torch.multinomial(starts, n, replacement=True, generator=g).tolist()
+    return [(c, int(torch.randint(lengths[c] - frames + 1, (), generator=g))) for c in clips]

@@ -36,17 +36,17 @@ from tqdm import tqdm
 
 from ..checkpoint import is_checkpoint, load_checkpoint, save_checkpoint
 from ..data.pairs import check_pairs
-from ..io import to_uint8
+from ..io import read_frames, to_uint8
 from ..metrics import psnr
 from ..models import LSDModel, load, normalize_prompt
 from ..models.upsampler import resize
 from ..precision import autocast, decide
 from ..styles import STYLES, get_style, style_names
-from .clips import squeezed_frames, to_frames
+from .clips import draw_windows, shrunk, squeezed_frames, to_frames
 from .clips import to_uint8 as tensor_to_uint8
 from .config import TrainConfig
 from .diffusion_forcing import weighted_mse
-from .look_head import HeadFootage, train_head
+from .look_head import HeadFootage, head_frames, head_windows, train_head
 from .prompts import read_avoided, train_reader
 from .shortcut import LATTICE, shortcut_distillation
 from .trainer import _load_optimizer, _optimizer_tensors, lr_at
@@ -113,14 +113,24 @@ def redrawn_pairs(model: LSDModel, clips: list[dict]) -> float:
 
 
 class Footage:
-    """The pairs at the model's size with their latents; windows of it as training clips."""
+    """The pairs at the model's size with their latents; windows of it as training clips;
+    and the frames the output head learns from at the size a stream shows them."""
 
-    def __init__(self, model: LSDModel, pairs: list[dict], dtype: torch.dtype, progress: bool):
+    def __init__(self, model: LSDModel, pairs: list[dict], dtype: torch.dtype, progress: bool,
+                 shown: dict[int, set[int]] | None = None):
+        """`shown`: clip -> the frame numbers also kept at the shown size (the upsampler's),
+        so that a clip is decoded once (at 1080p, decoding is most of the reading)."""
         size = tuple(model.config.frame_size)
         self.model, self.dtype = model, dtype
         self.inputs, self.targets, self.z_in, self.z0 = [], [], [], []
-        for pair in tqdm(pairs, desc="reading pairs", disable=not progress):
-            x, y = squeezed_frames(pair["input"], size), squeezed_frames(pair["target"], size)
+        self.shown = []  # per clip: {frame number: (input, target)} at the shown size
+        bar = tqdm(total=2 * sum(p["frames"] for p in pairs), desc="reading pairs", unit="frame",
+                   disable=not progress)
+        for c, pair in enumerate(pairs):
+            keep = (shown or {}).get(c, set())
+            big = model.upsampler.shown_size((pair["height"], pair["width"])) if keep else None
+            (x, x_big), (y, y_big) = (self._read(pair[k], size, keep, big, bar)
+                                      for k in ("input", "target"))
             if len(x) != len(y):  # the headers agreed; the streams did not
                 raise ValueError(f"{pair['target']} decodes to {len(y)} frames but input.mp4 "
                                  f"to {len(x)}")
@@ -128,16 +138,26 @@ class Footage:
             self.targets.append(y)
             self.z_in.append(encoded(model, x, dtype))
             self.z0.append(encoded(model, y, dtype))
+            self.shown.append({f: (x_big[f], y_big[f]) for f in x_big if f in y_big})
+        bar.close()
         self.frames = sum(len(x) for x in self.inputs)
         self.old_looks = style_names("frame")
 
+    @staticmethod
+    def _read(path: str, size: tuple[int, int], keep: set[int], big: tuple[int, int] | None,
+              bar: tqdm) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+        """A clip's frames shrunk to `size`, and those numbered in `keep` to `big`."""
+        frames, kept = [], {}
+        for i, frame in enumerate(read_frames(path)):
+            frames.append(shrunk(frame, size))
+            if i in keep:
+                kept[i] = shrunk(frame, big)
+            bar.update()
+        return np.stack(frames), kept
+
     def windows(self, n: int, g: torch.Generator, frames: int = CLIP_FRAMES) -> list[tuple[int, int]]:
-        """n random (clip, first frame) windows of `frames` frames, clips drawn by their
-        length."""
-        lengths = torch.tensor([len(x) - frames + 1 for x in self.inputs], dtype=torch.float)
-        clips = torch.multinomial(lengths, n, replacement=True, generator=g).tolist()
-        return [(c, int(torch.randint(len(self.inputs[c]) - frames + 1, (), generator=g)))
-                for c in clips]
+        """n random (clip, first frame) windows of `frames` frames."""
+        return draw_windows([len(x) for x in self.inputs], n, g, frames)
 
     @torch.no_grad()
     def batch(self, name: str, new: int, old: int, g: torch.Generator) -> tuple[dict, torch.Tensor]:
@@ -225,7 +245,10 @@ def learn(pairs: str, name: str, out: str, source: str, prompts: list[str] | Non
     head = before.upsampler is not None and lesson.head_steps > 0
     model = _with_new_look(before, key, prompts, head)  # copies the weights: `before` now computes
     reference = before.to(precision.dtype).requires_grad_(False)
-    footage = Footage(reference, clips, precision.dtype, progress)
+    g = torch.Generator().manual_seed(lesson.seed)
+    # the output head's windows, drawn now so that its frames are read in the one pass
+    wins = head_windows([c["frames"] for c in clips], g) if head else []
+    footage = Footage(reference, clips, precision.dtype, progress, head_frames(wins))
     redrawn = redrawn_pairs(model, clips)
     warning = None
     if redrawn < CARRIED_DB and not head:  # said before the minutes of training, and kept
@@ -242,7 +265,6 @@ def learn(pairs: str, name: str, out: str, source: str, prompts: list[str] | Non
     opt = torch.optim.AdamW([{"params": weights, "lr_scale": 1.0},
                              {"params": [model.learned_looks], "lr_scale": lesson.vector_lr / lesson.lr}],
                             lr=lesson.lr, betas=(0.9, 0.99), weight_decay=0.0)
-    g = torch.Generator().manual_seed(lesson.seed)
     step, losses = 0, []
     if resume and is_checkpoint(out / "state"):
         tensors, meta = load_checkpoint(out / "state")
@@ -292,7 +314,7 @@ def learn(pairs: str, name: str, out: str, source: str, prompts: list[str] | Non
     model.requires_grad_(False).eval()
     drawn = head_loss = None
     if head:
-        data = HeadFootage(model, footage, key, clips, g, progress)
+        data = HeadFootage(model, footage, key, wins, progress)
         index = model.config.upsampler.heads.index(key)
         head_losses = train_head(model, index, data, lesson.head_steps, lesson.head_lr, g, progress)
         head_loss = round(float(np.mean(head_losses[-50:])), 5)

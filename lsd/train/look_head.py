@@ -18,7 +18,7 @@ from tqdm import tqdm
 from ..metrics import psnr
 from ..models import LSDModel
 from ..models.upsampler import resized_window
-from .clips import squeezed_frames, to_frames
+from .clips import draw_windows, to_frames
 from .clips import to_uint8 as tensor_to_uint8
 from .decoder import roll_as_streamed
 
@@ -29,15 +29,32 @@ CROP = 96  # pixels on a side (less where a frame is smaller)
 CROPS = 8  # a step
 
 
+def head_windows(lengths: list[int], g: torch.Generator) -> list[tuple[int, int]]:
+    """The (clip, first frame) windows the head learns from, in clips `lengths` frames long:
+    drawn before the lesson reads the clips, so that it keeps their frames at the shown size
+    as it reads them (lsd.train.learn.Footage)."""
+    return sorted(draw_windows(lengths, WINDOWS, g, WINDOW))
+
+
+def head_frames(wins: list[tuple[int, int]]) -> dict[int, set[int]]:
+    """clip -> the frame numbers of `wins` the head learns from (after the WARM ones)."""
+    frames: dict[int, set[int]] = {}
+    for c, s in wins:
+        frames.setdefault(c, set()).update(range(s + WARM, s + WINDOW))
+    return frames
+
+
 class HeadFootage:
     """Frames the taught model streamed, at the shown size: per window the inputs, the
     coarse looks the stream drew them from, and the targets."""
 
     @torch.no_grad()
-    def __init__(self, model: LSDModel, footage, name: str, clips: list[dict],
-                 g: torch.Generator, progress: bool):
+    def __init__(self, model: LSDModel, footage, name: str, wins: list[tuple[int, int]],
+                 progress: bool):
+        """`footage`: lsd.train.learn.Footage, read with head_frames(wins) at the shown size;
+        a window past a clip's last decoded frame (its header said more) is left out."""
         up, dtype = model.upsampler, next(model.parameters()).dtype
-        wins = sorted(footage.windows(WINDOWS, g, WINDOW))
+        wins = [(c, s) for c, s in wins if s + WINDOW - 1 in footage.shown[c]]
         z_in = torch.stack([footage.z_in[c][s:s + WINDOW] for c, s in wins])
         small = to_frames(np.stack([footage.inputs[c][s:s + WINDOW] for c, s in wins]))
         def rolled(z: torch.Tensor, seed: int) -> torch.Tensor:  # as a Stream with seed 0 does
@@ -47,23 +64,10 @@ class HeadFootage:
         latents = torch.cat([rolled(z_in[i:i + 32], i) for i in range(0, len(wins), 32)])[:, WARM:]
         small = small[:, WARM:].to(dtype)
         looks = up.coarse(model.codec.decode(latents.flatten(0, 1), small.flatten(0, 1)).float())
-        looks = looks.unflatten(0, latents.shape[:2])
-        self.inputs, self.looks, self.targets = [], [], []
-        for c, clip in enumerate(tqdm(clips, desc="reading pairs at the shown size",
-                                      disable=not progress)):
-            mine = [(w, s) for w, (cc, s) in enumerate(wins) if cc == c]
-            if not mine:
-                continue
-            keep = sorted({s + WARM + t for _, s in mine for t in range(WINDOW - WARM)})
-            hw = (clip["height"], clip["width"])
-            size = up.shown_size(hw)
-            x, y = (squeezed_frames(clip[k], size, keep=keep) for k in ("input", "target"))
-            at = {f: i for i, f in enumerate(keep)}
-            for w, s in mine:
-                rows = [at[s + WARM + t] for t in range(WINDOW - WARM)]
-                self.inputs.append(x[rows])
-                self.looks.append(looks[w])
-                self.targets.append(y[rows])
+        self.looks = list(looks.unflatten(0, latents.shape[:2]))
+        shown = [[footage.shown[c][f] for f in range(s + WARM, s + WINDOW)] for c, s in wins]
+        self.inputs = [np.stack([x for x, _ in frames]) for frames in shown]
+        self.targets = [np.stack([y for _, y in frames]) for frames in shown]
         self.frames = sum(len(x) for x in self.inputs)
 
     def crops(self, n: int, g: torch.Generator) -> tuple[torch.Tensor, ...]:
