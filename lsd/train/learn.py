@@ -315,6 +315,7 @@ def learn(pairs: str, name: str, out: str, source: str, prompts: list[str] | Non
     drawn = head_loss = None
     if head:
         data = HeadFootage(model, footage, key, wins, progress)
+        footage.shown = None  # HeadFootage holds its own copies: not twice for the head's minutes
         index = model.config.upsampler.heads.index(key)
         head_losses = train_head(model, index, data, lesson.head_steps, lesson.head_lr, g, progress)
         head_loss = round(float(np.mean(head_losses[-50:])), 5)
