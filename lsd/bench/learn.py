@@ -72,14 +72,14 @@ def bench_learn(checkpoint: str, pairs: str, name: str, before: str | None = Non
     for clip in clips:
         inputs, targets = read(clip["input"]), read(clip["target"])
         size = shown_size(model, inputs[0].shape[:2])
-        flows = clip_flows(inputs, size)  # once: every run below streams these frames
+        shown = [np.stack([cv2.resize(f, size[::-1], interpolation=cv2.INTER_AREA) for f in v])
+                 for v in (inputs, targets)]
+        flows = clip_flows(shown[0])  # once: every run below streams these frames
         by_seed = [real_run(playing("after", name, seed), inputs, None, size, progress, targets,
                             flows) for seed in range(seeds)]
         run = {**by_seed[0], **{k: round(float(np.mean([r[k] for r in by_seed])), 2)
                                 for k in ("psnr_db", "warp_error")},
                "psnr_db_by_seed": [r["psnr_db"] for r in by_seed]}
-        shown = [np.stack([cv2.resize(f, size[::-1], interpolation=cv2.INTER_AREA) for f in v])
-                 for v in (inputs, targets)]
         runs.append({"clip": clip["name"], **run, "redrawn_db": redrawn_db(model, *shown)})
         for look in old if len(streams) == 2 else ():
             for when in ("before", "after"):

@@ -55,12 +55,10 @@ def check_frame_style(style: str) -> None:
                          f"{', '.join(style_names('frame'))}")
 
 
-def clip_flows(frames: list[np.ndarray],
-               size: tuple[int, int]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """estimate_flow between each two consecutive frames resized to `size`, as real_run
-    estimates them: for a clip streamed several times (the flow costs more than a frame)."""
-    cv2 = _cv2()
-    shown = [cv2.resize(f, size[::-1], interpolation=cv2.INTER_AREA) for f in frames]
+def clip_flows(shown: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """estimate_flow between each two consecutive frames, already resized to real_run's
+    `size` as it resizes them: for a clip streamed several times (the flow costs more than
+    a frame)."""
     return [estimate_flow(a, b) for a, b in zip(shown, shown[1:])]
 
 
