@@ -118,6 +118,8 @@ def _open_video(path: Path) -> av.container.InputContainer:
 def video_info(path: str | os.PathLike) -> dict:
     """{width, height, fps, frames} of a video file or an image folder.
 
+    width and height are those of the frames read_frames yields: upright, a clip's display
+    turn applied (a phone's portrait clip reads as portrait, as players show it).
     frames is the count the container declares, 0 when it does not say. fps falls
     back to DEFAULT_FPS (25.0) when unknown, and is always DEFAULT_FPS for an image
     folder, so a reader's fps can be handed straight to a writer.
@@ -135,12 +137,31 @@ def video_info(path: str | os.PathLike) -> dict:
     with _open_video(path) as container:
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate
+        width, height = stream.codec_context.width, stream.codec_context.height
+        try:  # the turn lives in the frames' side data, so read the first frame's
+            first = next(container.decode(stream), None)
+        except av.FFmpegError as e:
+            raise VideoError(f"cannot decode {path}: {e}") from e
+        if first is not None and _quarter_turns(first) % 2:
+            width, height = height, width
         return {
-            "width": stream.codec_context.width,
-            "height": stream.codec_context.height,
+            "width": width,
+            "height": height,
             "fps": float(rate) if rate else DEFAULT_FPS,
             "frames": stream.frames,
         }
+
+
+def _quarter_turns(frame: av.VideoFrame) -> int:
+    """Counter-clockwise quarter turns that show a frame upright, as ffmpeg's players turn
+    it: a phone's portrait clip is stored on its side, the turn in its display matrix."""
+    return round(frame.rotation / 90) % 4
+
+
+def _upright(frame: av.VideoFrame) -> np.ndarray:
+    pixels = frame.to_ndarray(format="rgb24")
+    turns = _quarter_turns(frame)
+    return np.ascontiguousarray(np.rot90(pixels, turns)) if turns else pixels
 
 
 def _video_pass(path: Path) -> Iterator[np.ndarray]:
@@ -149,7 +170,7 @@ def _video_pass(path: Path) -> Iterator[np.ndarray]:
         stream.thread_type = "AUTO"  # decode on all cores; file reading has no latency budget
         try:
             for frame in container.decode(stream):
-                yield frame.to_ndarray(format="rgb24")
+                yield _upright(frame)
         except av.FFmpegError as e:
             raise VideoError(f"cannot decode {path}: {e}") from e
 
@@ -186,7 +207,8 @@ def _frames(
 def read_frames(
     path: str | os.PathLike, max_frames: int | None = None, loop: bool = False
 ) -> Iterator[np.ndarray]:
-    """Yield HxWx3 uint8 RGB frames from a video file or a folder of images.
+    """Yield HxWx3 uint8 RGB frames from a video file or a folder of images, upright
+    (video_info).
 
     Images are read in natural order (frame2 before frame10); they must all have one
     size. loop=True restarts from the first frame forever, or until max_frames.

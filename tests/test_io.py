@@ -134,6 +134,18 @@ def test_exception_inside_with_removes_temp_and_keeps_old_target(tmp_path):
     assert path.read_bytes() == old
 
 
+@pytest.mark.parametrize("degrees", [90, -90, 180])
+def test_a_turned_clip_reads_upright(tmp_path, sideways_clip, degrees):
+    upright = np.zeros((96, 64, 3), np.uint8)  # portrait, a colour in each quarter
+    upright[:48, :32], upright[:48, 32:], upright[48:, :32], upright[48:, 32:] = RED, (0, 255, 0), BLUE, 255
+    path = tmp_path / "phone.mp4"
+    sideways_clip(path, [upright] * 3, degrees)
+    assert (io.video_info(path)["width"], io.video_info(path)["height"]) == (64, 96)
+    frames = list(io.read_frames(path))
+    assert len(frames) == 3 and frames[0].flags["C_CONTIGUOUS"]
+    assert np.abs(frames[0].astype(int) - upright).mean() < 3
+
+
 # -----------------------------------------------------------------------------
 # a real clip
 

@@ -27,6 +27,13 @@ def test_good_pairs_are_listed_by_name(tmp_path):
     assert got[0]["frames"] == 24 and (got[0]["height"], got[0]["width"]) == (32, 48)
 
 
+def test_a_phone_clip_on_its_side_pairs_with_an_upright_target(tmp_path, sideways_clip):
+    (tmp_path / "p").mkdir()
+    sideways_clip(tmp_path / "p" / "input.mp4", [np.full((48, 32, 3), 12 * i, np.uint8) for i in range(20)], -90)
+    clip(tmp_path / "p" / "target.mp4", size=(48, 32))
+    assert [(p["width"], p["height"]) for p in check_pairs(tmp_path)] == [(32, 48)]
+
+
 def test_each_bad_pair_is_refused_naming_the_file(tmp_path):
     cases = {
         "counts": (lambda r: pair(r, "c", 20, target_frames=18), r"c/target.mp4 has 18 frames"),
