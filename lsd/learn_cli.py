@@ -21,7 +21,7 @@ def cmd_data_pairs(args: argparse.Namespace) -> None:
     from .data.filtered import write_pairs
 
     emit({"folders": write_pairs(args.out, args.filter, args.clip, args.flicker, args.size,
-                                 args.seed, args.repeat)}, args.json)
+                                 args.seed, args.repeat, args.stretch)}, args.json)
 
 
 def add_learn(sub, data) -> None:
@@ -57,6 +57,8 @@ def add_learn(sub, data) -> None:
     pairs.add_argument("--flicker", action="store_true", help="the filter's parameters drawn "
                        "afresh every frame, as a per-frame diffusion pass flickers")
     pairs.add_argument("--size", type=int, default=256, help="short side at most (default 256)")
+    pairs.add_argument("--stretch", action="store_true", help="bring the short side to --size "
+                       "even if that enlarges (e.g. --size 1080: a phone's frames, to time a lesson)")
     pairs.add_argument("--repeat", type=int, default=1, help="each clip played forwards and "
                        "backwards in turn this many times (long pairs, to time a lesson)")
     pairs.add_argument("--seed", type=int, default=0)

@@ -15,7 +15,7 @@ from lsd.cli import main
 from lsd.config import CodecConfig
 from lsd.data.filtered import filtered, write_pairs
 from lsd.data.pairs import check_pairs
-from lsd.io import read_frames, write_video
+from lsd.io import read_frames, video_info, write_video
 from lsd.models import LSDModel, load
 from lsd.stream import Stream
 from lsd.stream.drawing import Drawing
@@ -237,6 +237,11 @@ def test_data_pairs_filters_packaged_clips_steadily_or_flickering(tmp_path):
     again = write_pairs(tmp_path / "again", "ocean", ["carphone:0:16"], short_side=64, repeat=3)
     frames = np.stack(list(read_frames(Path(again[0]) / "input.mp4"))).astype(float)
     assert len(frames) == 48 and np.abs(frames[16] - frames[15]).mean() < 3  # back from its end
+    for stretch, size in ((False, (176, 144)), (True, (196, 160))):  # carphone is 176x144
+        big = write_pairs(tmp_path / f"big{stretch}", "ocean", ["carphone:0:16"], short_side=160,
+                          stretch=stretch)
+        info = video_info(Path(big[0]) / "target.mp4")
+        assert (info["width"], info["height"]) == size
     with pytest.raises(ValueError, match="unknown clip"):
         write_pairs(tmp_path / "x", "ocean", ["nope"])
     with pytest.raises(ValueError, match="known: .*jet.*stylization"):

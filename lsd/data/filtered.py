@@ -87,11 +87,13 @@ def parse_clip(spec: str) -> tuple[str, int, int | None]:
 
 
 def write_pairs(out: str | Path, filter_name: str, clips: list[str], flicker: bool = False,
-                short_side: int = 256, seed: int = 0, repeat: int = 1) -> list[str]:
+                short_side: int = 256, seed: int = 0, repeat: int = 1,
+                stretch: bool = False) -> list[str]:
     """One DIR/<clip> folder per `clips` spec (parse_clip), the frames shrunk to
-    `short_side` (never enlarged), played forwards and backwards in turn `repeat` times
-    (minutes of pairs from seconds of clip, to time a long lesson) and filtered; returns
-    the folders written."""
+    `short_side` (or, with `stretch`, brought to it either way: a phone's 1080p from these
+    small clips), played forwards and backwards in turn `repeat` times (minutes of pairs
+    from seconds of clip) and filtered; returns the folders written. Both are there to time
+    a lesson as a user's footage would make it."""
     if repeat < 1:
         raise ValueError("--repeat must be at least 1")
     if filter_name not in _filters():  # before any file is written
@@ -105,9 +107,10 @@ def write_pairs(out: str | Path, filter_name: str, clips: list[str], flicker: bo
         if not frames:
             raise ValueError(f"--clip {spec!r}: no frames in that span")
         h, w = frames[0].shape[:2]
-        scale = min(1.0, short_side / min(h, w))
+        scale = short_side / min(h, w) if stretch else min(1.0, short_side / min(h, w))
         size = (round(w * scale / 2) * 2, round(h * scale / 2) * 2)  # even, for the encoder
-        frames = [cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames]
+        kind = cv2.INTER_AREA if scale <= 1 else cv2.INTER_CUBIC
+        frames = [cv2.resize(f, size, interpolation=kind) for f in frames]
         frames = [f for i in range(repeat) for f in (frames if i % 2 == 0 else frames[::-1])]
         folder = Path(out) / (name if end is None else f"{name}-{start}-{end}")
         folder.mkdir(parents=True, exist_ok=True)
