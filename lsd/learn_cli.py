@@ -21,7 +21,8 @@ def cmd_data_pairs(args: argparse.Namespace) -> None:
     from .data.filtered import write_pairs
 
     emit({"folders": write_pairs(args.out, args.filter, args.clip, args.flicker, args.size,
-                                 args.seed, args.repeat, args.stretch)}, args.json)
+                                 args.seed, args.repeat, args.stretch,
+                                 not args.no_progress)}, args.json)
 
 
 def add_learn(sub, data) -> None:
@@ -64,4 +65,5 @@ def add_learn(sub, data) -> None:
     pairs.add_argument("--seed", type=int, default=0)
     pairs.add_argument("--out", required=True)
     pairs.add_argument("--json", action="store_true")
+    pairs.add_argument("--no-progress", action="store_true")
     pairs.set_defaults(func=cmd_data_pairs)

@@ -224,8 +224,10 @@ def test_bench_learn_scores_the_new_look_and_the_old_ones(lesson, capsys, monkey
     assert "learnt no look named" in capsys.readouterr().err
 
 
-def test_data_pairs_filters_packaged_clips_steadily_or_flickering(tmp_path):
-    steady = write_pairs(tmp_path / "steady", "ocean", ["carphone:0:16"], short_side=64)
+def test_data_pairs_filters_packaged_clips_steadily_or_flickering(tmp_path, capsys):
+    steady = write_pairs(tmp_path / "steady", "ocean", ["carphone:0:16"], short_side=64, progress=True)
+    err = capsys.readouterr().err
+    assert "writing carphone-0-16: 100%" in err and "32/32" in err  # both files' frames
     flicker = write_pairs(tmp_path / "flicker", "ocean", ["carphone:0:16"], flicker=True, short_side=64)
     assert [Path(f).name for f in steady] == ["carphone-0-16"]
     pairs = check_pairs(tmp_path / "steady")

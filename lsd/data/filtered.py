@@ -11,10 +11,11 @@ writes DIR/<clip>/input.mp4 and target.mp4, the layout `lsd learn --pairs` reads
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from ..io import read_frames, write_video
 
@@ -88,7 +89,7 @@ def parse_clip(spec: str) -> tuple[str, int, int | None]:
 
 def write_pairs(out: str | Path, filter_name: str, clips: list[str], flicker: bool = False,
                 short_side: int = 256, seed: int = 0, repeat: int = 1,
-                stretch: bool = False) -> list[str]:
+                stretch: bool = False, progress: bool = False) -> list[str]:
     """One DIR/<clip> folder per `clips` spec (parse_clip), the frames shrunk to
     `short_side` (or, with `stretch`, brought to it either way: a phone's 1080p from these
     small clips), played forwards and backwards in turn `repeat` times (minutes of pairs
@@ -114,7 +115,16 @@ def write_pairs(out: str | Path, filter_name: str, clips: list[str], flicker: bo
         frames = [f for i in range(repeat) for f in (frames if i % 2 == 0 else frames[::-1])]
         folder = Path(out) / (name if end is None else f"{name}-{start}-{end}")
         folder.mkdir(parents=True, exist_ok=True)
-        write_video(folder / "input.mp4", frames, crf=PAIR_CRF)
-        write_video(folder / "target.mp4", (filtered(f, filter_name, rng) for f in frames), crf=PAIR_CRF)
+        with tqdm(total=2 * len(frames), desc=f"writing {folder.name}", unit="frame",
+                  disable=not progress) as bar:  # minutes a clip at 1080p
+            write_video(folder / "input.mp4", _counted(frames, bar), crf=PAIR_CRF)
+            write_video(folder / "target.mp4", _counted((filtered(f, filter_name, rng)
+                                                         for f in frames), bar), crf=PAIR_CRF)
         written.append(str(folder))
     return written
+
+
+def _counted(frames: Iterable[np.ndarray], bar: tqdm) -> Iterator[np.ndarray]:
+    for frame in frames:
+        yield frame
+        bar.update()
