@@ -15,7 +15,6 @@ from tqdm import tqdm
 from ..data.paired import clip
 from ..data.pictures import SEEDS_PER_SPLIT, seed_base
 from ..data.stills import MAX_START
-from ..io import read_frames
 from ..models.upsampler import resize
 from ..styles import get_style, style_names
 from ..styles.picks import CODE_SIZE, picks_code
@@ -126,12 +125,6 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
 def shrunk(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """An HxWx3 uint8 frame resized to `size` in uint8, as a Stream shrinks a camera frame."""
     return resize(torch.from_numpy(frame).permute(2, 0, 1)[None], size)[0].permute(1, 2, 0).numpy()
-
-
-def squeezed_frames(path: str, size: tuple[int, int], max_frames: int | None = None) -> np.ndarray:
-    """(T, h, w, 3) uint8: a video's frames (its first max_frames) shrunk to `size` one by
-    one (a long 1080p clip never sits in memory whole)."""
-    return np.stack([shrunk(frame, size) for frame in read_frames(path, max_frames=max_frames)])
 
 
 def draw_windows(lengths: list[int], n: int, g: torch.Generator,

@@ -42,7 +42,7 @@ from ..models import LSDModel, load, normalize_prompt
 from ..models.upsampler import resize
 from ..precision import autocast, decide
 from ..styles import STYLES, get_style, style_names
-from .clips import draw_windows, shrunk, squeezed_frames, to_frames
+from .clips import draw_windows, shrunk, to_frames
 from .clips import to_uint8 as tensor_to_uint8
 from .config import TrainConfig
 from .diffusion_forcing import weighted_mse
@@ -100,16 +100,6 @@ def redrawn_db(model: LSDModel, inputs: np.ndarray, targets: np.ndarray) -> floa
     return round(float(np.mean(scores)), 2)
 
 
-def redrawn_pairs(model: LSDModel, clips: list[dict]) -> float:
-    """redrawn_db over the first frames of each clip, at the size a stream shows them."""
-    scores = []
-    for clip in clips:
-        hw, up = (clip["height"], clip["width"]), model.upsampler
-        size = tuple(model.config.frame_size) if up is None else up.shown_size(hw)
-        inputs, targets = (squeezed_frames(clip[k], size, REDRAWN_FRAMES)
-                           for k in ("input", "target"))
-        scores.append(redrawn_db(model, inputs, targets))
-    return round(float(np.mean(scores)), 2)
 
 
 class Footage:
@@ -118,8 +108,9 @@ class Footage:
 
     def __init__(self, model: LSDModel, pairs: list[dict], dtype: torch.dtype, progress: bool,
                  shown: dict[int, set[int]] | None = None):
-        """`shown`: clip -> the frame numbers also kept at the shown size (the upsampler's),
-        so that a clip is decoded once (at 1080p, decoding is most of the reading)."""
+        """`shown`: clip -> the frame numbers also kept at the shown size (the upsampler's;
+        the model's own without one), so that a clip is decoded once (at 1080p, decoding
+        is most of the reading)."""
         size = tuple(model.config.frame_size)
         self.model, self.dtype = model, dtype
         self.inputs, self.targets, self.z_in, self.z0 = [], [], [], []
@@ -128,7 +119,8 @@ class Footage:
                    disable=not progress)
         for c, pair in enumerate(pairs):
             keep = (shown or {}).get(c, set())
-            big = model.upsampler.shown_size((pair["height"], pair["width"])) if keep else None
+            up = model.upsampler
+            big = size if up is None else up.shown_size((pair["height"], pair["width"]))
             (x, x_big), (y, y_big) = (self._read(pair[k], size, keep, big, bar)
                                       for k in ("input", "target"))
             if len(x) != len(y):  # the headers agreed; the streams did not
@@ -183,6 +175,21 @@ class Footage:
                  "z0": torch.stack(z0), "styles": looks,
                  "prompts": [name if look == name else get_style(look).prompts[0] for look in looks]}
         return clips, torch.tensor([look == name for look in looks])
+
+
+def redrawn_pairs(model: LSDModel, footage: Footage) -> float:
+    """redrawn_db over the first REDRAWN_FRAMES frames of each clip, at the size a stream
+    shows them (`footage` kept them: first_frames)."""
+    scores = []
+    for shown in footage.shown:
+        firsts = [shown[f] for f in range(REDRAWN_FRAMES) if f in shown]
+        scores.append(redrawn_db(model, *(np.stack(frames) for frames in zip(*firsts))))
+    return round(float(np.mean(scores)), 2)
+
+
+def first_frames(clips: list[dict]) -> dict[int, set[int]]:
+    """clip -> the frame numbers redrawn_pairs scores."""
+    return {c: set(range(min(REDRAWN_FRAMES, clip["frames"]))) for c, clip in enumerate(clips)}
 
 
 def _with_new_look(source: LSDModel, name: str, prompts: list[str], head: bool) -> LSDModel:
@@ -248,8 +255,11 @@ def learn(pairs: str, name: str, out: str, source: str, prompts: list[str] | Non
     g = torch.Generator().manual_seed(lesson.seed)
     # the output head's windows, drawn now so that its frames are read in the one pass
     wins = head_windows([c["frames"] for c in clips], g) if head else []
-    footage = Footage(reference, clips, precision.dtype, progress, head_frames(wins))
-    redrawn = redrawn_pairs(model, clips)
+    shown = first_frames(clips)
+    for c, frames in head_frames(wins).items():
+        shown[c] |= frames
+    footage = Footage(reference, clips, precision.dtype, progress, shown)
+    redrawn = redrawn_pairs(model, footage)
     warning = None
     if redrawn < CARRIED_DB and not head:  # said before the minutes of training, and kept
         warning = (f"the model's codec and upsampler redraw these targets at only {redrawn} "
