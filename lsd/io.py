@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -236,6 +237,17 @@ class ClosedOnSuccess:
             self.close()
         else:
             self.abort()
+
+
+def write_atomic(path: Path, write: Callable[[Any], object]) -> None:
+    """`write(file)` into a temporary file beside `path`, synced, then renamed over it: a
+    kill leaves the old file or the new one, never half of one."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def check_target(path: Path) -> None:

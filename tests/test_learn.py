@@ -251,6 +251,24 @@ def test_data_pairs_filters_packaged_clips_steadily_or_flickering(tmp_path, caps
     assert not (tmp_path / "x").exists()
 
 
+def test_data_pairs_goes_on_where_a_stopped_run_was(tmp_path, capsys):
+    specs, out = ["carphone:0:16", "carphone:16:32"], tmp_path / "pairs"
+    first = write_pairs(out, "ocean", specs, flicker=True, short_side=64)
+    targets = lambda folder: np.stack(list(read_frames(Path(folder) / "target.mp4")))
+    made, ocean, whole = ((Path(first[0]) / "target.mp4").stat().st_mtime_ns, targets(first[0]),
+                          targets(first[1]))
+    (Path(first[1]) / "target.mp4").unlink()  # stopped while writing the second clip
+    assert write_pairs(out, "ocean", specs, flicker=True, short_side=64, progress=True) == first
+    err = capsys.readouterr().err
+    assert "kept carphone-0-16" in err and "writing carphone-0-16" not in err
+    assert "writing carphone-16-32: 100%" in err
+    assert (Path(first[0]) / "target.mp4").stat().st_mtime_ns == made
+    assert np.array_equal(targets(first[1]), whole)  # its own draws: as if never stopped
+    write_pairs(out, "jet", specs[:1], short_side=64, progress=True)  # another recipe
+    assert "writing carphone-0-16: 100%" in capsys.readouterr().err
+    assert np.abs(targets(first[0]).astype(int) - ocean).mean() > 10
+
+
 def test_every_opencv_colour_map_is_a_filter():
     frame = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
     jet, inferno = filtered(frame, "jet"), filtered(frame, "inferno")

@@ -9,26 +9,16 @@ import glob
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable
 
 import numpy as np
+
+from ..io import write_atomic
 
 SNAPSHOT_EVERY = 100  # frames between resume snapshots (a kill redoes at most this many)
 
 
 def snapshot_json(csv_path: Path) -> Path:
     return csv_path.with_name(csv_path.name + ".resume.json")
-
-
-def write_atomic(path: Path, write: Callable[[Any], object]) -> None:
-    """`write(file)` into a temporary file beside `path`, synced, then renamed over it: a
-    kill leaves the old file or the new one, never half of one."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def remove_snapshots(csv_path: Path, keep: Path | None = None) -> None:

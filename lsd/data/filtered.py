@@ -6,20 +6,25 @@ that ship inside PyPI packages, each frame put through one of OpenCV's photo fil
 diffusion pass flickers; a learnt look should come out steadier than such targets.
 
 `lsd data pairs --filter stylization --out pairs/train --clip bikes --clip bigbuckbunny`
-writes DIR/<clip>/input.mp4 and target.mp4, the layout `lsd learn --pairs` reads.
+writes DIR/<clip>/input.mp4 and target.mp4, the layout `lsd learn --pairs` reads, and
+recipe.json last; run again, it keeps the clips already made by the same recipe.
 """
 
 from __future__ import annotations
 
+import json
+import sys
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from ..io import read_frames, write_video
+from ..io import read_frames, write_atomic, write_video
 
 PAIR_CRF = 12  # the targets are what is learnt: compress them little
+RECIPE = "recipe.json"  # in each clip folder: how its pair was made
 
 
 def packaged_clips() -> dict[str, str]:
@@ -93,17 +98,25 @@ def write_pairs(out: str | Path, filter_name: str, clips: list[str], flicker: bo
     """One DIR/<clip> folder per `clips` spec (parse_clip), the frames shrunk to
     `short_side` (or, with `stretch`, brought to it either way: a phone's 1080p from these
     small clips), played forwards and backwards in turn `repeat` times (minutes of pairs
-    from seconds of clip) and filtered; returns the folders written. Both are there to time
-    a lesson as a user's footage would make it."""
+    from seconds of clip) and filtered; returns the folders. Both are there to time a lesson
+    as a user's footage would make it. A folder already made by the same recipe (RECIPE,
+    written last) is kept, so a stopped run goes on where it was."""
     if repeat < 1:
         raise ValueError("--repeat must be at least 1")
     if filter_name not in _filters():  # before any file is written
         raise ValueError(f"unknown filter {filter_name!r}; known: {', '.join(_filters())}")
     cv2 = _cv2()
-    rng = np.random.default_rng(seed) if flicker else None
-    written = []
+    folders = []
     for spec in clips:
         name, start, end = parse_clip(spec)
+        folder = Path(out) / (name if end is None else f"{name}-{start}-{end}")
+        folders.append(str(folder))
+        recipe = {"filter": filter_name, "clip": [name, start, end], "flicker": flicker,
+                  "short_side": short_side, "stretch": stretch, "seed": seed, "repeat": repeat}
+        if _made(folder) == recipe:
+            if progress:
+                tqdm.write(f"kept {folder.name}: made by the same recipe", file=sys.stderr)
+            continue
         frames = list(read_frames(packaged_clips()[name], max_frames=end))[start:]
         if not frames:
             raise ValueError(f"--clip {spec!r}: no frames in that span")
@@ -113,15 +126,27 @@ def write_pairs(out: str | Path, filter_name: str, clips: list[str], flicker: bo
         kind = cv2.INTER_AREA if scale <= 1 else cv2.INTER_CUBIC
         frames = [cv2.resize(f, size, interpolation=kind) for f in frames]
         frames = [f for i in range(repeat) for f in (frames if i % 2 == 0 else frames[::-1])]
-        folder = Path(out) / (name if end is None else f"{name}-{start}-{end}")
+        # each clip's own draws, so that a kept clip leaves the next one's as they were
+        rng = np.random.default_rng([seed, zlib.crc32(folder.name.encode())]) if flicker else None
         folder.mkdir(parents=True, exist_ok=True)
+        (folder / RECIPE).unlink(missing_ok=True)  # half rewritten is not made
         with tqdm(total=2 * len(frames), desc=f"writing {folder.name}", unit="frame",
                   disable=not progress) as bar:  # minutes a clip at 1080p
             write_video(folder / "input.mp4", _counted(frames, bar), crf=PAIR_CRF)
             write_video(folder / "target.mp4", _counted((filtered(f, filter_name, rng)
                                                          for f in frames), bar), crf=PAIR_CRF)
-        written.append(str(folder))
-    return written
+        write_atomic(folder / RECIPE, lambda f: f.write(json.dumps(recipe).encode()))
+    return folders
+
+
+def _made(folder: Path) -> dict | None:
+    """The recipe `folder`'s pair was made by, or None if it was not (all) made."""
+    try:
+        if (folder / "input.mp4").is_file() and (folder / "target.mp4").is_file():
+            return json.loads((folder / RECIPE).read_text())
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 def _counted(frames: Iterable[np.ndarray], bar: tqdm) -> Iterator[np.ndarray]:
