@@ -49,8 +49,8 @@ def add_learn(sub, data) -> None:
     ln.set_defaults(func=cmd_learn)
 
     pairs = data.add_parser("pairs", help="paired clips in an OpenCV filter's look, from real "
-                            "clips that ship in packages (for lsd learn and lsd bench learn); run again, it keeps "
-                            "the clips it already made")
+                            "clips that ship in packages (for lsd learn and lsd bench learn); "
+                            "run again, it keeps the clips it already made")
     pairs.add_argument("--filter", required=True, help="stylization, pencil, edge_preserving "
                        "or an OpenCV colour map: ocean, jet, inferno, ... (lsd.data.filtered)")
     pairs.add_argument("--clip", action="append", required=True, metavar="NAME[:START:END]",
