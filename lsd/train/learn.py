@@ -100,8 +100,6 @@ def redrawn_db(model: LSDModel, inputs: np.ndarray, targets: np.ndarray) -> floa
     return round(float(np.mean(scores)), 2)
 
 
-
-
 class Footage:
     """The pairs at the model's size with their latents; windows of it as training clips;
     and the frames the output head learns from at the size a stream shows them."""
@@ -117,9 +115,9 @@ class Footage:
         self.shown = []  # per clip: {frame number: (input, target)} at the shown size
         bar = tqdm(total=2 * sum(p["frames"] for p in pairs), desc="reading pairs", unit="frame",
                    disable=not progress)
+        up = model.upsampler
         for c, pair in enumerate(pairs):
             keep = (shown or {}).get(c, set())
-            up = model.upsampler
             big = size if up is None else up.shown_size((pair["height"], pair["width"]))
             (x, x_big), (y, y_big) = (self._read(pair[k], size, keep, big, bar)
                                       for k in ("input", "target"))
