@@ -22,6 +22,7 @@ from lsd.stream.drawing import Drawing
 from lsd.stream.look_motion import grey
 from lsd.styles import STYLES
 from lsd.train import learn as learn_module
+from lsd.train.clips import to_uint8 as tensor_to_uint8
 from lsd.train.learn import Lesson, learn, redrawn_db
 from lsd.train.look_head import HeadFootage, head_frames
 from lsd.train.prompts import train_reader
@@ -307,3 +308,41 @@ def test_a_lesson_reads_each_clip_once_and_keeps_the_heads_frames_at_the_shown_s
     assert len(data.inputs) == 1 and data.frames == 6  # the window past the end is left out
     assert np.array_equal(data.targets[0], np.stack([footage.shown[0][f][1] for f in range(6, 12)]))
 
+
+
+def test_a_second_lesson_keeps_the_first_look(lesson, tmp_path, capsys, monkeypatch):
+    root, report = lesson
+    first = load(report["model"])
+    # the first look is an old look of the second lesson: windows of its footage drawn by
+    # the first lesson's model stand in for a renderer
+    footage = learn_module.Footage(first, check_pairs(root / "pairs"), torch.float32, False)
+    footage.rehearse(["negative film"], torch.Generator().manual_seed(0), False)
+    assert footage.old_looks[-1] == "negative film" and len(footage.rehearsed["negative film"]) == 48
+    clips, taught = footage.batch("mirror", 1, 40, torch.Generator().manual_seed(1))
+    rows = [i for i, p in enumerate(clips["prompts"]) if p == "negative film"]
+    assert rows and not taught[rows].any()
+    for i in rows:  # its input window, frames and latents are one drawn window's
+        (c, s), frames, z0 = next(w for w in footage.rehearsed["negative film"]
+                                  if torch.equal(w[2], clips["z0"][i]))
+        assert torch.equal(clips["z_in"][i], footage.z_in[c][s:s + 8])
+        assert np.array_equal(tensor_to_uint8(clips["target"][i]), frames)
+    second = learn(str(root / "pairs"), "mirror", str(tmp_path / "second"), report["model"],
+                   lesson=Lesson(**TINY), progress=False)
+    out = load(second["model"])
+    assert out.config.text.learned == ["negative film", "mirror"]
+    assert out.config.upsampler.heads == ["negative film", "mirror"]
+    assert torch.equal(out.learned_looks[0], first.learned_looks[0])
+    for k, v in first.upsampler.heads[0].state_dict().items():  # its head is kept bit for bit
+        assert torch.equal(out.upsampler.heads[0].state_dict()[k], v)
+    assert [r[0] for r in out.reader.read(["Negative Film", "inverted colours", "mirror"])] == [
+        "negative film", "negative film", "mirror"]
+    # lsd bench learn scores the first look before and after the second lesson
+    monkeypatch.setenv("LSD_BACKEND", "eager")
+    assert main(["bench", "learn", "--checkpoint", second["model"], "--pairs", str(root / "pairs"),
+                 "--name", "negative film", "--frames", "6", "--json"]) == 0
+    bench = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert main(["bench", "learn", "--checkpoint", report["model"], "--pairs", str(root / "pairs"),
+                 "--name", "negative film", "--frames", "6", "--json", "--no-old-looks"]) == 0
+    then = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert bench["before"] == report["model"] and then["before_psnr_db"] is None
+    assert [c["before_psnr_db"] for c in bench["per_clip"]] == [c["psnr_db"] for c in then["per_clip"]]

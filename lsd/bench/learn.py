@@ -8,9 +8,11 @@ frame may flicker more than the output). With `seeds` N it streams from N first 
 reports their mean: on footage unlike the lesson's, a look's colours can hang on the noise
 the stream started from (journal). The old frame looks are streamed on the same
 clips by the model before the lesson and after it, each scored against its reference
-renderer: what the lesson cost them. `redrawn_db` is the targets redrawn by the model's
-codec and upsampler, which a lesson does not teach: about the most the look can score
-without an output head of its own (lsd.models.look_head), which draws past it.
+renderer: what the lesson cost them. A look the model before the lesson already had (an
+earlier lesson taught it) is streamed by that model too: `before_psnr_db`. `redrawn_db` is
+the targets redrawn by the model's codec and upsampler, which a lesson does not teach:
+about the most the look can score without an output head of its own
+(lsd.models.look_head), which draws past it.
 """
 
 from __future__ import annotations
@@ -57,9 +59,11 @@ def bench_learn(checkpoint: str, pairs: str, name: str, before: str | None = Non
     # one stream a model (a graph backend builds once), set to each prompt from an empty
     # history and its first noise, so a score does not hang on what was played before it
     streams = {"after": Stream(model, name, model.sample.but(steps=steps))}
+    knew = False  # the model before the lesson had the look (an earlier lesson taught it)
     if old_looks and before:
         earlier = load(before)
         streams["before"] = Stream(earlier, name, earlier.sample.but(steps=steps))
+        knew = normalize_prompt(name) in earlier.config.text.learned
 
     def playing(when: str, prompt: str, seed: int = 0):
         stream = streams[when]
@@ -80,6 +84,9 @@ def bench_learn(checkpoint: str, pairs: str, name: str, before: str | None = Non
         run = {**by_seed[0], **{k: round(float(np.mean([r[k] for r in by_seed])), 2)
                                 for k in ("psnr_db", "warp_error")},
                "psnr_db_by_seed": [r["psnr_db"] for r in by_seed]}
+        run["before_psnr_db"] = round(float(np.mean([  # what the lesson cost the look
+            real_run(playing("before", name, seed), inputs, None, size, False, targets,
+                     flows)["psnr_db"] for seed in range(seeds)])), 2) if knew else None
         runs.append({"clip": clip["name"], **run, "redrawn_db": redrawn_db(model, *shown)})
         for look in old if len(streams) == 2 else ():
             for when in ("before", "after"):
@@ -92,12 +99,14 @@ def bench_learn(checkpoint: str, pairs: str, name: str, before: str | None = Non
         v["change_db"] = round(v["after"] - v["before"], 2)
     return {"checkpoint": str(checkpoint), "pairs": str(pairs), "name": name,
             "clips": len(runs), "frames": sum(r["frames"] for r in runs), "seeds": seeds,
-            "psnr_db": _weighted(runs, "psnr_db"), "redrawn_db": _weighted(runs, "redrawn_db"),
+            "psnr_db": _weighted(runs, "psnr_db"),
+            "before_psnr_db": _weighted(runs, "before_psnr_db"),
+            "redrawn_db": _weighted(runs, "redrawn_db"),
             "warp_error": _weighted(runs, "warp_error"),
             "target_warp_error": _weighted(runs, "reference_warp_error"),
             "per_clip": [{k: r[k] for k in ("clip", "frames", "frame_size", "psnr_db",
-                                            "psnr_db_by_seed", "redrawn_db", "warp_error",
-                                            "reference_warp_error")} for r in runs],
+                                            "psnr_db_by_seed", "before_psnr_db", "redrawn_db",
+                                            "warp_error", "reference_warp_error")} for r in runs],
             "before": before, "old_looks": per_look,
             "old_looks_worst_change_db": min((v["change_db"] for v in per_look.values()), default=None),
             **streamed_with(), "machine": machine_name(threads=torch.get_num_threads())}

@@ -64,6 +64,17 @@ def roll_as_streamed(model: LSDModel, cache, z_in: torch.Tensor, seeds: list[int
 
 
 @torch.no_grad()
+def look_as_streamed(model: LSDModel, z_in: torch.Tensor, look: str,
+                     progress: str | None = None, chunk: int = 32) -> torch.Tensor:
+    """Latents of `look` drawn over windows z_in (B, T, C, h, w) as a Stream with seed 0
+    draws them from an empty history, `chunk` windows at a time (chunk i from noise seed i)."""
+    dtype = next(model.parameters()).dtype
+    return torch.cat([roll_as_streamed(model, model.new_cache(), z.to(dtype), [0] * len(z),
+                                       [look] * len(z), torch.Generator().manual_seed(i), progress)
+                      for i, z in zip(range(0, len(z_in), chunk), z_in.split(chunk))])
+
+
+@torch.no_grad()
 def rolled_out(model: LSDModel, seeds: list[int], styles: list[str], frames: int,
                seed: int, progress: bool = False) -> dict[str, torch.Tensor]:
     """Roll `model` out as it streams (roll_as_streamed) on one world per (seed, style):

@@ -11,15 +11,18 @@ two kinds of clip, a third and two thirds:
 - an old frame look on the same footage: its reference renderer draws the history and the
   frames, and the target is what the model before the lesson predicts there, so the old
   looks keep drawing what they drew. Such a window weighs `Lesson.old_weight` (2) new ones.
+  A look an earlier lesson taught is an old look too: the model before the lesson draws
+  windows of the footage in it once, in place of a renderer (Footage.rehearse).
 
 The new look's prompt embedding is a learnt vector (ModelConfig.text.learned), started at
-the prompt encoder's embedding of its name; the encoder and the codec do not change, so
-every old prompt embeds as before. A model with an upsampler then learns the look an
-output head of its own (lsd.train.look_head), which draws in place of the upsampler's gains
-what the model's 128 px cannot carry (outlines, exact colour maps); a stream draws with it
-only for prompts read as the new look, so the old looks draw exactly as before. The prompt reader is retrained with the new
-look's name and prompts. OUT/state is written every `save_every` steps and `--resume` continues from
-it; OUT/model is a checkpoint that `lsd run`, `lsd serve` and `lsd.Stream` take as it is.
+the prompt encoder's embedding of its name (earlier lessons' vectors stay); the encoder and
+the codec do not change, so every old prompt embeds as before. A model with an upsampler
+then learns the look an output head of its own (lsd.train.look_head), which draws in place
+of the upsampler's gains what the model's 128 px cannot carry (outlines, exact colour
+maps); a stream draws with it only for prompts read as the new look, so the old looks draw
+exactly as before. The prompt reader is retrained with the new look's name and prompts.
+OUT/state is written every `save_every` steps and `--resume` continues from it; OUT/model
+is a checkpoint that `lsd run`, `lsd serve` and `lsd.Stream` take as it is.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from .clips import draw_windows, shrunk, to_frames
 from .clips import to_uint8 as tensor_to_uint8
 from .config import TrainConfig
 from .diffusion_forcing import weighted_mse
+from .decoder import look_as_streamed
 from .look_head import HeadFootage, head_frames, head_windows, train_head
 from .prompts import read_avoided, train_reader
 from .shortcut import LATTICE, shortcut_distillation
@@ -55,6 +59,7 @@ CLIP_FRAMES = 8  # frames of a training window: the history is 3
 CARRIED_DB = 26.0  # redrawn this well, a look was learnt at 24 dB or more (journal)
 LEARNT_DB = 28.0  # drawn where taught, new footage scored 1.7-7.8 dB lower (journal)
 REDRAWN_FRAMES = 32  # frames of each clip the redrawing is measured on
+REHEARSED = 48  # windows of each look an earlier lesson taught, drawn once before the steps
 
 
 @dataclasses.dataclass
@@ -132,6 +137,7 @@ class Footage:
         bar.close()
         self.frames = sum(len(x) for x in self.inputs)
         self.old_looks = style_names("frame")
+        self.rehearsed = {}  # a look taught before: [(window, its frames, their latents)]
 
     @staticmethod
     def _read(path: str, size: tuple[int, int], keep: set[int], big: tuple[int, int] | None,
@@ -145,6 +151,22 @@ class Footage:
             bar.update()
         return np.stack(frames), kept
 
+    @torch.no_grad()
+    def rehearse(self, looks: list[str], g: torch.Generator, progress: bool):
+        """Make the looks earlier lessons taught old looks of this one. They have no
+        renderer, so windows of this footage drawn by the model before the lesson, as a
+        stream draws them, stand in for one; their targets in `batch` are that model's
+        predictions, as every old look's are."""
+        for look in looks:
+            wins = self.windows(REHEARSED, g)
+            z_in = torch.stack([self.z_in[c][s:s + CLIP_FRAMES] for c, s in wins])
+            z0 = look_as_streamed(self.model, z_in, look,
+                                  f"drawing {look!r} as it was" if progress else None).float()
+            small = to_frames(np.stack([self.inputs[c][s:s + CLIP_FRAMES] for c, s in wins]))
+            frames = tensor_to_uint8(self.model.codec.decode(z0.to(self.dtype), small.to(self.dtype)))
+            self.rehearsed[look] = list(zip(wins, frames, z0))
+        self.old_looks = [*self.old_looks, *looks]
+
     def windows(self, n: int, g: torch.Generator, frames: int = CLIP_FRAMES) -> list[tuple[int, int]]:
         """n random (clip, first frame) windows of `frames` frames."""
         return draw_windows([len(x) for x in self.inputs], n, g, frames)
@@ -157,12 +179,21 @@ class Footage:
         wins = self.windows(new + old, g)
         looks = [name] * new + [self.old_looks[int(i)] for i in
                                 torch.randint(len(self.old_looks), (old,), generator=g)]
+        earlier = {}  # window number -> the frames and latents of a look taught before
+        for i, look in enumerate(looks):
+            if look in self.rehearsed:
+                pick = int(torch.randint(REHEARSED, (), generator=g))
+                wins[i], frames, latents = self.rehearsed[look][pick]
+                earlier[i] = frames, latents
         inputs = np.stack([cut(self.inputs, c, s) for c, s in wins])
         targets, z0 = [], []
-        for (c, s), look in zip(wins, looks):
+        for i, ((c, s), look) in enumerate(zip(wins, looks)):
             if look == name:
                 targets.append(cut(self.targets, c, s))
                 z0.append(cut(self.z0, c, s))
+            elif i in earlier:
+                targets.append(earlier[i][0])
+                z0.append(earlier[i][1])
             else:
                 render = get_style(look).renderer()
                 drawn = np.stack([render(f.astype(np.float32) / 255.0) for f in cut(self.inputs, c, s)])
@@ -171,7 +202,8 @@ class Footage:
         clips = {"input": to_frames(inputs), "target": to_frames(np.stack(targets)),
                  "z_in": torch.stack([cut(self.z_in, c, s) for c, s in wins]),
                  "z0": torch.stack(z0), "styles": looks,
-                 "prompts": [name if look == name else get_style(look).prompts[0] for look in looks]}
+                 "prompts": [look if look == name or look in self.rehearsed
+                             else get_style(look).prompts[0] for look in looks]}
         return clips, torch.tensor([look == name for look in looks])
 
 
@@ -257,6 +289,7 @@ def learn(pairs: str, name: str, out: str, source: str, prompts: list[str] | Non
     for c, frames in head_frames(wins).items():
         shown[c] |= frames
     footage = Footage(reference, clips, precision.dtype, progress, shown)
+    footage.rehearse(before.config.text.learned, g, progress)
     redrawn = redrawn_pairs(model, footage)
     warning = None
     if redrawn < CARRIED_DB and not head:  # said before the minutes of training, and kept
@@ -270,6 +303,9 @@ def learn(pairs: str, name: str, out: str, source: str, prompts: list[str] | Non
     weights = list(model.denoiser.parameters())
     for p in [*weights, model.learned_looks]:
         p.requires_grad_(True)
+    only_new = torch.zeros_like(model.learned_looks[:, :1])
+    only_new[-1] = 1  # the looks earlier lessons taught keep their vectors
+    model.learned_looks.register_hook(lambda grad: grad * only_new)
     opt = torch.optim.AdamW([{"params": weights, "lr_scale": 1.0},
                              {"params": [model.learned_looks], "lr_scale": lesson.vector_lr / lesson.lr}],
                             lr=lesson.lr, betas=(0.9, 0.99), weight_decay=0.0)

@@ -20,7 +20,7 @@ from ..models import LSDModel
 from ..models.upsampler import resized_window
 from .clips import draw_windows, to_frames
 from .clips import to_uint8 as tensor_to_uint8
-from .decoder import roll_as_streamed
+from .decoder import look_as_streamed
 
 WINDOWS = 96  # rolled-out windows of the clips
 WINDOW = 10  # frames each; the first WARM are not learnt from (the history is filling)
@@ -57,11 +57,8 @@ class HeadFootage:
         wins = [(c, s) for c, s in wins if s + WINDOW - 1 in footage.shown[c]]
         z_in = torch.stack([footage.z_in[c][s:s + WINDOW] for c, s in wins])
         small = to_frames(np.stack([footage.inputs[c][s:s + WINDOW] for c, s in wins]))
-        def rolled(z: torch.Tensor, seed: int) -> torch.Tensor:  # as a Stream with seed 0 does
-            return roll_as_streamed(model, model.new_cache(), z.to(dtype), [0] * len(z),
-                                    [name] * len(z), torch.Generator().manual_seed(seed),
-                                    "streaming the new look" if progress else None)
-        latents = torch.cat([rolled(z_in[i:i + 32], i) for i in range(0, len(wins), 32)])[:, WARM:]
+        latents = look_as_streamed(model, z_in, name,
+                                   "streaming the new look" if progress else None)[:, WARM:]
         small = small[:, WARM:].to(dtype)
         looks = up.coarse(model.codec.decode(latents.flatten(0, 1), small.flatten(0, 1)).float())
         self.looks = list(looks.unflatten(0, latents.shape[:2]))
