@@ -16,11 +16,18 @@ from .learn_cli import add_learn
 def cmd_styles(args: argparse.Namespace) -> None:
     from .styles import STYLES
 
+    rows = [s.to_dict() for s in STYLES.values()]
+    if args.checkpoint:  # and the looks `lsd learn` taught it
+        from .models import load
+        from .stream.understood import looks_of
+
+        rows += [{"name": name, "kind": "taught", "prompts": list(prompts), "not_learnt": None}
+                 for name, prompts in looks_of(load(args.checkpoint)).taught.items()]
     if args.json:
-        return print(json.dumps({"styles": [s.to_dict() for s in STYLES.values()]}, ensure_ascii=False))
-    for s in STYLES.values():
-        note = "   (not learnt: " + s.not_learnt.split(":")[0] + ")" if s.not_learnt else ""
-        print(f"{s.name:16s} {s.kind:7s} {' | '.join(s.prompts)}{note}")
+        return print(json.dumps({"styles": rows}, ensure_ascii=False))
+    for s in rows:
+        note = "   (not learnt: " + s["not_learnt"].split(":")[0] + ")" if s["not_learnt"] else ""
+        print(f"{s['name']:16s} {s['kind']:7s} {' | '.join(s['prompts'])}{note}")
 
 
 def cmd_data_sample(args: argparse.Namespace) -> None:
@@ -257,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     pm.set_defaults(func=cmd_prompts)
 
     styles = sub.add_parser("styles", help="list the styles with their kind and prompts")
+    styles.add_argument("--checkpoint", help="also the looks `lsd learn` taught this model")
     styles.add_argument("--json", action="store_true")
     styles.set_defaults(func=cmd_styles)
 

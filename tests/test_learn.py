@@ -92,6 +92,17 @@ def test_lsd_run_plays_the_learnt_look(lesson, tmp_path):
     assert len(list(read_frames(video))) == 3
 
 
+def test_lsd_styles_lists_the_taught_look(lesson, capsys):
+    root, _ = lesson
+    assert main(["styles", "--checkpoint", str(root / "run" / "model"), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["styles"]
+    assert rows[-1] == {"name": "negative film", "kind": "taught", "not_learnt": None,
+                        "prompts": ["negative film", "inverted colours"]}
+    assert len(rows) == len(STYLES) + 1
+    assert main(["styles", "--checkpoint", str(root / "src")]) == 0
+    assert "taught" not in capsys.readouterr().out
+
+
 def test_a_stopped_lesson_resumes_where_it_stopped(lesson, tmp_path, monkeypatch):
     root, _ = lesson
     whole = learn(str(root / "pairs"), "negative film", str(tmp_path / "whole"), str(root / "src"),
