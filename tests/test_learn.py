@@ -1,7 +1,8 @@
 """`lsd learn`: a tiny lesson end to end in seconds (the new look answers to its name and
 prompts, the old looks' prompts still map where they did, nothing but the denoiser, the
 new look's vector and its output head changes, and the old looks never pass through the
-head), resume after Ctrl-C, bad input; `lsd data pairs`; `lsd bench learn`."""
+head), resume after Ctrl-C, bad input, a second lesson on top of the first; `lsd data
+pairs`; `lsd bench learn`; `lsd styles --checkpoint`."""
 
 import dataclasses
 import json
@@ -318,7 +319,6 @@ def test_a_lesson_reads_each_clip_once_and_keeps_the_heads_frames_at_the_shown_s
     data = HeadFootage(model, footage, "negative film", wins, False)
     assert len(data.inputs) == 1 and data.frames == 6  # the window past the end is left out
     assert np.array_equal(data.targets[0], np.stack([footage.shown[0][f][1] for f in range(6, 12)]))
-
 
 
 def test_a_second_lesson_keeps_the_first_look(lesson, tmp_path, capsys, monkeypatch):

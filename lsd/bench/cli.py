@@ -131,7 +131,8 @@ def _add_evidence_benches(bench) -> None:
     ln.add_argument("--name", required=True, help="the learnt look's name")
     ln.add_argument("--before", help="the model before the lesson (default: its --from)")
     ln.add_argument("--frames", type=int, help="at most this many frames a clip (default 100)")
-    ln.add_argument("--no-old-looks", action="store_true", help="skip the old looks")
+    ln.add_argument("--no-old-looks", action="store_true", help="skip the old looks (and the "
+                    "model before the lesson)")
     ln.add_argument("--seeds", type=int, default=1, help="stream the new look from this many "
                     "first noises and report their mean (default 1)")
     ln.set_defaults(func=cmd_learn)
