@@ -79,14 +79,16 @@ def bench_learn(checkpoint: str, pairs: str, name: str, before: str | None = Non
         shown = [np.stack([cv2.resize(f, size[::-1], interpolation=cv2.INTER_AREA) for f in v])
                  for v in (inputs, targets)]
         flows = clip_flows(shown[0])  # once: every run below streams these frames
-        by_seed = [real_run(playing("after", name, seed), inputs, None, size, progress, targets,
-                            flows) for seed in range(seeds)]
+
+        def seeded(when: str) -> list[dict]:  # the look, streamed from each first noise
+            return [real_run(playing(when, name, seed), inputs, None, size,
+                             progress and when == "after", targets, flows) for seed in range(seeds)]
+        by_seed = seeded("after")
         run = {**by_seed[0], **{k: round(float(np.mean([r[k] for r in by_seed])), 2)
                                 for k in ("psnr_db", "warp_error")},
                "psnr_db_by_seed": [r["psnr_db"] for r in by_seed]}
-        run["before_psnr_db"] = round(float(np.mean([  # what the lesson cost the look
-            real_run(playing("before", name, seed), inputs, None, size, False, targets,
-                     flows)["psnr_db"] for seed in range(seeds)])), 2) if knew else None
+        run["before_psnr_db"] = (round(float(np.mean([r["psnr_db"] for r in seeded("before")])), 2)
+                                 if knew else None)  # what the lesson cost the look
         runs.append({"clip": clip["name"], **run, "redrawn_db": redrawn_db(model, *shown)})
         for look in old if len(streams) == 2 else ():
             for when in ("before", "after"):

@@ -179,29 +179,24 @@ class Footage:
         wins = self.windows(new + old, g)
         looks = [name] * new + [self.old_looks[int(i)] for i in
                                 torch.randint(len(self.old_looks), (old,), generator=g)]
-        earlier = {}  # window number -> the frames and latents of a look taught before
-        for i, look in enumerate(looks):
-            if look in self.rehearsed:
+        inputs, z_in, targets, z0 = [], [], [], []
+        for (c, s), look in zip(wins, looks):
+            if look in self.rehearsed:  # one of the windows drawn in it before the steps
                 pick = int(torch.randint(REHEARSED, (), generator=g))
-                wins[i], frames, latents = self.rehearsed[look][pick]
-                earlier[i] = frames, latents
-        inputs = np.stack([cut(self.inputs, c, s) for c, s in wins])
-        targets, z0 = [], []
-        for i, ((c, s), look) in enumerate(zip(wins, looks)):
-            if look == name:
-                targets.append(cut(self.targets, c, s))
-                z0.append(cut(self.z0, c, s))
-            elif i in earlier:
-                targets.append(earlier[i][0])
-                z0.append(earlier[i][1])
+                (c, s), drawn, latents = self.rehearsed[look][pick]
+            elif look == name:
+                drawn, latents = cut(self.targets, c, s), cut(self.z0, c, s)
             else:
                 render = get_style(look).renderer()
-                drawn = np.stack([render(f.astype(np.float32) / 255.0) for f in cut(self.inputs, c, s)])
-                targets.append(to_uint8(drawn))
-                z0.append(encoded(self.model, targets[-1], self.dtype))
-        clips = {"input": to_frames(inputs), "target": to_frames(np.stack(targets)),
-                 "z_in": torch.stack([cut(self.z_in, c, s) for c, s in wins]),
-                 "z0": torch.stack(z0), "styles": looks,
+                drawn = to_uint8(np.stack([render(f.astype(np.float32) / 255.0)
+                                           for f in cut(self.inputs, c, s)]))
+                latents = encoded(self.model, drawn, self.dtype)
+            inputs.append(cut(self.inputs, c, s))
+            z_in.append(cut(self.z_in, c, s))
+            targets.append(drawn)
+            z0.append(latents)
+        clips = {"input": to_frames(np.stack(inputs)), "target": to_frames(np.stack(targets)),
+                 "z_in": torch.stack(z_in), "z0": torch.stack(z0), "styles": looks,
                  "prompts": [look if look == name or look in self.rehearsed
                              else get_style(look).prompts[0] for look in looks]}
         return clips, torch.tensor([look == name for look in looks])
