@@ -153,6 +153,16 @@ def video_info(path: str | os.PathLike) -> dict:
         }
 
 
+def count_frames(path: str | os.PathLike) -> int:
+    """Frames in a video file by its packets, without decoding them: for containers whose
+    header does not say (mkv, webm), where video_info's frames is 0."""
+    with _open_video(Path(path)) as container:
+        try:
+            return sum(1 for p in container.demux(container.streams.video[0]) if p.size)
+        except av.FFmpegError as e:
+            raise VideoError(f"cannot read {path}: {e}") from e
+
+
 def _quarter_turns(frame: av.VideoFrame) -> int:
     """Counter-clockwise quarter turns that show a frame upright, as ffmpeg's players turn
     it: a phone's portrait clip is stored on its side, the turn in its display matrix."""

@@ -1,11 +1,13 @@
 """Paired clips for teaching a look (lsd.data.pairs): good folders pass, and each bad case
 is refused with one line naming the file."""
 
+import av
 import numpy as np
 import pytest
+from PIL import Image
 
 from lsd.data.pairs import check_pairs
-from lsd.io import write_video
+from lsd.io import read_frames, video_info, write_video
 
 
 def clip(path, frames=20, size=(32, 48), seed=0):
@@ -27,6 +29,30 @@ def test_good_pairs_are_listed_by_name(tmp_path):
     assert got[0]["frames"] == 24 and (got[0]["height"], got[0]["width"]) == (32, 48)
 
 
+def test_any_video_container_or_a_folder_of_frames_pairs(tmp_path):
+    """A phone's .mov, a browser's .mkv or .webm (whose header gives no frame count), and a
+    per-frame tool's numbered images."""
+    frames = [np.full((32, 48, 3), 10 * i, np.uint8) for i in range(20)]
+    folder = tmp_path / "c"
+    folder.mkdir()
+    with av.open(str(folder / "input.mkv"), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 48, 32, "yuv420p"
+        for f in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        container.mux(stream.encode())
+    assert video_info(folder / "input.mkv")["frames"] == 0
+    (folder / "target").mkdir()
+    for i, f in enumerate(frames):  # frame10 after frame9: natural order
+        Image.fromarray(255 - f).save(folder / "target" / f"frame{i}.png")
+    (got,) = check_pairs(tmp_path)
+    assert (got["frames"], got["width"], got["height"]) == (20, 48, 32)
+    assert got["input"].endswith("input.mkv") and got["target"].endswith("target")
+    read = list(read_frames(got["target"]))
+    assert len(read) == len(list(read_frames(got["input"]))) == 20
+    assert [int(f[0, 0, 0]) for f in read] == [255 - 10 * i for i in range(20)]
+
+
 def test_a_phone_clip_on_its_side_pairs_with_an_upright_target(tmp_path, sideways_clip):
     (tmp_path / "p").mkdir()
     sideways_clip(tmp_path / "p" / "input.mp4", [np.full((48, 32, 3), 12 * i, np.uint8) for i in range(20)], -90)
@@ -40,6 +66,10 @@ def test_each_bad_pair_is_refused_naming_the_file(tmp_path):
         "sizes": (lambda r: pair(r, "c", target_size=(32, 32)), r"c/target.mp4 is 32x32 but input.mp4 is 48x32"),
         "short": (lambda r: pair(r, "c", frames=8), r"c/input.mp4 has 8 frames; a clip needs at least 16"),
         "missing": (lambda r: clip(r / "c" / "input.mp4"), r"c/target.mp4 is missing"),
+        "two targets": (lambda r: (pair(r, "c"), (r / "c" / "target").mkdir()),
+                        r"c has target and target.mp4: keep one target"),
+        "no images": (lambda r: (clip(r / "c" / "input.mp4"), (r / "c" / "target").mkdir()),
+                      r"c/target cannot be read: no images"),
         "unreadable": (lambda r: (pair(r, "c"), (r / "c" / "target.mp4").write_bytes(b"not a video")),
                        r"c/target.mp4 cannot be read"),
     }

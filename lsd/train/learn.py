@@ -1,8 +1,8 @@
 """`lsd learn`: teach a model a new look from paired videos a user brings.
 
-DIR holds one folder per clip with input.mp4 and target.mp4 (lsd.data.pairs checks them
-first). Their frames are squeezed to the model's size as a Stream squeezes a camera's, and
-encoded once by the frozen codec. The 3-step student is fine-tuned directly, with the
+DIR holds one folder per clip with an input and a target, videos or folders of frames
+(lsd.data.pairs checks them first). Their frames are squeezed to the model's size as a
+Stream squeezes a camera's, and encoded once by the frozen codec. The 3-step student is fine-tuned directly, with the
 objective it was distilled with (lsd.train.shortcut: every frame generated against its
 clip's damaged, lightly noised history) at the step size it samples with. Each batch holds
 two kinds of clip, a third and two thirds:
@@ -127,8 +127,8 @@ class Footage:
             (x, x_big), (y, y_big) = (self._read(pair[k], size, keep, big, bar)
                                       for k in ("input", "target"))
             if len(x) != len(y):  # the headers agreed; the streams did not
-                raise ValueError(f"{pair['target']} decodes to {len(y)} frames but input.mp4 "
-                                 f"to {len(x)}")
+                raise ValueError(f"{pair['target']} decodes to {len(y)} frames but "
+                                 f"{Path(pair['input']).name} to {len(x)}")
             self.inputs.append(x)
             self.targets.append(y)
             self.z_in.append(encoded(model, x, dtype))
