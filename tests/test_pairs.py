@@ -27,6 +27,8 @@ def test_good_pairs_are_listed_by_name(tmp_path):
     got = check_pairs(tmp_path)
     assert [p["name"] for p in got] == ["a", "b"]
     assert got[0]["frames"] == 24 and (got[0]["height"], got[0]["width"]) == (32, 48)
+    (one,) = check_pairs(tmp_path / "a")  # a clip's own folder is a pairs folder of one
+    assert one == got[0]
 
 
 def test_any_video_container_or_a_folder_of_frames_pairs(tmp_path):

@@ -1,7 +1,8 @@
 """Paired clips a user brings to teach LSD a look (issue 40): a folder with one folder per
 clip, each holding an input and a target, the same frames with the target in the look. Each
 is a video file named `input.*` / `target.*` (mp4, mov, mkv, webm, ...: what PyAV reads) or
-a folder `input/` / `target/` of numbered images, as per-frame tools write them.
+a folder `input/` / `target/` of numbered images, as per-frame tools write them. A folder
+holding an input and a target itself is one clip.
 `check_pairs` reads only their headers and refuses a bad pair with one line naming the file,
 before any training starts.
 """
@@ -16,10 +17,15 @@ MIN_FRAMES = 16  # a clip shorter than this teaches no motion (the history is 3 
 ROLES = ("input", "target")
 
 
+def _named(clip: Path, role: str) -> list[Path]:
+    """The clip's video files `role.*` and image folders `role/`."""
+    return [p for p in sorted(clip.iterdir()) if not p.name.startswith(".")
+            and (p.name == role if p.is_dir() else p.stem == role)]
+
+
 def _found(clip: Path, role: str) -> Path:
-    """The clip's one video file `role.*` or image folder `role/`."""
-    found = [p for p in sorted(clip.iterdir()) if not p.name.startswith(".")
-             and (p.name == role if p.is_dir() else p.stem == role)]
+    """The clip's one input or target."""
+    found = _named(clip, role)
     if not found:
         raise ValueError(f"{clip / role}.mp4 is missing: each clip folder needs an input and "
                          f"a target, as videos (input.mp4, target.mov, ...) or folders of images")
@@ -40,11 +46,13 @@ def _info(path: Path) -> dict:
 
 def check_pairs(folder: str | Path, min_frames: int = MIN_FRAMES) -> list[dict]:
     """One {"name", "input", "target", "frames", "width", "height", "fps"} per clip folder
-    (sorted by name), or a ValueError naming the first bad file."""
+    (sorted by name; `folder` itself if it holds a clip), or a ValueError naming the first
+    bad file."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"--pairs {folder} is not a folder")
-    clips = sorted(p for p in folder.iterdir() if p.is_dir())
+    own = any(_named(folder, role) for role in ROLES)  # one clip, not a folder of them
+    clips = [folder] if own else sorted(p for p in folder.iterdir() if p.is_dir())
     if not clips:
         raise ValueError(f"--pairs {folder} holds no clip folders (each with an input and a "
                          f"target: input.mp4 and target.mp4)")
