@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 
 from .cli_args import emit
 
@@ -13,8 +14,11 @@ def cmd_learn(args: argparse.Namespace) -> None:
 
     lesson = Lesson(steps=args.steps, batch=args.batch, seed=args.seed, head_steps=args.head_steps)
     lesson.lr = args.lr or lesson.lr
-    emit(learn(args.pairs, args.name, args.out, args.source or str(default_checkpoint()),
-               args.prompt, lesson, args.resume, not args.no_progress), args.json)
+    report = learn(args.pairs, args.name, args.out, args.source or str(default_checkpoint()),
+                   args.prompt, lesson, args.resume, not args.no_progress)
+    play = ["lsd", "run", "--source", "webcam", "--checkpoint", report["model"], "--prompt",
+            report["name"], "--window"]  # what a user does next
+    emit(report | {"play": shlex.join(play)}, args.json)
 
 
 def cmd_data_pairs(args: argparse.Namespace) -> None:

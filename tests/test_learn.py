@@ -6,6 +6,7 @@ pairs`; `lsd bench learn`; `lsd styles --checkpoint`."""
 
 import dataclasses
 import json
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +91,22 @@ def test_lsd_run_plays_the_learnt_look(lesson, tmp_path):
     video = tmp_path / "out.mp4"
     assert main(["run", "--source", "synthetic:1", "--frames", "3", "--prompt", "negative film",
                  "--checkpoint", str(root / "run" / "model"), "--out", str(video)]) == 0
+    assert len(list(read_frames(video))) == 3
+
+
+def test_lsd_learn_says_how_to_play_the_look(lesson, tmp_path, capsys, monkeypatch):
+    root, _ = lesson
+    real = learn_module.learn  # the command's lesson, shortened to the fixture's
+    monkeypatch.setattr(learn_module, "learn",
+                        lambda *a, **k: real(*a[:5], Lesson(**TINY), *a[6:], **k))
+    assert main(["learn", "--pairs", str(root / "pairs" / "clip0"), "--name", "Old Film",
+                 "--from", str(root / "src"), "--out", str(tmp_path / "o"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert report["clips"] == 1 and report["name"] == "old film"
+    play = shlex.split(report["play"])
+    assert play[:4] == ["lsd", "run", "--source", "webcam"] and play[-1] == "--window"
+    video = tmp_path / "out.mp4"  # the same command on a clip, into a file
+    assert main([*play[1:3], "synthetic:1", *play[4:-1], "--frames", "3", "--out", str(video)]) == 0
     assert len(list(read_frames(video))) == 3
 
 
