@@ -230,6 +230,7 @@ def test_bench_learn_scores_the_new_look_and_the_old_ones(lesson, capsys, monkey
     assert set(report["old_looks"]) == {"ink_wash", "thermal", "pencil_sketch", "retro_palette",
                                         "cartoon", "cyberpunk_neon", "night_vision", "sepia"}
     assert all(0 < c["redrawn_db"] <= 60 for c in report["per_clip"]) and report["redrawn_db"]
+    assert [c["warning"] for c in report["per_clip"]] == [None, None]
     for v in report["old_looks"].values():
         assert v["change_db"] == round(v["after"] - v["before"], 2)
     # every run starts from the stream's seed: the new look scores the same without the old
@@ -321,6 +322,17 @@ def test_redrawn_db_is_what_the_output_path_keeps_of_the_targets(lesson, tmp_pat
     assert redrawn_db(lossless, noise, noise) < 15  # the model's 32 px lose the finer detail
 
 
+def test_a_lesson_says_which_target_is_off_its_input(lesson, tmp_path, capsys):
+    root, _ = lesson
+    frames = list(read_frames(root / "pairs" / "clip0" / "input.mp4"))
+    write_video(tmp_path / "pairs" / "late" / "input.mp4", frames[1:])
+    write_video(tmp_path / "pairs" / "late" / "target.mp4", [255 - f for f in frames[:-1]])
+    report = learn(str(tmp_path / "pairs"), "x", str(tmp_path / "o"), str(root / "src"),
+                   lesson=Lesson(**TINY | {"steps": 1}), progress=False)
+    said = "late/target.mp4 looks 1 frame behind input.mp4"
+    assert said in report["warning"] and said in capsys.readouterr().err
+
+
 def test_a_lesson_reads_each_clip_once_and_keeps_the_heads_frames_at_the_shown_size(
         lesson, monkeypatch):
     root, _ = lesson
@@ -330,6 +342,7 @@ def test_a_lesson_reads_each_clip_once_and_keeps_the_heads_frames_at_the_shown_s
     wins = [(0, 2), (1, 9)]  # the second window ends past the clip's last frame
     footage = learn_module.Footage(model, pairs, torch.float32, False, head_frames(wins))
     assert sorted(opened) == sorted(p[k] for p in pairs for k in ("input", "target"))
+    assert footage.warnings == []  # every target in step with its input
     assert sorted(footage.shown[0]) == list(range(6, 12)) and sorted(footage.shown[1]) == [13, 14, 15, 16, 17]
     shown = model.upsampler.shown_size((48, 80))
     assert footage.shown[0][6][0].shape == (*shown, 3) != footage.inputs[0][6].shape

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lsd.data.pairs import check_pairs
+from lsd.data.pairs import check_pairs, misaligned
 from lsd.io import read_frames, video_info, write_video
 
 
@@ -85,3 +85,20 @@ def test_each_bad_pair_is_refused_naming_the_file(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="holds no clip folders"):
         check_pairs(tmp_path / "empty")
+
+
+def test_a_target_off_its_input_or_from_another_clip_is_told():
+    """Edges in the look's colours (inverted): in step, 1 frame behind, 2 ahead; another
+    clip's frames; a still clip (every lag alike) is not called shifted."""
+    rng = np.random.default_rng(0)
+    smooth = lambda: np.kron(rng.integers(0, 256, (20, 20, 3)), np.ones((4, 4, 1))).astype(np.uint8)
+    base, other = smooth(), smooth()
+    frames = np.stack([np.roll(base, (3 * i, 2 * i), (0, 1)) for i in range(40)])
+    look = 255 - frames
+    pair = {"input": "c/input.mp4", "target": "c/target.mp4"}
+    assert misaligned(pair, frames[:30], look[:30]) is None
+    assert "c/target.mp4 looks 1 frame behind input.mp4 (its frame N matches the input's N-1)" \
+        in misaligned(pair, frames[1:31], look[:30])
+    assert "looks 2 frames ahead of input.mp4" in misaligned(pair, frames[:30], look[2:32])
+    assert "another clip's target" in misaligned(pair, frames[:30], 255 - np.stack([other] * 30))
+    assert misaligned(pair, np.stack([base] * 30), np.stack([255 - base] * 30)) is None

@@ -17,10 +17,12 @@ about the most the look can score without an output head of its own
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import torch
 
-from ..data.pairs import check_pairs
+from ..data.pairs import check_pairs, misaligned
 from ..io import read_frames
 from ..machine import machine_name
 from ..models import load, normalize_prompt
@@ -89,7 +91,11 @@ def bench_learn(checkpoint: str, pairs: str, name: str, before: str | None = Non
                "psnr_db_by_seed": [r["psnr_db"] for r in by_seed]}
         run["before_psnr_db"] = (round(float(np.mean([r["psnr_db"] for r in seeded("before")])), 2)
                                  if knew else None)  # what the lesson cost the look
-        runs.append({"clip": clip["name"], **run, "redrawn_db": redrawn_db(model, *shown)})
+        warning = misaligned(clip, *shown)  # a low score would be the pair's, not the look's
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
+        runs.append({"clip": clip["name"], **run, "redrawn_db": redrawn_db(model, *shown),
+                     "warning": warning})
         for look in old if len(streams) == 2 else ():
             for when in ("before", "after"):
                 r = real_run(playing(when, get_style(look).prompts[0]), inputs, look, size,
@@ -108,7 +114,8 @@ def bench_learn(checkpoint: str, pairs: str, name: str, before: str | None = Non
             "target_warp_error": _weighted(runs, "reference_warp_error"),
             "per_clip": [{k: r[k] for k in ("clip", "frames", "frame_size", "psnr_db",
                                             "psnr_db_by_seed", "before_psnr_db", "redrawn_db",
-                                            "warp_error", "reference_warp_error")} for r in runs],
+                                            "warp_error", "reference_warp_error", "warning")}
+                          for r in runs],
             "before": before, "old_looks": per_look,
             "old_looks_worst_change_db": min((v["change_db"] for v in per_look.values()), default=None),
             **streamed_with(), "machine": machine_name(threads=torch.get_num_threads())}

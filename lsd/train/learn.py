@@ -38,7 +38,7 @@ import torch
 from tqdm import tqdm
 
 from ..checkpoint import is_checkpoint, load_checkpoint, save_checkpoint
-from ..data.pairs import check_pairs
+from ..data.pairs import check_pairs, misaligned
 from ..io import read_frames, to_uint8
 from ..metrics import psnr
 from ..models import LSDModel, load, normalize_prompt
@@ -118,6 +118,7 @@ class Footage:
         self.model, self.dtype = model, dtype
         self.inputs, self.targets, self.z_in, self.z0 = [], [], [], []
         self.shown = []  # per clip: {frame number: (input, target)} at the shown size
+        self.warnings = []  # a pair whose target looks shifted or another clip's
         bar = tqdm(total=2 * sum(p["frames"] for p in pairs), desc="reading pairs", unit="frame",
                    disable=not progress)
         up = model.upsampler
@@ -129,6 +130,7 @@ class Footage:
             if len(x) != len(y):  # the headers agreed; the streams did not
                 raise ValueError(f"{pair['target']} decodes to {len(y)} frames but "
                                  f"{Path(pair['input']).name} to {len(x)}")
+            self.warnings += filter(None, [misaligned(pair, x, y)])
             self.inputs.append(x)
             self.targets.append(y)
             self.z_in.append(encoded(model, x, dtype))
@@ -286,12 +288,17 @@ def learn(pairs: str, name: str, out: str, source: str, prompts: list[str] | Non
     footage = Footage(reference, clips, precision.dtype, progress, shown)
     footage.rehearse(before.config.text.learned, g, progress)
     redrawn = redrawn_pairs(model, footage)
-    warning = None
-    if redrawn < CARRIED_DB and not head:  # said before the minutes of training, and kept
-        warning = (f"the model's codec and upsampler redraw these targets at only {redrawn} "
-                   f"dB, and a learnt look scores 0.6-4.5 dB below that (thin lines and colours "
-                   f"far from the model's own are lost)")
-        tqdm.write(f"warning: {warning}", file=sys.stderr)
+    warnings = []
+
+    def warn(text: str):  # said as soon as it is known, above the progress bar, and kept
+        warnings.append(text)
+        tqdm.write(f"warning: {text}", file=sys.stderr)
+    for text in footage.warnings:  # before the minutes of training
+        warn(text)
+    if redrawn < CARRIED_DB and not head:
+        warn(f"the model's codec and upsampler redraw these targets at only {redrawn} dB, and "
+             f"a learnt look scores 0.6-4.5 dB below that (thin lines and colours far from "
+             f"the model's own are lost)")
     cfg = TrainConfig.from_dict(before.checkpoint_config.get("train") or {"objective": "shortcut"})
     cfg.model, cfg.sample = model.config, before.sample
     model.requires_grad_(False).train()
@@ -360,9 +367,8 @@ def learn(pairs: str, name: str, out: str, source: str, prompts: list[str] | Non
         head_loss = round(float(np.mean(head_losses[-50:])), 5)
         drawn = data.drawn_db(model.upsampler, index)
         if drawn < LEARNT_DB:
-            warning = (f"the new look is drawn at only {drawn} dB on the frames it was taught "
-                       f"on (footage it was not taught on scores lower)")
-            tqdm.write(f"warning: {warning}", file=sys.stderr)
+            warn(f"the new look is drawn at only {drawn} dB on the frames it was taught on "
+                 f"(footage it was not taught on scores lower)")
     # the reader again, with the new look, never trained on what the source's avoided
     held_out = (before.checkpoint_config.get("prompts") or {}).get("avoided") or []
     model.reader, _ = train_reader(model.config.reader, lesson.reader_steps, seed=lesson.seed,
@@ -370,7 +376,7 @@ def learn(pairs: str, name: str, out: str, source: str, prompts: list[str] | Non
                                    progress=progress)
     report = {"source": str(source), "pairs": str(pairs), "name": key, "prompts": prompts,
               "clips": len(clips), "frames": footage.frames, "redrawn_db": redrawn,
-              "warning": warning, **dataclasses.asdict(lesson),
+              "warning": "; ".join(warnings) or None, **dataclasses.asdict(lesson),
               "final_loss": round(float(np.mean(losses[-20:])), 5), "head_final_loss": head_loss,
               "drawn_db": drawn, **precision.to_dict(),
               "seconds": round(time.time() - t0, 1)}
