@@ -33,7 +33,8 @@ def add_learn(sub, data) -> None:
     """`lsd learn` on `sub`, `lsd data pairs` on `data` (the `lsd data` subcommands); nothing
     heavy is imported here: every `lsd` command builds these parsers."""
     ln = sub.add_parser("learn", help="teach a model a new look from paired videos "
-                        "(DIR/<clip>/input.mp4 and target.mp4, any video, or folders of images); writes OUT/model")
+                        "(DIR/<clip>/input.mp4 and target.mp4, any video, or folders of "
+                        "images); writes OUT/model")
     ln.add_argument("--pairs", required=True, metavar="DIR")
     ln.add_argument("--name", required=True, help="the new look's name: its prompt")
     ln.add_argument("--prompt", action="append", help="another prompt for it; repeatable")

@@ -3,10 +3,11 @@ clip, each holding an input and a target, the same frames with the target in the
 is a video file named `input.*` / `target.*` (mp4, mov, mkv, webm, ...: what PyAV reads) or
 a folder `input/` / `target/` of numbered images, as per-frame tools write them. A folder
 holding an input and a target itself is one clip.
-`check_pairs` reads only their headers and refuses a bad pair with one line naming the file,
-before any training starts. `misaligned` looks at the frames once they are read: a target a
-frame or two off its input, or another clip's, passes every header check and teaches the
-look wrongly.
+
+`check_pairs` reads only their headers (and a mkv's packets) and refuses a bad pair with
+one line naming the file, before any training starts. `misaligned` looks at the frames once
+they are read: a target a few frames off its input, or another clip's, passes every header
+check and teaches the look wrongly.
 """
 
 from __future__ import annotations
@@ -102,10 +103,16 @@ def _edges(frames: np.ndarray) -> np.ndarray:
     return np.hypot(np.diff(grey, axis=1)[:, :, :-1], np.diff(grey, axis=2)[:, :-1])
 
 
+def _unit(maps: np.ndarray) -> np.ndarray:
+    """(T, h, w) maps as (T, h*w) rows of zero mean and unit norm: their dot is a correlation."""
+    rows = maps.reshape(len(maps), -1)
+    rows = rows - rows.mean(1, keepdims=True)
+    return rows / (np.linalg.norm(rows, axis=1, keepdims=True) + 1e-6)
+
+
 def _by_lag(x: np.ndarray, y: np.ndarray) -> dict[int, float]:
     """lag -> the mean correlation of maps y[t] with x[t + lag]."""
-    x, y = ((v := m.reshape(len(m), -1) - m.reshape(len(m), -1).mean(1, keepdims=True))
-            / (np.linalg.norm(v, axis=1, keepdims=True) + 1e-6) for m in (x, y))
+    x, y = _unit(x), _unit(y)
     t = np.arange(LAGS, min(len(x), len(y)) - LAGS)
     return {lag: float(np.mean(np.sum(x[t + lag] * y[t], 1))) for lag in range(-LAGS, LAGS + 1)}
 

@@ -2,9 +2,10 @@
 
 DIR holds one folder per clip with an input and a target, videos or folders of frames
 (lsd.data.pairs checks them first). Their frames are squeezed to the model's size as a
-Stream squeezes a camera's, and encoded once by the frozen codec. The 3-step student is fine-tuned directly, with the
-objective it was distilled with (lsd.train.shortcut: every frame generated against its
-clip's damaged, lightly noised history) at the step size it samples with. Each batch holds
+Stream squeezes a camera's, and encoded once by the frozen codec. The 3-step student is
+fine-tuned directly, with the objective it was distilled with (lsd.train.shortcut: every
+frame generated against its clip's damaged, lightly noised history) at the step size it
+samples with. Each batch holds
 two kinds of clip, a third and two thirds:
 
 - the new look: the user's pairs; the target is the data's own velocity;
@@ -130,7 +131,9 @@ class Footage:
             if len(x) != len(y):  # the headers agreed; the streams did not
                 raise ValueError(f"{pair['target']} decodes to {len(y)} frames but "
                                  f"{Path(pair['input']).name} to {len(x)}")
-            self.warnings += filter(None, [misaligned(pair, x, y)])
+            warning = misaligned(pair, x, y)
+            if warning:
+                self.warnings.append(warning)
             self.inputs.append(x)
             self.targets.append(y)
             self.z_in.append(encoded(model, x, dtype))
@@ -293,6 +296,7 @@ def learn(pairs: str, name: str, out: str, source: str, prompts: list[str] | Non
     def warn(text: str):  # said as soon as it is known, above the progress bar, and kept
         warnings.append(text)
         tqdm.write(f"warning: {text}", file=sys.stderr)
+
     for text in footage.warnings:  # before the minutes of training
         warn(text)
     if redrawn < CARRIED_DB and not head:
