@@ -32,24 +32,24 @@ def test_good_pairs_are_listed_by_name(tmp_path):
 
 
 def test_any_video_container_or_a_folder_of_frames_pairs(tmp_path):
-    """A phone's .mov, a browser's .mkv or .webm (whose header gives no frame count), and a
+    """A phone's .MOV, a browser's .mkv or .webm (whose header gives no frame count), and a
     per-frame tool's numbered images."""
     frames = [np.full((32, 48, 3), 10 * i, np.uint8) for i in range(20)]
     folder = tmp_path / "c"
     folder.mkdir()
-    with av.open(str(folder / "input.mkv"), "w") as container:
+    with av.open(str(folder / "Input.MKV"), "w") as container:
         stream = container.add_stream("libx264", rate=25)
         stream.width, stream.height, stream.pix_fmt = 48, 32, "yuv420p"
         for f in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
         container.mux(stream.encode())
-    assert video_info(folder / "input.mkv")["frames"] == 0
+    assert video_info(folder / "Input.MKV")["frames"] == 0
     (folder / "target").mkdir()
     for i, f in enumerate(frames):  # frame10 after frame9: natural order
         Image.fromarray(255 - f).save(folder / "target" / f"frame{i}.png")
     (got,) = check_pairs(tmp_path)
     assert (got["frames"], got["width"], got["height"]) == (20, 48, 32)
-    assert got["input"].endswith("input.mkv") and got["target"].endswith("target")
+    assert got["input"].endswith("Input.MKV") and got["target"].endswith("target")
     read = list(read_frames(got["target"]))
     assert len(read) == len(list(read_frames(got["input"]))) == 20
     assert [int(f[0, 0, 0]) for f in read] == [255 - 10 * i for i in range(20)]

@@ -33,9 +33,9 @@ EDGES_SIZE = 64  # pixels: a 128-px frame is compared at 64
 
 
 def _named(clip: Path, role: str) -> list[Path]:
-    """The clip's video files `role.*` and image folders `role/`."""
+    """The clip's video files `role.*` and image folders `role/`, in any case (INPUT.MOV)."""
     return [p for p in sorted(clip.iterdir()) if not p.name.startswith(".")
-            and (p.name == role if p.is_dir() else p.stem == role)]
+            and (p.name if p.is_dir() else p.stem).lower() == role]
 
 
 def _found(clip: Path, role: str) -> Path:
