@@ -1,5 +1,6 @@
-"""Paired clips for teaching a look (lsd.data.pairs): good folders pass, and each bad case
-is refused with one line naming the file."""
+"""Paired clips for teaching a look (lsd.data.pairs): good folders pass (any container,
+image folders, one clip's own folder), each bad case is refused with one line naming the
+file, and a target a few frames off its input, or another clip's, is told."""
 
 import av
 import numpy as np
