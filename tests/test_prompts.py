@@ -4,15 +4,17 @@ reader plays a paraphrase as its look and keeps its look when asked for an unkno
 
 import random
 
+import numpy as np
 import pytest
 import torch
 
 from lsd.cli import main
+from lsd.config import ReaderConfig
 from lsd.models import LSDModel, normalize_prompt
 from lsd.models.prompt_reader import NONE, grams
 from lsd.stream import Stream
 from lsd.styles import STYLES
-from lsd.styles.phrases import BANK, ELSEWHERE, paraphrase
+from lsd.styles.phrases import BANK, ELSEWHERE, LOOK_WORDS, paraphrase
 from lsd.train import prompts
 from test_models import randomized, small_config
 
@@ -31,6 +33,19 @@ def test_every_look_has_a_bank_and_paraphrases_vary():
     assert len({paraphrase(None, rng) for _ in range(50)}) > 30
     trained = {normalize_prompt(p) for s in STYLES.values() for p in s.prompts}
     assert not trained & {normalize_prompt(p) for p in ELSEWHERE}
+
+
+def test_a_taught_look_is_read_with_the_words_people_add_to_its_name():
+    """Before, "ocean colours" and "ocean palette" went to retro_palette (its bank says
+    "game boy colours"), "ocean tones" to sepia."""
+    rng = random.Random(0)
+    said = [paraphrase("ocean", rng, ["ocean"]) for _ in range(400)]
+    assert 0.25 < np.mean([any(f"ocean {w}" in s for w in LOOK_WORDS) for s in said]) < 0.6
+    looks = {k: list(s.prompts) for k, s in STYLES.items()} | {"ocean": ["ocean"]}
+    reader, _ = prompts.train_reader(ReaderConfig(looks=looks), steps=600, progress=False)
+    asked = ["ocean colours", "ocean palette", "ocean tones", "ocean hues"]  # hues: no LOOK_WORD
+    assert [look for look, p, _ in reader.read(asked) if p > 0.5] == ["ocean"] * 4
+    assert reader.read(["8-bit retro palette"]) == [("retro_palette", 1.0, True)]
 
 
 def test_grams_hash_alike_everywhere_and_share_most_with_a_typo():

@@ -66,6 +66,12 @@ ELSEWHERE = ["impressionist painting", "monet water lilies", "picasso", "cubism"
   "add a hat", "turn me into a cat", "old man", "baby face", "mri scan", "ultrasound",
   "weather map", "heat wave", "a pizza", "sushi", "雨天", "秋天", "樱花", "机器人", "恐龙",
   "外星人", "鬼", "超级英雄", "披萨", "抽象画", "素食", "宇宙", "星系"]
+# words people put after a look's name ("ocean colours"). A look taught by `lsd learn` has
+# only its name and prompts to be read by, and a word another look's bank has ("game boy
+# colours") pulled "ocean colours" there; said half the time with one of these, its own
+# name carries it.
+LOOK_WORDS = ["colours", "colors", "look", "effect", "filter", "tones", "palette", "grade", "mode",
+  "preset", "theme", "aesthetic", "style", "art"]
 TEMPLATES = ["{}", "{}", "make it look like {}", "in the style of {}", "{} style", "{} filter", "like {}",
   "as {}", "turn it into {}", "a {} look", "{}, please", "make it {}", "give it a {} look", "render as {}",
   "我想要{}", "{}风格", "变成{}", "{}效果"]
@@ -84,6 +90,8 @@ def paraphrase(look: str | None, rng: random.Random, prompts: list[str] | None =
     """A way a person might ask for `look` (None: for something that is no look); `prompts`:
     the look's own prompts (default: its style's; a look taught by `lsd learn` has no style)."""
     names = ELSEWHERE if look is None else BANK.get(look, []) + list(prompts or STYLES[look].prompts)
+    if look is not None and look not in STYLES and rng.random() < 0.5:  # a taught look
+        names = [f"{name} {rng.choice(LOOK_WORDS)}" for name in names]
     text = rng.choice(TEMPLATES).format(rng.choice(names))
     if rng.random() < 0.25:
         text += rng.choice(["!", "!!!", ".", "...", "?", " :)"])
