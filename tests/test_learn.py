@@ -7,6 +7,7 @@ pairs`; `lsd bench learn`; `lsd styles --checkpoint`."""
 import dataclasses
 import json
 import shlex
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -142,6 +143,14 @@ def test_a_stopped_lesson_resumes_where_it_stopped(lesson, tmp_path, monkeypatch
     with pytest.raises(FileExistsError, match="--resume"):
         learn(str(root / "pairs"), "negative film", str(tmp_path / "cut"), str(root / "src"),
               lesson=Lesson(**TINY | {"steps": 4}), progress=False)
+    # it goes on only with its own name and pairs: a target made again is other pairs
+    other = tmp_path / "other"
+    shutil.copytree(root / "pairs", other)
+    write_video(other / "clip1" / "target.mp4", list(read_frames(other / "clip1" / "input.mp4")))
+    for pairs, name in ((root / "pairs", "another look"), (other, "negative film")):
+        with pytest.raises(ValueError, match="is a lesson of 'negative film' on other pairs"):
+            learn(str(pairs), name, str(tmp_path / "cut"), str(root / "src"),
+                  lesson=Lesson(**TINY | {"steps": 4}), resume=True, progress=False)
     resumed = learn(str(root / "pairs"), "negative film", str(tmp_path / "cut"), str(root / "src"),
                     lesson=Lesson(**TINY | {"steps": 4}), resume=True, progress=False)
     assert resumed["final_loss"] == whole["final_loss"]

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..checkpoint import is_checkpoint, load_checkpoint, save_checkpoint
+from ..checkpoint import is_checkpoint, load_checkpoint, read_config, save_checkpoint
 from ..data.pairs import check_pairs, misaligned
 from ..io import read_frames, to_uint8
 from ..metrics import psnr
@@ -243,6 +243,14 @@ def _with_new_look(source: LSDModel, name: str, prompts: list[str], head: bool) 
     return model
 
 
+def taught_from(clips: list[dict]) -> list[list]:
+    """What a stopped lesson keeps of its pairs, so that it goes on only on them: each clip's
+    name, frames, size and bytes (a target made again is another file)."""
+    size = lambda p: sum(f.stat().st_size for f in ([p] if p.is_file() else p.iterdir()))
+    return [[c["name"], c["frames"], c["width"], c["height"],
+             size(Path(c["input"])) + size(Path(c["target"]))] for c in clips]
+
+
 def check_name(name: str, source: LSDModel, prompts: list[str]) -> str:
     key = normalize_prompt(name)
     if not key or len(key) > 40:
@@ -266,11 +274,18 @@ def learn(pairs: str, name: str, out: str, source: str, prompts: list[str] | Non
     if (out / "model").exists() and not (resume and (out / "state").exists()):
         raise FileExistsError(f"{out / 'model'} exists (a finished lesson): pick another --out")
     if (out / "state").exists() and not resume:
-        raise FileExistsError(f"{out / 'state'} holds an unfinished lesson: add --resume")
+        raise FileExistsError(f"{out / 'state'} holds an unfinished lesson: add --resume to go "
+                              f"on, or delete it to start again")
     if min(lesson.steps, lesson.batch) < 1 or lesson.batch < 2 or lesson.head_steps < 0:
         raise ValueError("--steps must be at least 1, --batch at least 2 and --head-steps at "
                          "least 0")
     clips = check_pairs(pairs)
+    stamp = taught_from(clips)
+    if resume and is_checkpoint(out / "state"):  # before minutes of reading
+        stopped = read_config(out / "state")
+        if [stopped.get("name"), stopped.get("pairs")] != [normalize_prompt(name), stamp]:
+            raise ValueError(f"{out / 'state'} is a lesson of {stopped.get('name')!r} on other pairs "
+                             f"or another --name: give its own, or delete it to start again")
     before = load(source)
     if not before.sample.shortcut:
         raise ValueError(f"{source} is not a few-step student (sample.shortcut): learn from "
@@ -330,7 +345,7 @@ def learn(pairs: str, name: str, out: str, source: str, prompts: list[str] | Non
     def save_state(rng: torch.Tensor):
         tensors = {f"weights.{k}": v for k, v in model.state_dict().items()}
         save_checkpoint(out / "state", tensors | _optimizer_tensors(opt) | {"rng": rng},
-                        {"step": step, "losses": losses, "name": key})
+                        {"step": step, "losses": losses, "name": key, "pairs": stamp})
 
     try:
         while step < lesson.steps:
