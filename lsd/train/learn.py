@@ -284,8 +284,8 @@ def learn(pairs: str, name: str, out: str, source: str, prompts: list[str] | Non
     if resume and is_checkpoint(out / "state"):  # before minutes of reading
         stopped = read_config(out / "state")
         if [stopped.get("name"), stopped.get("pairs")] != [normalize_prompt(name), stamp]:
-            raise ValueError(f"{out / 'state'} is a lesson of {stopped.get('name')!r} on other pairs "
-                             f"or another --name: give its own, or delete it to start again")
+            raise ValueError(f"{out / 'state'} is a lesson of {stopped.get('name')!r} on other "
+                             f"pairs or another --name: give its own, or delete it to start again")
     before = load(source)
     if not before.sample.shortcut:
         raise ValueError(f"{source} is not a few-step student (sample.shortcut): learn from "
