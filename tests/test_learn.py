@@ -25,6 +25,7 @@ from lsd.stream.drawing import Drawing
 from lsd.stream.look_motion import grey
 from lsd.styles import STYLES
 from lsd.train import learn as learn_module
+from lsd.train import look_head as look_head_module
 from lsd.train.clips import to_uint8 as tensor_to_uint8
 from lsd.train.learn import Lesson, learn, redrawn_db
 from lsd.train.look_head import HeadFootage, head_frames
@@ -161,6 +162,34 @@ def test_a_stopped_lesson_resumes_where_it_stopped(lesson, tmp_path, monkeypatch
     for part in ("denoiser", "upsampler"):
         for k, v in getattr(a, part).state_dict().items():
             torch.testing.assert_close(getattr(b, part).state_dict()[k], v)
+
+
+def test_a_lesson_stopped_in_its_heads_steps_goes_on_there(lesson, tmp_path, monkeypatch):
+    root, _ = lesson
+    monkeypatch.setattr(look_head_module, "SAVE_EVERY", 2)
+    taught = Lesson(**TINY | {"head_steps": 6})
+    run = lambda out, **kw: learn(str(root / "pairs"), "negative film", str(tmp_path / out),
+                                  str(root / "src"), lesson=taught, progress=False, **kw)
+    whole = run("whole")
+    crops, calls = HeadFootage.crops, []
+
+    def cut_in_the_fifth(self, n, g):
+        calls.append(n)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return crops(self, n, g)
+
+    monkeypatch.setattr(HeadFootage, "crops", cut_in_the_fifth)
+    with pytest.raises(KeyboardInterrupt):
+        run("cut")
+    calls.clear()
+    monkeypatch.setattr(HeadFootage, "crops", lambda self, n, g: calls.append(n) or crops(self, n, g))
+    resumed = run("cut", resume=True)
+    assert len(calls) == 2  # the fifth and sixth steps, not the head's six again
+    assert resumed["head_final_loss"] == whole["head_final_loss"]
+    a, b = load(tmp_path / "whole" / "model"), load(tmp_path / "cut" / "model")
+    for k, v in a.upsampler.state_dict().items():
+        torch.testing.assert_close(b.upsampler.state_dict()[k], v, rtol=0, atol=0)
 
 
 def test_only_the_new_look_draws_through_its_head(lesson):

@@ -22,8 +22,9 @@ then learns the look an output head of its own (lsd.train.look_head), which draw
 of the upsampler's gains what the model's 128 px cannot carry (outlines, exact colour
 maps); a stream draws with it only for prompts read as the new look, so the old looks draw
 exactly as before. The prompt reader is retrained with the new look's name and prompts.
-OUT/state is written every `save_every` steps and `--resume` continues from it; OUT/model
-is a checkpoint that `lsd run`, `lsd serve` and `lsd.Stream` take as it is.
+OUT/state is written every `save_every` steps (the output head's: every SAVE_EVERY) and at
+Ctrl-C, and `--resume` continues from it, on the same name and pairs; OUT/model is a
+checkpoint that `lsd run`, `lsd serve` and `lsd.Stream` take as it is.
 """
 
 from __future__ import annotations
@@ -330,22 +331,29 @@ def learn(pairs: str, name: str, out: str, source: str, prompts: list[str] | Non
     opt = torch.optim.AdamW([{"params": weights, "lr_scale": 1.0},
                              {"params": [model.learned_looks], "lr_scale": lesson.vector_lr / lesson.lr}],
                             lr=lesson.lr, betas=(0.9, 0.99), weight_decay=0.0)
-    step, losses = 0, []
+    step, losses, head_start = 0, [], None
     if resume and is_checkpoint(out / "state"):
         tensors, meta = load_checkpoint(out / "state")
         model.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("weights.")})
         _load_optimizer(opt, tensors)
         g.set_state(tensors["rng"])
         step, losses = int(meta["step"]), list(meta["losses"])
+        if "head_step" in meta:  # stopped in the output head's steps
+            head_start = {"step": int(meta["head_step"]), "losses": meta["head_losses"],
+                          "optim": {k[5:]: v for k, v in tensors.items() if k.startswith("head.")}}
     schedule = dataclasses.replace(cfg.optim, steps=lesson.steps, warmup=lesson.warmup, lr=lesson.lr)
     d_steps = LATTICE // before.sample.steps  # the step size a stream samples with
     new = min(lesson.batch - 1, max(1, round(lesson.batch * lesson.new_share)))
     bar = tqdm(total=lesson.steps, initial=step, desc=f"learning {key!r}", disable=not progress)
 
-    def save_state(rng: torch.Tensor):
+    def save_state(rng: torch.Tensor, head: dict | None = None):
+        """`head`: the output head's progress (train_head's), once the denoiser's is done."""
         tensors = {f"weights.{k}": v for k, v in model.state_dict().items()}
-        save_checkpoint(out / "state", tensors | _optimizer_tensors(opt) | {"rng": rng},
-                        {"step": step, "losses": losses, "name": key, "pairs": stamp})
+        meta = {"step": step, "losses": losses, "name": key, "pairs": stamp}
+        if head:
+            tensors |= {f"head.{k}": v for k, v in head["optim"].items()}
+            meta |= {"head_step": head["step"], "head_losses": head["losses"]}
+        save_checkpoint(out / "state", tensors | _optimizer_tensors(opt) | {"rng": rng}, meta)
 
     try:
         while step < lesson.steps:
@@ -382,7 +390,8 @@ def learn(pairs: str, name: str, out: str, source: str, prompts: list[str] | Non
         data = HeadFootage(model, footage, key, wins, progress)
         footage.shown = None  # HeadFootage holds its own copies: not twice for the head's minutes
         index = model.config.upsampler.heads.index(key)
-        head_losses = train_head(model, index, data, lesson.head_steps, lesson.head_lr, g, progress)
+        head_losses = train_head(model, index, data, lesson.head_steps, lesson.head_lr, g, progress,
+                                 head_start, lambda done, rng: save_state(rng, done))
         head_loss = round(float(np.mean(head_losses[-50:])), 5)
         drawn = data.drawn_db(model.upsampler, index)
         if drawn < LEARNT_DB:

@@ -11,6 +11,9 @@ head's 4-pixel grid, where a frame's cells lie.
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -21,12 +24,14 @@ from ..models.upsampler import resized_window
 from .clips import draw_windows, to_frames
 from .clips import to_uint8 as tensor_to_uint8
 from .decoder import look_as_streamed
+from .trainer import _load_optimizer, _optimizer_tensors
 
 WINDOWS = 96  # rolled-out windows of the clips
 WINDOW = 10  # frames each; the first WARM are not learnt from (the history is filling)
 WARM = 4
 CROP = 96  # pixels on a side (less where a frame is smaller)
 CROPS = 8  # a step
+SAVE_EVERY = 2000  # steps between the progress a stopped lesson goes on from (and at Ctrl-C)
 
 
 def head_windows(lengths: list[int], g: torch.Generator) -> list[tuple[int, int]]:
@@ -99,25 +104,49 @@ class HeadFootage:
 
 
 def train_head(model: LSDModel, head: int, data: HeadFootage, steps: int, lr: float,
-               g: torch.Generator, progress: bool) -> list[float]:
+               g: torch.Generator, progress: bool, start: dict | None = None,
+               save: Callable[[dict, torch.Tensor], None] | None = None) -> list[float]:
     """Teach the upsampler's output head number `head` on `data`; the rest stays. Returns
-    the losses (L1 + MSE, as the upsampler was taught)."""
+    the losses (L1 + MSE, as the upsampler was taught).
+    `save(done, rng)` is handed the progress ({"step", "losses", "optim"}) every SAVE_EVERY
+    steps and at Ctrl-C, with the random state to go on from; `start` is such progress (the
+    head's weights already in the model)."""
     up = model.upsampler
     net = up.heads[head].float().train().requires_grad_(True)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=max(steps, 4),
                                                 pct_start=min(0.3, max(0.05, 2 / steps)))
-    losses = []
-    bar = tqdm(range(steps), desc="learning its output head", disable=not progress)
-    for _ in bar:
-        grid, base, frame, target = data.crops(CROPS, g)
-        err = base + net(up.patches(grid, frame)) - target
-        loss = err.abs().mean() + err.square().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(round(loss.item(), 5))
-        bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+    step, losses = 0, []
+    if start:
+        step, losses = start["step"], list(start["losses"])
+        with warnings.catch_warnings():  # the schedule (and momentum) where it stopped
+            warnings.simplefilter("ignore")
+            for _ in range(step):
+                sched.step()
+        _load_optimizer(opt, start["optim"])
+    done = lambda: {"step": step, "losses": losses, "optim": _optimizer_tensors(opt)}
+    bar = tqdm(total=steps, initial=step, desc="learning its output head", disable=not progress)
+    try:
+        while step < steps:
+            at_start = g.get_state()  # a step cut short is taken again from here
+            grid, base, frame, target = data.crops(CROPS, g)
+            err = base + net(up.patches(grid, frame)) - target
+            loss = err.abs().mean() + err.square().mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            step += 1
+            losses.append(round(loss.item(), 5))
+            bar.update(1)
+            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+            if save and step % SAVE_EVERY == 0 and step < steps:
+                save(done(), g.get_state())
+    except KeyboardInterrupt:
+        if save:
+            save(done(), at_start)
+        raise
+    finally:
+        bar.close()
     net.requires_grad_(False).eval()
     return losses
