@@ -5,8 +5,7 @@ DIR holds one folder per clip with an input and a target, videos or folders of f
 Stream squeezes a camera's, and encoded once by the frozen codec. The 3-step student is
 fine-tuned directly, with the objective it was distilled with (lsd.train.shortcut: every
 frame generated against its clip's damaged, lightly noised history) at the step size it
-samples with. Each batch holds
-two kinds of clip, a third and two thirds:
+samples with. Each batch holds two kinds of clip, a third and two thirds:
 
 - the new look: the user's pairs; the target is the data's own velocity;
 - an old frame look on the same footage: its reference renderer draws the history and the
@@ -165,13 +164,18 @@ class Footage:
         predictions, as every old look's are."""
         for look in looks:
             wins = self.windows(REHEARSED, g)
-            z_in = torch.stack([self.z_in[c][s:s + CLIP_FRAMES] for c, s in wins])
+            z_in = torch.stack([self.cut(self.z_in, c, s) for c, s in wins])
             z0 = look_as_streamed(self.model, z_in, look,
                                   f"drawing {look!r} as it was" if progress else None).float()
-            small = to_frames(np.stack([self.inputs[c][s:s + CLIP_FRAMES] for c, s in wins]))
+            small = to_frames(np.stack([self.cut(self.inputs, c, s) for c, s in wins]))
             frames = tensor_to_uint8(self.model.codec.decode(z0.to(self.dtype), small.to(self.dtype)))
             self.rehearsed[look] = list(zip(wins, frames, z0))
         self.old_looks = [*self.old_looks, *looks]
+
+    @staticmethod
+    def cut(arrays: list, c: int, s: int):
+        """Clip c's frames (or latents) of the training window starting at frame s."""
+        return arrays[c][s:s + CLIP_FRAMES]
 
     def windows(self, n: int, g: torch.Generator, frames: int = CLIP_FRAMES) -> list[tuple[int, int]]:
         """n random (clip, first frame) windows of `frames` frames."""
@@ -181,7 +185,7 @@ class Footage:
     def batch(self, name: str, new: int, old: int, g: torch.Generator) -> tuple[dict, torch.Tensor]:
         """A batch of `new` windows in the new look and `old` in old looks drawn at random
         (their targets rendered now), as lsd.train.shortcut takes it; and which are new."""
-        cut = lambda arrays, c, s: arrays[c][s:s + CLIP_FRAMES]
+        cut = self.cut
         wins = self.windows(new + old, g)
         looks = [name] * new + [self.old_looks[int(i)] for i in
                                 torch.randint(len(self.old_looks), (old,), generator=g)]
@@ -282,7 +286,8 @@ def learn(pairs: str, name: str, out: str, source: str, prompts: list[str] | Non
                          "least 0")
     clips = check_pairs(pairs)
     stamp = taught_from(clips)
-    if resume and is_checkpoint(out / "state"):  # before minutes of reading
+    resuming = resume and is_checkpoint(out / "state")
+    if resuming:  # checked before the minutes of reading
         stopped = read_config(out / "state")
         if [stopped.get("name"), stopped.get("pairs")] != [normalize_prompt(name), stamp]:
             raise ValueError(f"{out / 'state'} is a lesson of {stopped.get('name')!r} on other "
@@ -332,7 +337,7 @@ def learn(pairs: str, name: str, out: str, source: str, prompts: list[str] | Non
                              {"params": [model.learned_looks], "lr_scale": lesson.vector_lr / lesson.lr}],
                             lr=lesson.lr, betas=(0.9, 0.99), weight_decay=0.0)
     step, losses, head_start = 0, [], None
-    if resume and is_checkpoint(out / "state"):
+    if resuming:
         tensors, meta = load_checkpoint(out / "state")
         model.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("weights.")})
         _load_optimizer(opt, tensors)
