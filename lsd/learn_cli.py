@@ -12,7 +12,8 @@ def cmd_learn(args: argparse.Namespace) -> None:
     from .stream.runner import default_checkpoint
     from .train.learn import Lesson, learn
 
-    lesson = Lesson(steps=args.steps, batch=args.batch, seed=args.seed, head_steps=args.head_steps)
+    lesson = Lesson(steps=args.steps, batch=args.batch, seed=args.seed, head_steps=args.head_steps,
+                    minutes=args.minutes)
     lesson.lr = args.lr or lesson.lr
     report = learn(args.pairs, args.name, args.out, args.source or str(default_checkpoint()),
                    args.prompt, lesson, args.resume, not args.no_progress)
@@ -47,6 +48,9 @@ def add_learn(sub, data) -> None:
     ln.add_argument("--lr", type=float, help="the denoiser's peak learning rate (default 1e-3)")
     ln.add_argument("--head-steps", type=int, default=12000, help="the new look's output head's "
                     "steps, after the denoiser's (0: no head; lsd.models.look_head)")
+    ln.add_argument("--minutes", type=float, default=30.0, help="the lesson's time, reading "
+                    "included: a CPU too slow for all the steps takes fewer, and says so "
+                    "(default %(default)s; 0: no limit)")
     ln.add_argument("--seed", type=int, default=0)
     ln.add_argument("--resume", action="store_true", help="continue a stopped run from OUT/state")
     ln.add_argument("--json", action="store_true")

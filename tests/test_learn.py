@@ -27,7 +27,7 @@ from lsd.styles import STYLES
 from lsd.train import learn as learn_module
 from lsd.train import look_head as look_head_module
 from lsd.train.clips import to_uint8 as tensor_to_uint8
-from lsd.train.learn import Lesson, learn, redrawn_db
+from lsd.train.learn import HEAD_STEP_COST, Lesson, fitted_share, learn, redrawn_db
 from lsd.train.look_head import HeadFootage, head_frames
 from lsd.train.prompts import train_reader
 from test_models import randomized, small_config
@@ -167,7 +167,7 @@ def test_a_stopped_lesson_resumes_where_it_stopped(lesson, tmp_path, monkeypatch
 def test_a_lesson_stopped_in_its_heads_steps_goes_on_there(lesson, tmp_path, monkeypatch):
     root, _ = lesson
     monkeypatch.setattr(look_head_module, "SAVE_EVERY", 2)
-    taught = Lesson(**TINY | {"head_steps": 6})
+    taught = Lesson(**TINY | {"head_steps": 6, "minutes": 0})  # no head steps timed to fit
     run = lambda out, **kw: learn(str(root / "pairs"), "negative film", str(tmp_path / out),
                                   str(root / "src"), lesson=taught, progress=False, **kw)
     whole = run("whole")
@@ -190,6 +190,51 @@ def test_a_lesson_stopped_in_its_heads_steps_goes_on_there(lesson, tmp_path, mon
     a, b = load(tmp_path / "whole" / "model"), load(tmp_path / "cut" / "model")
     for k, v in a.upsampler.state_dict().items():
         torch.testing.assert_close(b.upsampler.state_dict()[k], v, rtol=0, atol=0)
+
+
+def test_fitted_share_is_what_fits_of_the_steps_left():
+    assert fitted_share(600, 1.0, 300, 12000, 20) == 1.0  # time for all of them
+    # room for 280 denoiser steps' worth after the 20 fixed; the head's steps are cheaper
+    share = fitted_share(300, 1.0, 300, 12000, 20)
+    assert share == pytest.approx(280 / (300 + 12000 * HEAD_STEP_COST))
+    assert fitted_share(10, 1.0, 300, 12000, 20) == 0.0  # no room: nothing more
+    assert fitted_share(5, 1.0, 0, 0, 10) == 1.0  # nothing left to cut
+
+
+def test_a_lesson_short_of_minutes_takes_fewer_steps_and_keeps_them(lesson, tmp_path, monkeypatch):
+    root, _ = lesson
+    run = lambda out, minutes, **kw: learn(
+        str(root / "pairs"), "negative film", str(tmp_path / out), str(root / "src"),
+        progress=False, lesson=Lesson(**TINY | {"steps": 16, "head_steps": 8, "minutes": minutes}), **kw)
+    # the time is up before the first nine steps end (one, then eight timed): they are all
+    # it takes, and it says so
+    short = run("short", 0.001)
+    assert (short["steps"], short["head_steps"]) == (9, 0)
+    assert "fits 9 of the denoiser's 16 steps in --minutes 0.001" in short["warning"]
+    assert "fits 0 of its output head's 8 steps" in short["warning"]
+    assert load(tmp_path / "short" / "model").config.text.learned == ["negative film"]
+    # the denoiser fitted to half of what was left; the head, timed, has time for all of its
+    # steps again. Stopped after the fitting and resumed, it keeps the denoiser's steps
+    shares = iter([0.5])
+    monkeypatch.setattr(learn_module, "fitted_share", lambda *a: next(shares, 1.0))
+    whole = run("whole", 30)
+    assert (whole["steps"], whole["head_steps"]) == (12, 8)
+    assert "fits 12 of the denoiser's 16" in whole["warning"] and "head's" not in whole["warning"]
+    shares, real, calls = iter([0.5]), learn_module.shortcut_distillation, []
+
+    def stopped_at_the_eleventh(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 11:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(learn_module, "shortcut_distillation", stopped_at_the_eleventh)
+    with pytest.raises(KeyboardInterrupt):
+        run("cut", 30)
+    resumed = run("cut", 30, resume=True)
+    assert len(calls) == 13 and (resumed["steps"], resumed["head_steps"]) == (12, 8)
+    assert [resumed[k] for k in ("final_loss", "head_final_loss")] == [whole["final_loss"],
+                                                                       whole["head_final_loss"]]
 
 
 def test_only_the_new_look_draws_through_its_head(lesson):

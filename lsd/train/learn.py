@@ -23,7 +23,8 @@ maps); a stream draws with it only for prompts read as the new look, so the old 
 exactly as before. The prompt reader is retrained with the new look's name and prompts.
 OUT/state is written every `save_every` steps (the output head's: every SAVE_EVERY) and at
 Ctrl-C, and `--resume` continues from it, on the same name and pairs; OUT/model is a
-checkpoint that `lsd run`, `lsd serve` and `lsd.Stream` take as it is.
+checkpoint that `lsd run`, `lsd serve` and `lsd.Stream` take as it is. A lesson ends within
+`Lesson.minutes`: a CPU too slow for every step takes fewer (fitted_share), and says so.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from .clips import to_uint8 as tensor_to_uint8
 from .config import TrainConfig
 from .diffusion_forcing import weighted_mse
 from .decoder import look_as_streamed
-from .look_head import HeadFootage, head_frames, head_windows, train_head
+from .look_head import HeadFootage, head_frames, head_step_seconds, head_windows, train_head
 from .prompts import read_avoided, train_reader
 from .shortcut import LATTICE, shortcut_distillation
 from .trainer import _load_optimizer, _optimizer_tensors, lr_at
@@ -61,6 +62,11 @@ CARRIED_DB = 26.0  # redrawn this well, a look was learnt at 24 dB or more (jour
 LEARNT_DB = 28.0  # drawn where taught, new footage scored 1.7-7.8 dB lower (journal)
 REDRAWN_FRAMES = 32  # frames of each clip the redrawing is measured on
 REHEARSED = 48  # windows of each look an earlier lesson taught, drawn once before the steps
+# fitting a lesson to its minutes (measured on 1 and 2 cores; journal)
+TIMED_STEPS = 8  # denoiser steps timed (their median), after the first, before it is fitted
+HEAD_STEP_COST = 0.009  # an output head's step in denoiser steps (0.007-0.011), until timed
+HEAD_FRAMES_COST = 10  # drawing the frames the head learns from, in denoiser steps (7-8)
+AFTER_HEAD_S = 30  # seconds after the head: scoring it, the reader's training, saving (about 16)
 
 
 @dataclasses.dataclass
@@ -77,6 +83,7 @@ class Lesson:
     head_lr: float = 2e-3
     reader_steps: int = 2000
     seed: int = 0
+    minutes: float = 30.0  # the whole lesson's; a slower CPU's steps are cut to fit (0: no limit)
 
 
 @torch.no_grad()
@@ -256,6 +263,15 @@ def taught_from(clips: list[dict]) -> list[list]:
              size(Path(c["input"])) + size(Path(c["target"]))] for c in clips]
 
 
+def fitted_share(left_s: float, step_s: float, steps: int, head_steps: int, fixed: float) -> float:
+    """The share of the `steps` denoiser steps and `head_steps` head steps still to take that
+    fits in `left_s` seconds at `step_s` a denoiser step, with `fixed` denoiser steps' worth
+    of other work after them (1: all of them)."""
+    work = steps + head_steps * HEAD_STEP_COST
+    room = left_s / step_s - fixed
+    return 1.0 if work <= 0 else min(1.0, max(0.0, room / work))
+
+
 def check_name(name: str, source: LSDModel, prompts: list[str]) -> str:
     key = normalize_prompt(name)
     if not key or len(key) > 40:
@@ -281,9 +297,10 @@ def learn(pairs: str, name: str, out: str, source: str, prompts: list[str] | Non
     if (out / "state").exists() and not resume:
         raise FileExistsError(f"{out / 'state'} holds an unfinished lesson: add --resume to go "
                               f"on, or delete it to start again")
-    if min(lesson.steps, lesson.batch) < 1 or lesson.batch < 2 or lesson.head_steps < 0:
-        raise ValueError("--steps must be at least 1, --batch at least 2 and --head-steps at "
-                         "least 0")
+    if min(lesson.steps, lesson.batch) < 1 or lesson.batch < 2 or min(lesson.head_steps,
+                                                                     lesson.minutes) < 0:
+        raise ValueError("--steps must be at least 1, --batch at least 2, --head-steps and "
+                         "--minutes at least 0")
     clips = check_pairs(pairs)
     stamp = taught_from(clips)
     resuming = resume and is_checkpoint(out / "state")
@@ -336,16 +353,22 @@ def learn(pairs: str, name: str, out: str, source: str, prompts: list[str] | Non
     opt = torch.optim.AdamW([{"params": weights, "lr_scale": 1.0},
                              {"params": [model.learned_looks], "lr_scale": lesson.vector_lr / lesson.lr}],
                             lr=lesson.lr, betas=(0.9, 0.99), weight_decay=0.0)
-    step, losses, head_start = 0, [], None
+    step, losses, head_start, plan = 0, [], None, None
     if resuming:
         tensors, meta = load_checkpoint(out / "state")
         model.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("weights.")})
         _load_optimizer(opt, tensors)
         g.set_state(tensors["rng"])
-        step, losses = int(meta["step"]), list(meta["losses"])
+        step, losses, plan = int(meta["step"]), list(meta["losses"]), meta.get("plan")
         if "head_step" in meta:  # stopped in the output head's steps
             head_start = {"step": int(meta["head_step"]), "losses": meta["head_losses"],
                           "optim": {k[5:]: v for k, v in tensors.items() if k.startswith("head.")}}
+    asked = lesson
+    if plan:  # a stopped lesson keeps the steps it was fitted to
+        lesson = dataclasses.replace(lesson, steps=plan[0], head_steps=plan[1])
+    elif not lesson.minutes:
+        plan = [lesson.steps, lesson.head_steps]  # no limit: nothing to fit, on --resume either
+    deadline = t0 + 60 * lesson.minutes if lesson.minutes else None  # of this run
     schedule = dataclasses.replace(cfg.optim, steps=lesson.steps, warmup=lesson.warmup, lr=lesson.lr)
     d_steps = LATTICE // before.sample.steps  # the step size a stream samples with
     new = min(lesson.batch - 1, max(1, round(lesson.batch * lesson.new_share)))
@@ -354,12 +377,26 @@ def learn(pairs: str, name: str, out: str, source: str, prompts: list[str] | Non
     def save_state(rng: torch.Tensor, head: dict | None = None):
         """`head`: the output head's progress (train_head's), once the denoiser's is done."""
         tensors = {f"weights.{k}": v for k, v in model.state_dict().items()}
-        meta = {"step": step, "losses": losses, "name": key, "pairs": stamp}
+        meta = {"step": step, "losses": losses, "name": key, "pairs": stamp, "plan": plan}
         if head:
             tensors |= {f"head.{k}": v for k, v in head["optim"].items()}
             meta |= {"head_step": head["step"], "head_losses": head["losses"]}
         save_checkpoint(out / "state", tensors | _optimizer_tensors(opt) | {"rng": rng}, meta)
 
+    def fit(steps: int, head_steps: int, which: str):
+        """The lesson takes `steps` and `head_steps` (kept in OUT/state); fewer than asked of
+        `which` ("steps" or "head_steps") is said."""
+        nonlocal lesson, schedule, plan
+        lesson = dataclasses.replace(lesson, steps=steps, head_steps=head_steps)
+        schedule = dataclasses.replace(schedule, steps=steps)
+        plan = [steps, head_steps]
+        if getattr(lesson, which) < getattr(asked, which):
+            whose = "the denoiser's" if which == "steps" else "its output head's"
+            warn(f"this CPU fits {getattr(lesson, which)} of {whose} {getattr(asked, which)} "
+                 f"steps in --minutes {lesson.minutes:g}: the look is learnt less well than in "
+                 f"more minutes")
+
+    ends = []  # of this run's steps, until the lesson is fitted
     try:
         while step < lesson.steps:
             at_start = g.get_state()  # a step cut short is taken again from here
@@ -382,6 +419,16 @@ def learn(pairs: str, name: str, out: str, source: str, prompts: list[str] | Non
             losses.append(round(loss.item(), 5))
             bar.update(1)
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
+            if not plan:  # fitted once, in the lr's warm-up (a state with no plan stopped before)
+                ends.append(time.time())
+                if len(ends) == 1 + TIMED_STEPS:  # the first step warms up: not timed
+                    step_s = float(np.median(np.diff(ends)))
+                    left = deadline - time.time() - AFTER_HEAD_S
+                    share = fitted_share(left, step_s, lesson.steps - step,
+                                         lesson.head_steps * head, HEAD_FRAMES_COST * head)
+                    fit(step + int((lesson.steps - step) * share), int(lesson.head_steps * share),
+                        "steps")
+                    bar.total = lesson.steps
             if step % lesson.save_every == 0 or step == lesson.steps:
                 save_state(g.get_state())  # the last: a stop in the head's minute loses no step
     except KeyboardInterrupt:
@@ -395,9 +442,13 @@ def learn(pairs: str, name: str, out: str, source: str, prompts: list[str] | Non
         data = HeadFootage(model, footage, key, wins, progress)
         footage.shown = None  # HeadFootage holds its own copies: not twice for the head's minutes
         index = model.config.upsampler.heads.index(key)
+        if deadline and head_start is None:  # fitted again, its own steps timed: up to all asked
+            room = deadline - time.time() - AFTER_HEAD_S
+            fits = int(room / head_step_seconds(model, index, data))
+            fit(step, min(asked.head_steps, max(0, fits)), "head_steps")
         head_losses = train_head(model, index, data, lesson.head_steps, lesson.head_lr, g, progress,
                                  head_start, lambda done, rng: save_state(rng, done))
-        head_loss = round(float(np.mean(head_losses[-50:])), 5)
+        head_loss = round(float(np.mean(head_losses[-50:])), 5) if head_losses else None
         drawn = data.drawn_db(model.upsampler, index)
         if drawn < LEARNT_DB:
             warn(f"the new look is drawn at only {drawn} dB on the frames it was taught on "
