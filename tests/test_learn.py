@@ -39,6 +39,16 @@ PHRASINGS = ["sepia photo", "thermal camera", "make it look like a pencil sketch
              "cyberpunk neon style", "水墨画"]
 
 
+def stopped_at_call(n: int, real, calls: list):
+    """`real`, counting its calls in `calls`, as if Ctrl-C were pressed in the n-th."""
+    def stopped(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+    return stopped
+
+
 @pytest.fixture(scope="module")
 def lesson(tmp_path_factory):
     """A student with an upsampler and a prompt reader, pairs of a look (colours inverted),
@@ -127,16 +137,8 @@ def test_a_stopped_lesson_resumes_where_it_stopped(lesson, tmp_path, monkeypatch
     root, _ = lesson
     whole = learn(str(root / "pairs"), "negative film", str(tmp_path / "whole"), str(root / "src"),
                   lesson=Lesson(**TINY | {"steps": 4}), progress=False)
-    calls = {"n": 0}
     real = learn_module.shortcut_distillation
-
-    def stopped_at_the_third(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(learn_module, "shortcut_distillation", stopped_at_the_third)
+    monkeypatch.setattr(learn_module, "shortcut_distillation", stopped_at_call(3, real, []))
     with pytest.raises(KeyboardInterrupt):
         learn(str(root / "pairs"), "negative film", str(tmp_path / "cut"), str(root / "src"),
               lesson=Lesson(**TINY | {"steps": 4}), progress=False)
@@ -172,14 +174,7 @@ def test_a_lesson_stopped_in_its_heads_steps_goes_on_there(lesson, tmp_path, mon
                                   str(root / "src"), lesson=taught, progress=False, **kw)
     whole = run("whole")
     crops, calls = HeadFootage.crops, []
-
-    def cut_in_the_fifth(self, n, g):
-        calls.append(n)
-        if len(calls) == 5:
-            raise KeyboardInterrupt
-        return crops(self, n, g)
-
-    monkeypatch.setattr(HeadFootage, "crops", cut_in_the_fifth)
+    monkeypatch.setattr(HeadFootage, "crops", stopped_at_call(5, crops, calls))  # in the fifth step
     with pytest.raises(KeyboardInterrupt):
         run("cut")
     calls.clear()
@@ -220,15 +215,9 @@ def test_a_lesson_short_of_minutes_takes_fewer_steps_and_keeps_them(lesson, tmp_
     whole = run("whole", 30)
     assert (whole["steps"], whole["head_steps"]) == (12, 8)
     assert "fits 12 of the denoiser's 16" in whole["warning"] and "head's" not in whole["warning"]
-    shares, real, calls = iter([0.5]), learn_module.shortcut_distillation, []
-
-    def stopped_at_the_eleventh(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 11:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(learn_module, "shortcut_distillation", stopped_at_the_eleventh)
+    shares, calls = iter([0.5]), []
+    monkeypatch.setattr(learn_module, "shortcut_distillation",
+                        stopped_at_call(11, learn_module.shortcut_distillation, calls))
     with pytest.raises(KeyboardInterrupt):
         run("cut", 30)
     resumed = run("cut", 30, resume=True)

@@ -297,8 +297,7 @@ def learn(pairs: str, name: str, out: str, source: str, prompts: list[str] | Non
     if (out / "state").exists() and not resume:
         raise FileExistsError(f"{out / 'state'} holds an unfinished lesson: add --resume to go "
                               f"on, or delete it to start again")
-    if min(lesson.steps, lesson.batch) < 1 or lesson.batch < 2 or min(lesson.head_steps,
-                                                                     lesson.minutes) < 0:
+    if lesson.steps < 1 or lesson.batch < 2 or lesson.head_steps < 0 or lesson.minutes < 0:
         raise ValueError("--steps must be at least 1, --batch at least 2, --head-steps and "
                          "--minutes at least 0")
     clips = check_pairs(pairs)
