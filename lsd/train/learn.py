@@ -365,8 +365,7 @@ def learn(pairs: str, name: str, out: str, source: str, prompts: list[str] | Non
     asked = lesson
     if plan:  # a stopped lesson keeps the steps it was fitted to
         lesson = dataclasses.replace(lesson, steps=plan[0], head_steps=plan[1])
-    elif not lesson.minutes:
-        plan = [lesson.steps, lesson.head_steps]  # no limit: nothing to fit, on --resume either
+    fitted = bool(plan) or not lesson.minutes  # no limit: nothing to fit, on --resume either
     deadline = t0 + 60 * lesson.minutes if lesson.minutes else None  # of this run
     schedule = dataclasses.replace(cfg.optim, steps=lesson.steps, warmup=lesson.warmup, lr=lesson.lr)
     d_steps = LATTICE // before.sample.steps  # the step size a stream samples with
@@ -376,24 +375,23 @@ def learn(pairs: str, name: str, out: str, source: str, prompts: list[str] | Non
     def save_state(rng: torch.Tensor, head: dict | None = None):
         """`head`: the output head's progress (train_head's), once the denoiser's is done."""
         tensors = {f"weights.{k}": v for k, v in model.state_dict().items()}
-        meta = {"step": step, "losses": losses, "name": key, "pairs": stamp, "plan": plan}
+        meta = {"step": step, "losses": losses, "name": key, "pairs": stamp,
+                "plan": [lesson.steps, lesson.head_steps] if fitted else None}
         if head:
             tensors |= {f"head.{k}": v for k, v in head["optim"].items()}
             meta |= {"head_step": head["step"], "head_losses": head["losses"]}
         save_checkpoint(out / "state", tensors | _optimizer_tensors(opt) | {"rng": rng}, meta)
 
-    def fit(steps: int, head_steps: int, which: str):
-        """The lesson takes `steps` and `head_steps` (kept in OUT/state); fewer than asked of
-        `which` ("steps" or "head_steps") is said."""
-        nonlocal lesson, schedule, plan
+    def fit(steps: int, head_steps: int):
+        """From here the lesson takes `steps` and `head_steps` (kept in OUT/state)."""
+        nonlocal lesson, schedule, fitted
         lesson = dataclasses.replace(lesson, steps=steps, head_steps=head_steps)
-        schedule = dataclasses.replace(schedule, steps=steps)
-        plan = [steps, head_steps]
-        if getattr(lesson, which) < getattr(asked, which):
-            whose = "the denoiser's" if which == "steps" else "its output head's"
-            warn(f"this CPU fits {getattr(lesson, which)} of {whose} {getattr(asked, which)} "
-                 f"steps in --minutes {lesson.minutes:g}: the look is learnt less well than in "
-                 f"more minutes")
+        schedule, fitted = dataclasses.replace(schedule, steps=steps), True
+
+    def said_if_cut(took: int, of: int, whose: str):
+        if took < of:
+            warn(f"this CPU fits {took} of {whose} {of} steps in --minutes {lesson.minutes:g}: "
+                 f"the look is learnt less well than in more minutes")
 
     ends = []  # of this run's steps, until the lesson is fitted
     try:
@@ -418,15 +416,15 @@ def learn(pairs: str, name: str, out: str, source: str, prompts: list[str] | Non
             losses.append(round(loss.item(), 5))
             bar.update(1)
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
-            if not plan:  # fitted once, in the lr's warm-up (a state with no plan stopped before)
+            if not fitted:  # once, in the lr's warm-up (a state with no plan stopped before)
                 ends.append(time.time())
                 if len(ends) == 1 + TIMED_STEPS:  # the first step warms up: not timed
                     step_s = float(np.median(np.diff(ends)))
                     left = deadline - time.time() - AFTER_HEAD_S
                     share = fitted_share(left, step_s, lesson.steps - step,
                                          lesson.head_steps * head, HEAD_FRAMES_COST * head)
-                    fit(step + int((lesson.steps - step) * share), int(lesson.head_steps * share),
-                        "steps")
+                    fit(step + int((lesson.steps - step) * share), int(lesson.head_steps * share))
+                    said_if_cut(lesson.steps, asked.steps, "the denoiser's")
                     bar.total = lesson.steps
             if step % lesson.save_every == 0 or step == lesson.steps:
                 save_state(g.get_state())  # the last: a stop in the head's minute loses no step
@@ -444,7 +442,8 @@ def learn(pairs: str, name: str, out: str, source: str, prompts: list[str] | Non
         if deadline and head_start is None:  # fitted again, its own steps timed: up to all asked
             room = deadline - time.time() - AFTER_HEAD_S
             fits = int(room / head_step_seconds(model, index, data))
-            fit(step, min(asked.head_steps, max(0, fits)), "head_steps")
+            fit(step, min(asked.head_steps, max(0, fits)))
+            said_if_cut(lesson.head_steps, asked.head_steps, "its output head's")
         head_losses = train_head(model, index, data, lesson.head_steps, lesson.head_lr, g, progress,
                                  head_start, lambda done, rng: save_state(rng, done))
         head_loss = round(float(np.mean(head_losses[-50:])), 5) if head_losses else None
