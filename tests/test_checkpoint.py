@@ -2,6 +2,7 @@
 that must be refused without ever being unpickled or executed."""
 
 import pickle
+import re
 from pathlib import Path
 
 import pytest
@@ -272,6 +273,12 @@ def test_missing_files_are_refused(ckpt: Path) -> None:
         load_checkpoint(ckpt)
     assert not is_checkpoint(ckpt)
     with pytest.raises(CheckpointError, match="missing model.safetensors"):
+        load_checkpoint(ckpt.parent)
+
+
+def test_a_run_folder_names_the_checkpoint_inside(ckpt: Path) -> None:
+    with pytest.raises(CheckpointError, match="missing model.safetensors; the checkpoints in "
+                                              "it: " + re.escape(str(ckpt)) + "$"):
         load_checkpoint(ckpt.parent)
 
 

@@ -297,9 +297,13 @@ def learn(pairs: str, name: str, out: str, source: str, prompts: list[str] | Non
     if (out / "state").exists() and not resume:
         raise FileExistsError(f"{out / 'state'} holds an unfinished lesson: add --resume to go "
                               f"on, or delete it to start again")
+    if out.exists() and not out.is_dir():  # found now, not at the first save minutes later
+        raise ValueError(f"--out {out} is a file: give a folder for the lesson")
     if lesson.steps < 1 or lesson.batch < 2 or lesson.head_steps < 0 or lesson.minutes < 0:
         raise ValueError("--steps must be at least 1, --batch at least 2, --head-steps and "
                          "--minutes at least 0")
+    if not lesson.lr > 0:
+        raise ValueError(f"--lr must be above 0, not {lesson.lr:g}")
     clips = check_pairs(pairs)
     stamp = taught_from(clips)
     resuming = resume and is_checkpoint(out / "state")
