@@ -14,7 +14,7 @@ def cmd_learn(args: argparse.Namespace) -> None:
 
     lesson = Lesson(steps=args.steps, batch=args.batch, seed=args.seed, head_steps=args.head_steps,
                     minutes=args.minutes)
-    lesson.lr = args.lr or lesson.lr
+    lesson.lr = lesson.lr if args.lr is None else args.lr
     report = learn(args.pairs, args.name, args.out, args.source or str(default_checkpoint()),
                    args.prompt, lesson, args.resume, not args.no_progress)
     play = ["lsd", "run", "--source", "webcam", "--checkpoint", report["model"], "--prompt",

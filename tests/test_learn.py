@@ -289,8 +289,9 @@ def test_bad_lessons_fail_with_one_line(lesson, tmp_path, capsys):
                  str(root / "src"), "--out", str(tmp_path / "o")]) == 2
     assert "is not a folder" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
-    assert main(args + ["--name", "x", "--lr", "-1"]) == 2
-    assert "--lr must be above 0, not -1" in capsys.readouterr().err
+    for lr in ("0", "-1"):
+        assert main(args + ["--name", "x", "--lr", lr]) == 2
+        assert f"--lr must be above 0, not {lr}" in capsys.readouterr().err
     (tmp_path / "a file").write_text("kept")
     assert main(args[:6] + [str(tmp_path / "a file"), "--name", "x"]) == 2
     assert "is a file: give a folder" in capsys.readouterr().err
