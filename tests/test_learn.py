@@ -6,6 +6,7 @@ pairs`; `lsd bench learn`; `lsd styles --checkpoint`."""
 
 import dataclasses
 import json
+import re
 import shlex
 import shutil
 from pathlib import Path
@@ -196,7 +197,8 @@ def test_fitted_share_is_what_fits_of_the_steps_left():
     assert fitted_share(5, 1.0, 0, 0, 10) == 1.0  # nothing left to cut
 
 
-def test_a_lesson_short_of_minutes_takes_fewer_steps_and_keeps_them(lesson, tmp_path, monkeypatch):
+def test_a_lesson_short_of_minutes_takes_fewer_steps_and_keeps_them(lesson, tmp_path, monkeypatch,
+                                                                    capsys):
     root, _ = lesson
     run = lambda out, minutes, **kw: learn(
         str(root / "pairs"), "negative film", str(tmp_path / out), str(root / "src"),
@@ -214,6 +216,9 @@ def test_a_lesson_short_of_minutes_takes_fewer_steps_and_keeps_them(lesson, tmp_
     monkeypatch.setattr(learn_module, "fitted_share", lambda *a: next(shares, 1.0))
     whole = run("whole", 30)
     assert (whole["steps"], whole["head_steps"]) == (12, 8)
+    # once timed, it says when the fitted lesson ends: here in seconds (30 after the head)
+    said = re.search(r"should end in about ([\d.]+) min, at \d\d:\d\d", capsys.readouterr().err)
+    assert said and 0.5 <= float(said[1]) < 1
     assert "fits 12 of the denoiser's 16" in whole["warning"] and "head's" not in whole["warning"]
     shares, calls = iter([0.5]), []
     monkeypatch.setattr(learn_module, "shortcut_distillation",

@@ -263,11 +263,17 @@ def taught_from(clips: list[dict]) -> list[list]:
              size(Path(c["input"])) + size(Path(c["target"]))] for c in clips]
 
 
+def in_denoiser_steps(steps: int, head_steps: int, fixed: float = 0.0) -> float:
+    """`steps` denoiser steps, `head_steps` head steps and `fixed` denoiser steps' worth of
+    other work, counted in denoiser steps."""
+    return steps + head_steps * HEAD_STEP_COST + fixed
+
+
 def fitted_share(left_s: float, step_s: float, steps: int, head_steps: int, fixed: float) -> float:
     """The share of the `steps` denoiser steps and `head_steps` head steps still to take that
     fits in `left_s` seconds at `step_s` a denoiser step, with `fixed` denoiser steps' worth
     of other work after them (1: all of them)."""
-    work = steps + head_steps * HEAD_STEP_COST
+    work = in_denoiser_steps(steps, head_steps)
     room = left_s / step_s - fixed
     return 1.0 if work <= 0 else min(1.0, max(0.0, room / work))
 
@@ -397,6 +403,13 @@ def learn(pairs: str, name: str, out: str, source: str, prompts: list[str] | Non
             warn(f"this CPU fits {took} of {whose} {of} steps in --minutes {lesson.minutes:g}: "
                  f"the look is learnt less well than in more minutes")
 
+    def said_when_it_ends(step_s: float):
+        """The whole lesson's end, which no one phase's progress bar shows."""
+        left = step_s * in_denoiser_steps(lesson.steps - step, lesson.head_steps * head,
+                                          HEAD_FRAMES_COST * head) + AFTER_HEAD_S
+        at = time.strftime("%H:%M", time.localtime(time.time() + left + 30))  # to the nearest minute
+        tqdm.write(f"the lesson should end in about {left / 60:.1f} min, at {at}", file=sys.stderr)
+
     ends = []  # of this run's steps, until the lesson is fitted
     try:
         while step < lesson.steps:
@@ -429,6 +442,7 @@ def learn(pairs: str, name: str, out: str, source: str, prompts: list[str] | Non
                                          lesson.head_steps * head, HEAD_FRAMES_COST * head)
                     fit(step + int((lesson.steps - step) * share), int(lesson.head_steps * share))
                     said_if_cut(lesson.steps, asked.steps, "the denoiser's")
+                    said_when_it_ends(step_s)
                     bar.total = lesson.steps
             if step % lesson.save_every == 0 or step == lesson.steps:
                 save_state(g.get_state())  # the last: a stop in the head's minute loses no step
