@@ -28,7 +28,8 @@ from lsd.styles import STYLES
 from lsd.train import learn as learn_module
 from lsd.train import look_head as look_head_module
 from lsd.train.clips import to_uint8 as tensor_to_uint8
-from lsd.train.learn import HEAD_STEP_COST, Lesson, fitted_share, learn, redrawn_db
+from lsd.train.learn import (HEAD_STEP_COST, Lesson, fitted_share, learn, redrawn_db,
+                              within_reading)
 from lsd.train.look_head import HeadFootage, head_frames
 from lsd.train.prompts import train_reader
 from test_models import randomized, small_config
@@ -422,7 +423,8 @@ def test_a_lesson_reads_each_clip_once_and_keeps_the_heads_frames_at_the_shown_s
     root, _ = lesson
     model, pairs = load(root / "src"), check_pairs(root / "pairs")  # two clips of 18 frames
     opened = []
-    monkeypatch.setattr(learn_module, "read_frames", lambda p: opened.append(p) or read_frames(p))
+    monkeypatch.setattr(learn_module, "read_frames",
+                        lambda p, n: opened.append(p) or read_frames(p, n))
     wins = [(0, 2), (1, 9)]  # the second window ends past the clip's last frame
     footage = learn_module.Footage(model, pairs, torch.float32, False, head_frames(wins))
     assert sorted(opened) == sorted(p[k] for p in pairs for k in ("input", "target"))
@@ -433,6 +435,23 @@ def test_a_lesson_reads_each_clip_once_and_keeps_the_heads_frames_at_the_shown_s
     data = HeadFootage(model, footage, "negative film", wins, False)
     assert len(data.inputs) == 1 and data.frames == 6  # the window past the end is left out
     assert np.array_equal(data.targets[0], np.stack([footage.shown[0][f][1] for f in range(6, 12)]))
+
+
+def test_a_lesson_reads_the_first_share_of_pairs_too_long_to_need(lesson, tmp_path, monkeypatch):
+    root, _ = lesson
+    clips = [{"name": "a", "frames": 9000}, {"name": "b", "frames": 27000}]
+    cut, said = within_reading("DIR", clips)
+    assert [c["frames"] for c in cut] == [2250, 6750] and "the first 25% of each clip" in said
+    assert within_reading("DIR", clips[:1]) == (clips[:1], None)
+    monkeypatch.setattr(learn_module, "READ_FRAMES", 20)  # the two clips hold 36 frames
+    report = learn(str(root / "pairs"), "negative film", str(tmp_path / "o"), str(root / "src"),
+                   lesson=Lesson(**TINY | {"head_steps": 0}), progress=False)
+    # each clip's first 16 (MIN_FRAMES), not 10: a clip is never cut shorter than a clip may be
+    assert report["frames"] == 32 and "reads the first 56% of each clip" in report["warning"]
+    model, pairs = load(root / "src"), check_pairs(root / "pairs")
+    cut = learn_module.Footage(model, within_reading("DIR", pairs)[0], torch.float32, False)
+    whole = learn_module.Footage(model, pairs, torch.float32, False)
+    assert np.array_equal(cut.inputs[1], whole.inputs[1][:16])
 
 
 def test_a_second_lesson_keeps_the_first_look(lesson, tmp_path, capsys, monkeypatch):

@@ -40,7 +40,7 @@ import torch
 from tqdm import tqdm
 
 from ..checkpoint import is_checkpoint, load_checkpoint, read_config, save_checkpoint
-from ..data.pairs import check_pairs, misaligned
+from ..data.pairs import MIN_FRAMES, check_pairs, misaligned
 from ..io import read_frames, to_uint8
 from ..metrics import psnr
 from ..models import LSDModel, load, normalize_prompt
@@ -62,6 +62,9 @@ CARRIED_DB = 26.0  # redrawn this well, a look was learnt at 24 dB or more (jour
 LEARNT_DB = 28.0  # drawn where taught, new footage scored 1.7-7.8 dB lower (journal)
 REDRAWN_FRAMES = 32  # frames of each clip the redrawing is measured on
 REHEARSED = 48  # windows of each look an earlier lesson taught, drawn once before the steps
+# pairs a lesson reads at most: 5 min at 30 fps. Its 300 steps see 4,800 frames of the new
+# look (two windows of 8 a step); more would only cost reading time and memory
+READ_FRAMES = 9000
 # fitting a lesson to its minutes (measured on 1 and 2 cores; journal)
 TIMED_STEPS = 8  # denoiser steps timed (their median), after the first, before it is fitted
 HEAD_STEP_COST = 0.009  # an output head's step in denoiser steps (0.007-0.011), until timed
@@ -133,7 +136,7 @@ class Footage:
         for c, pair in enumerate(pairs):
             keep = (shown or {}).get(c, set())
             big = size if up is None else up.shown_size((pair["height"], pair["width"]))
-            (x, x_big), (y, y_big) = (self._read(pair[k], size, keep, big, bar)
+            (x, x_big), (y, y_big) = (self._read(pair[k], pair["frames"], size, keep, big, bar)
                                       for k in ("input", "target"))
             if len(x) != len(y):  # the headers agreed; the streams did not
                 raise ValueError(f"{pair['target']} decodes to {len(y)} frames but "
@@ -152,16 +155,16 @@ class Footage:
         self.rehearsed = {}  # a look taught before: [(window, its frames, their latents)]
 
     @staticmethod
-    def _read(path: str, size: tuple[int, int], keep: set[int], big: tuple[int, int] | None,
-              bar: tqdm) -> tuple[np.ndarray, dict[int, np.ndarray]]:
-        """A clip's frames shrunk to `size`, and those numbered in `keep` to `big`."""
-        frames, kept = [], {}
-        for i, frame in enumerate(read_frames(path)):
-            frames.append(shrunk(frame, size))
+    def _read(path: str, frames: int, size: tuple[int, int], keep: set[int],
+              big: tuple[int, int] | None, bar: tqdm) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+        """A clip's first `frames` shrunk to `size`, and those numbered in `keep` to `big`."""
+        small, kept = [], {}
+        for i, frame in enumerate(read_frames(path, frames)):
+            small.append(shrunk(frame, size))
             if i in keep:
                 kept[i] = shrunk(frame, big)
             bar.update()
-        return np.stack(frames), kept
+        return np.stack(small), kept
 
     @torch.no_grad()
     def rehearse(self, looks: list[str], g: torch.Generator, progress: bool):
@@ -227,6 +230,19 @@ def redrawn_pairs(model: LSDModel, footage: Footage) -> float:
         firsts = [shown[f] for f in range(REDRAWN_FRAMES) if f in shown]
         scores.append(redrawn_db(model, *(np.stack(frames) for frames in zip(*firsts))))
     return round(float(np.mean(scores)), 2)
+
+
+def within_reading(pairs: str, clips: list[dict]) -> tuple[list[dict], str | None]:
+    """The clips, each cut to the same first share of its frames if they hold more than
+    READ_FRAMES in all, and the warning that says so."""
+    total = sum(c["frames"] for c in clips)
+    if total <= READ_FRAMES:
+        return clips, None
+    share = READ_FRAMES / total
+    cut = [c | {"frames": max(MIN_FRAMES, int(c["frames"] * share))} for c in clips]
+    return cut, (f"{pairs} holds {total} frames of pairs; a lesson reads {READ_FRAMES} (5 min "
+                 f"at 30 fps), so it reads the first {share:.0%} of each clip: cut the clips "
+                 f"to choose which parts")
 
 
 def first_frames(clips: list[dict]) -> dict[int, set[int]]:
@@ -310,7 +326,15 @@ def learn(pairs: str, name: str, out: str, source: str, prompts: list[str] | Non
                          "--minutes at least 0")
     if not lesson.lr > 0:
         raise ValueError(f"--lr must be above 0, not {lesson.lr:g}")
-    clips = check_pairs(pairs)
+    warnings = []
+
+    def warn(text: str):  # said as soon as it is known, above the progress bar, and kept
+        warnings.append(text)
+        tqdm.write(f"warning: {text}", file=sys.stderr)
+
+    clips, too_long = within_reading(pairs, check_pairs(pairs))
+    if too_long:
+        warn(too_long)
     stamp = taught_from(clips)
     resuming = resume and is_checkpoint(out / "state")
     if resuming:  # checked before the minutes of reading
@@ -338,12 +362,6 @@ def learn(pairs: str, name: str, out: str, source: str, prompts: list[str] | Non
     footage = Footage(reference, clips, precision.dtype, progress, shown)
     footage.rehearse(before.config.text.learned, g, progress)
     redrawn = redrawn_pairs(model, footage)
-    warnings = []
-
-    def warn(text: str):  # said as soon as it is known, above the progress bar, and kept
-        warnings.append(text)
-        tqdm.write(f"warning: {text}", file=sys.stderr)
-
     for text in footage.warnings:  # before the minutes of training
         warn(text)
     if redrawn < CARRIED_DB and not head:
