@@ -177,10 +177,11 @@ def _checkpoint_dir(path: str | os.PathLike) -> Path:
         return path.parent
     if not path.is_dir():
         raise CheckpointError(f"{path}: not a checkpoint directory or its {MODEL_FILE}")
-    inside = [p for p in sorted(path.iterdir()) if (p / MODEL_FILE).is_file()]
-    if not (path / MODEL_FILE).exists() and inside:  # a run's folder: `lsd learn` writes OUT/model
-        raise CheckpointError(f"{path}: missing {MODEL_FILE}; the checkpoints in it: "
-                              f"{', '.join(str(p) for p in inside)}")
+    if not (path / MODEL_FILE).exists():  # a run's folder? `lsd learn` writes OUT/model
+        inside = [str(p) for p in sorted(path.iterdir()) if (p / MODEL_FILE).is_file()]
+        if inside:
+            raise CheckpointError(f"{path}: missing {MODEL_FILE}; the checkpoints in it: "
+                                  f"{', '.join(inside)}")
     return path
 
 

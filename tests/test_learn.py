@@ -441,13 +441,15 @@ def test_a_lesson_reads_the_first_share_of_pairs_too_long_to_need(lesson, tmp_pa
     root, _ = lesson
     clips = [{"name": "a", "frames": 9000}, {"name": "b", "frames": 27000}]
     cut, said = within_reading("DIR", clips)
-    assert [c["frames"] for c in cut] == [2250, 6750] and "the first 25% of each clip" in said
+    assert [c["frames"] for c in cut] == [2250, 6750] and "reads 9000, the first 25% of" in said
     assert within_reading("DIR", clips[:1]) == (clips[:1], None)
+    many = [{"name": str(c), "frames": 16} for c in range(600)]  # none can be cut shorter
+    assert within_reading("DIR", many) == (many, None)
     monkeypatch.setattr(learn_module, "READ_FRAMES", 20)  # the two clips hold 36 frames
     report = learn(str(root / "pairs"), "negative film", str(tmp_path / "o"), str(root / "src"),
                    lesson=Lesson(**TINY | {"head_steps": 0}), progress=False)
     # each clip's first 16 (MIN_FRAMES), not 10: a clip is never cut shorter than a clip may be
-    assert report["frames"] == 32 and "reads the first 56% of each clip" in report["warning"]
+    assert report["frames"] == 32 and "reads 32, the first 89% of each clip" in report["warning"]
     model, pairs = load(root / "src"), check_pairs(root / "pairs")
     cut = learn_module.Footage(model, within_reading("DIR", pairs)[0], torch.float32, False)
     whole = learn_module.Footage(model, pairs, torch.float32, False)

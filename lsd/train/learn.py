@@ -233,16 +233,17 @@ def redrawn_pairs(model: LSDModel, footage: Footage) -> float:
 
 
 def within_reading(pairs: str, clips: list[dict]) -> tuple[list[dict], str | None]:
-    """The clips, each cut to the same first share of its frames if they hold more than
-    READ_FRAMES in all, and the warning that says so."""
+    """The clips, each cut to the same first share of its frames (never under MIN_FRAMES) if
+    they hold more than READ_FRAMES in all, and the warning that says so."""
     total = sum(c["frames"] for c in clips)
-    if total <= READ_FRAMES:
+    cut = [c | {"frames": min(c["frames"], max(MIN_FRAMES, c["frames"] * READ_FRAMES // total))}
+           for c in clips]
+    read = sum(c["frames"] for c in cut)
+    if read == total:
         return clips, None
-    share = READ_FRAMES / total
-    cut = [c | {"frames": max(MIN_FRAMES, int(c["frames"] * share))} for c in clips]
-    return cut, (f"{pairs} holds {total} frames of pairs; a lesson reads {READ_FRAMES} (5 min "
-                 f"at 30 fps), so it reads the first {share:.0%} of each clip: cut the clips "
-                 f"to choose which parts")
+    return cut, (f"{pairs} holds {total} frames of pairs; a lesson reads about {READ_FRAMES} "
+                 f"(5 min at 30 fps), so it reads {read}, the first {read / total:.0%} of each "
+                 f"clip: cut the clips to choose which parts")
 
 
 def first_frames(clips: list[dict]) -> dict[int, set[int]]:
@@ -425,7 +426,7 @@ def learn(pairs: str, name: str, out: str, source: str, prompts: list[str] | Non
         """The whole lesson's end, which no one phase's progress bar shows."""
         left = step_s * in_denoiser_steps(lesson.steps - step, lesson.head_steps * head,
                                           HEAD_FRAMES_COST * head) + AFTER_HEAD_S
-        at = time.strftime("%H:%M", time.localtime(time.time() + left + 30))  # to the nearest minute
+        at = time.strftime("%H:%M", time.localtime(time.time() + left + 30))  # nearest minute
         tqdm.write(f"the lesson should end in about {left / 60:.1f} min, at {at}", file=sys.stderr)
 
     ends = []  # of this run's steps, until the lesson is fitted
