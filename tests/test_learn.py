@@ -159,6 +159,12 @@ def test_a_stopped_lesson_resumes_where_it_stopped(lesson, tmp_path, monkeypatch
     resumed = learn(str(root / "pairs"), "negative film", str(tmp_path / "cut"), str(root / "src"),
                     lesson=Lesson(**TINY | {"steps": 4}), resume=True, progress=False)
     assert resumed["final_loss"] == whole["final_loss"]
+    assert "no stopped lesson" not in (resumed["warning"] or "")
+    # --resume where nothing stopped (a mistyped --out) starts a new lesson, and says so
+    fresh = learn(str(root / "pairs"), "negative film", str(tmp_path / "typo"), str(root / "src"),
+                  lesson=Lesson(**TINY | {"steps": 4}), resume=True, progress=False)
+    assert "holds no stopped lesson: --resume starts a new one" in fresh["warning"]
+    assert fresh["final_loss"] == whole["final_loss"]
     with pytest.raises(FileExistsError, match="finished lesson"):
         learn(str(root / "pairs"), "negative film", str(tmp_path / "cut"), str(root / "src"),
               lesson=Lesson(**TINY | {"steps": 4}), resume=True, progress=False)

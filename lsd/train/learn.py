@@ -338,6 +338,8 @@ def learn(pairs: str, name: str, out: str, source: str, prompts: list[str] | Non
         warn(too_long)
     stamp = taught_from(clips)
     resuming = resume and is_checkpoint(out / "state")
+    if resume and not resuming:  # a mistyped --out would start again unsaid
+        warn(f"{out / 'state'} holds no stopped lesson: --resume starts a new one")
     if resuming:  # checked before the minutes of reading
         stopped = read_config(out / "state")
         if [stopped.get("name"), stopped.get("pairs")] != [normalize_prompt(name), stamp]:
