@@ -424,10 +424,14 @@ def learn(pairs: str, name: str, out: str, source: str, prompts: list[str] | Non
             warn(f"this CPU fits {took} of {whose} {of} steps in --minutes {lesson.minutes:g}: "
                  f"the look is learnt less well than in more minutes")
 
+    def still_to_do() -> tuple[int, int, int]:
+        """fitted_share's and in_denoiser_steps's counts: the denoiser's and the head's steps
+        still to take, and drawing the head's frames in denoiser steps."""
+        return lesson.steps - step, lesson.head_steps * head, HEAD_FRAMES_COST * head
+
     def said_when_it_ends(step_s: float):
         """The whole lesson's end, which no one phase's progress bar shows."""
-        left = step_s * in_denoiser_steps(lesson.steps - step, lesson.head_steps * head,
-                                          HEAD_FRAMES_COST * head) + AFTER_HEAD_S
+        left = step_s * in_denoiser_steps(*still_to_do()) + AFTER_HEAD_S
         at = time.strftime("%H:%M", time.localtime(time.time() + left + 30))  # nearest minute
         tqdm.write(f"the lesson should end in about {left / 60:.1f} min, at {at}", file=sys.stderr)
 
@@ -459,8 +463,7 @@ def learn(pairs: str, name: str, out: str, source: str, prompts: list[str] | Non
                 if len(ends) == 1 + TIMED_STEPS:  # the first step warms up: not timed
                     step_s = float(np.median(np.diff(ends)))
                     left = deadline - time.time() - AFTER_HEAD_S
-                    share = fitted_share(left, step_s, lesson.steps - step,
-                                         lesson.head_steps * head, HEAD_FRAMES_COST * head)
+                    share = fitted_share(left, step_s, *still_to_do())
                     fit(step + int((lesson.steps - step) * share), int(lesson.head_steps * share))
                     said_if_cut(lesson.steps, asked.steps, "the denoiser's")
                     said_when_it_ends(step_s)
