@@ -9,7 +9,7 @@ import signal
 import sys
 
 from .bench.cli import add_bench
-from .cli_args import add_backend, add_dtype, add_out_size, emit, style_count
+from .cli_args import SHIPPED_DEFAULT, add_backend, add_dtype, add_out_size, emit, style_count
 from .learn_cli import add_learn
 
 
@@ -140,8 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the main job on a shipped real clip; no camera needed")
     demo.add_argument("--out", default="lsd-demo.mp4")
     demo.add_argument("--seconds", type=float, default=20.0)
-    demo.add_argument("--checkpoint", help="default: the shipped checkpoint this CPU keeps up "
-                      "with (lsd-tiny, or lsd-tiny-pruned without native bf16)")
+    demo.add_argument("--checkpoint", help=SHIPPED_DEFAULT)
     demo.add_argument("--strip", metavar="PNG", help="also write one input | output frame per "
                       "prompt, stacked, as a picture")
     demo.add_argument("--json", action="store_true")
@@ -155,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--blend-frames", type=int, default=12, help="frames a prompt switch blends over")
     run.add_argument("--frames", type=int, help="stop after this many frames")
     run.add_argument("--steps", type=int, help="denoising steps (default: the checkpoint's)")
-    run.add_argument("--checkpoint", help="default: the shipped checkpoints/lsd-tiny")
+    run.add_argument("--checkpoint", help=SHIPPED_DEFAULT)
     run.add_argument("--out", help="write the output to this mp4")
     run.add_argument("--side-by-side", action="store_true", help="input | output with an overlay")
     run.add_argument("--loop", action="store_true", help="loop a file source")
@@ -170,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--host", default="127.0.0.1",
                      help="address to listen on; anything but loopback needs --token")
     srv.add_argument("--port", type=int, default=8000)
-    srv.add_argument("--checkpoint", help="default: the shipped checkpoints/lsd-tiny")
+    srv.add_argument("--checkpoint", help=SHIPPED_DEFAULT)
     srv.add_argument("--max-sessions", type=int, default=2,
                      help="browsers served at once; the next one is told the server is full")
     srv.add_argument("--token", help="required on every request (the page: open /?token=T)")
@@ -268,8 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     styles.add_argument("--json", action="store_true")
     styles.set_defaults(func=cmd_styles)
 
-    data = sub.add_parser("data", help="paired videos: synthetic, filtered").add_subparsers(
-        dest="data_command", required=True)
+    data = sub.add_parser("data", help="paired videos: synthetic, filtered, your own clip's "
+                          "frames").add_subparsers(dest="data_command", required=True)
     sample = data.add_parser("sample", help="write input.mp4, target.mp4, preview.mp4, flow.npz")
     sample.add_argument("--style", required=True)
     sample.add_argument("--seed", type=int, default=0)

@@ -7,6 +7,10 @@ import argparse
 import json
 import math
 
+# what --checkpoint (lsd learn: --from) is when not given: lsd.stream.runner.default_checkpoint
+SHIPPED_DEFAULT = ("default: the shipped checkpoint this CPU keeps up with (lsd-tiny, or "
+                   "lsd-tiny-pruned without native bf16)")
+
 
 def emit(result: dict, as_json: bool) -> None:
     if as_json:  # strict JSON: a value that is no number (NaN, inf) is null

@@ -1,11 +1,14 @@
-"""The command line of teaching LSD a new look: `lsd learn` and `lsd data pairs`."""
+"""The command line of teaching LSD a new look: `lsd learn`, `lsd data frames` and
+`lsd data pairs`."""
 
 from __future__ import annotations
 
 import argparse
 import shlex
+import sys
+from pathlib import Path
 
-from .cli_args import emit
+from .cli_args import SHIPPED_DEFAULT, emit
 
 
 def cmd_learn(args: argparse.Namespace) -> None:
@@ -30,8 +33,21 @@ def cmd_data_pairs(args: argparse.Namespace) -> None:
                                  not args.no_progress)}, args.json)
 
 
+def cmd_data_frames(args: argparse.Namespace) -> None:
+    from .data.frames import split_frames
+    from .data.pairs import READ_FRAMES
+
+    report = split_frames(args.video, args.out, args.size, args.frames, not args.no_progress)
+    if report["frames"] > READ_FRAMES:  # a slow tool would draw targets no lesson reads
+        print(f"warning: a lesson reads about {READ_FRAMES} frames of pairs (the first share "
+              f"of each clip): --frames {READ_FRAMES} spares your tool the rest", file=sys.stderr)
+    emit(report | {"next": f"write your look's frames to {report['target']}, the same names "
+                           f"and size, then: lsd learn --pairs {Path(args.out).parent} ..."},
+         args.json)
+
+
 def add_learn(sub, data) -> None:
-    """`lsd learn` on `sub`, `lsd data pairs` on `data` (the `lsd data` subcommands); nothing
+    """`lsd learn` on `sub`, `lsd data frames` and `pairs` on `data` (`lsd data`); nothing
     heavy is imported here: every `lsd` command builds these parsers."""
     ln = sub.add_parser("learn", help="teach a model a new look from paired videos "
                         "(DIR/<clip>/input.mp4 and target.mp4, any video, or folders of "
@@ -39,8 +55,7 @@ def add_learn(sub, data) -> None:
     ln.add_argument("--pairs", required=True, metavar="DIR")
     ln.add_argument("--name", required=True, help="the new look's name: its prompt")
     ln.add_argument("--prompt", action="append", help="another prompt for it; repeatable")
-    ln.add_argument("--from", dest="source", metavar="CHECKPOINT", help="default: the shipped "
-                    "checkpoint this CPU keeps up with")
+    ln.add_argument("--from", dest="source", metavar="CHECKPOINT", help=SHIPPED_DEFAULT)
     ln.add_argument("--out", required=True, help="run directory; the new model is OUT/model")
     ln.add_argument("--steps", type=int, default=300,
                     help="the denoiser's steps (default %(default)s)")
@@ -56,6 +71,19 @@ def add_learn(sub, data) -> None:
     ln.add_argument("--json", action="store_true")
     ln.add_argument("--no-progress", action="store_true")
     ln.set_defaults(func=cmd_learn)
+
+    frames = data.add_parser("frames", help="a clip as numbered images (OUT/input/), for a "
+                             "per-frame tool to draw its targets from (OUT/target/: the same "
+                             "names and size); then lsd learn. Run again, it goes on")
+    frames.add_argument("--video", required=True, help="your clip: any video PyAV reads")
+    frames.add_argument("--out", required=True, metavar="DIR", help="the clip's folder in your "
+                        "pairs, e.g. pairs/walk")
+    frames.add_argument("--size", type=int, default=512, help="short side at most, both sides "
+                        "a multiple of 8 (default %(default)s; a lesson uses 256 of it)")
+    frames.add_argument("--frames", type=int, help="the first N frames (default: all)")
+    frames.add_argument("--json", action="store_true")
+    frames.add_argument("--no-progress", action="store_true")
+    frames.set_defaults(func=cmd_data_frames)
 
     pairs = data.add_parser("pairs", help="paired clips in an OpenCV filter's look, from real "
                             "clips that ship in packages (for lsd learn and lsd bench learn); "

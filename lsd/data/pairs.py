@@ -19,6 +19,9 @@ import numpy as np
 from ..io import VideoError, count_frames, video_info
 
 MIN_FRAMES = 16  # a clip shorter than this teaches no motion (the history is 3 frames)
+# pairs a lesson reads at most: 5 min at 30 fps. Its 300 steps see 4,800 frames of the new
+# look (two windows of 8 a step); more would only cost reading time and memory
+READ_FRAMES = 9000
 ROLES = ("input", "target")
 LAGS = 3  # a target's frames are compared with its input's this many frames either side
 COMPARED = 64  # frames of a clip compared

@@ -40,7 +40,7 @@ import torch
 from tqdm import tqdm
 
 from ..checkpoint import is_checkpoint, load_checkpoint, read_config, save_checkpoint
-from ..data.pairs import MIN_FRAMES, check_pairs, misaligned
+from ..data.pairs import MIN_FRAMES, READ_FRAMES, check_pairs, misaligned
 from ..io import read_frames, to_uint8
 from ..metrics import psnr
 from ..models import LSDModel, load, normalize_prompt
@@ -62,9 +62,6 @@ CARRIED_DB = 26.0  # redrawn this well, a look was learnt at 24 dB or more (jour
 LEARNT_DB = 28.0  # drawn where taught, new footage scored 1.7-7.8 dB lower (journal)
 REDRAWN_FRAMES = 32  # frames of each clip the redrawing is measured on
 REHEARSED = 48  # windows of each look an earlier lesson taught, drawn once before the steps
-# pairs a lesson reads at most: 5 min at 30 fps. Its 300 steps see 4,800 frames of the new
-# look (two windows of 8 a step); more would only cost reading time and memory
-READ_FRAMES = 9000
 # fitting a lesson to its minutes (measured on 1 and 2 cores; journal)
 TIMED_STEPS = 8  # denoiser steps timed (their median), after the first, before it is fitted
 HEAD_STEP_COST = 0.009  # an output head's step in denoiser steps (0.007-0.011), until timed

@@ -1,0 +1,84 @@
+"""A user's clip as numbered images, for a per-frame tool (a diffusion pass, a filter, a
+grade that takes pictures) to draw its targets from: `lsd data frames --video walk.mp4 --out
+pairs/walk` writes pairs/walk/input/000001.png, ...; the tool writes its frames, the same
+names and size, to pairs/walk/target/, and `lsd learn --pairs pairs` reads both
+(lsd.data.pairs).
+
+The frames are shrunk to a short side (512 by default, what diffusion tools draw at; a
+lesson uses 256 of it) with both sides a multiple of 8, which such tools keep: a target
+must be its input's size. A stopped split goes on where it was: each image is written
+whole under its name (renamed into place) and the recipe is kept beside them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from ..io import IMAGE_EXTENSIONS, read_frames, video_info, write_atomic
+
+MULTIPLE = 8  # both sides: diffusion tools work on 8x smaller latents
+RECIPE = ".lsd-frames.json"  # hidden: neither a frame to lsd learn nor an image to a tool
+
+
+def frames_size(width: int, height: int, short_side: int) -> tuple[int, int]:
+    """(width, height) of the images: the short side at most `short_side`, both sides
+    rounded to a multiple of MULTIPLE (the aspect ratio kept within half of it)."""
+    scale = min(1.0, short_side / min(width, height))
+    return tuple(max(MULTIPLE, round(side * scale / MULTIPLE) * MULTIPLE)
+                 for side in (width, height))
+
+
+def split_frames(video: str | Path, out: str | Path, short_side: int = 512,
+                 max_frames: int | None = None, progress: bool = False) -> dict:
+    """OUT/input/000001.png, ... of `video`'s first `max_frames` frames (all if None), as
+    the module says; returns {"input", "target", "frames", "width", "height"}."""
+    if short_side < MULTIPLE:
+        raise ValueError(f"--size must be at least {MULTIPLE}, not {short_side}")
+    if max_frames is not None and max_frames < 1:
+        raise ValueError(f"--frames must be at least 1, not {max_frames}")
+    if Path(out).exists() and not Path(out).is_dir():
+        raise ValueError(f"--out {out} is a file: give a folder for the clip")
+    info = video_info(video)  # an unreadable video fails here, before anything is written
+    width, height = frames_size(info["width"], info["height"], short_side)
+    recipe = {"video": str(Path(video).resolve()), "size": [width, height], "frames": max_frames}
+    folder = Path(out) / "input"
+    made = ({p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS}
+            if folder.is_dir() else set())
+    if made and _recipe(folder) != recipe:
+        raise ValueError(f"{folder} already holds {len(made)} images of another split: give "
+                         f"another --out, or empty it")
+    folder.mkdir(parents=True, exist_ok=True)
+    write_atomic(folder / RECIPE, lambda f: f.write(json.dumps(recipe).encode()))
+    total = min((n for n in (info["frames"], max_frames) if n), default=None)  # mkv: unsaid
+    count = 0
+    with tqdm(total=total, desc=f"writing {folder}", unit="frame", disable=not progress) as bar:
+        for count, frame in enumerate(read_frames(video, max_frames), 1):
+            name = f"{count:06d}.png"
+            if name not in made:  # else an earlier run of this split wrote it whole
+                _write_png(folder / name, frame, (width, height))
+            bar.update()
+    return {"input": str(folder), "target": str(Path(out) / "target"), "frames": count,
+            "width": width, "height": height}
+
+
+def _recipe(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / RECIPE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_png(path: Path, frame: np.ndarray, size: tuple[int, int]):
+    """`frame` at `size` as a PNG, under a hidden name until it is whole."""
+    image = Image.fromarray(frame)
+    if image.size != size:
+        image = image.resize(size, Image.Resampling.LANCZOS)
+    tmp = path.with_name(f".{path.name}.part")
+    image.save(tmp, format="PNG", compress_level=1)  # fast; the tool reads them once
+    os.replace(tmp, path)

@@ -1,0 +1,79 @@
+"""A user's clip as numbered images for a per-frame tool (lsd.data.frames): sizes a tool
+keeps, names read back in order, the tool's frames pair with them, and a stopped split goes
+on without rewriting what it made."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lsd.cli import main
+from lsd.data.frames import frames_size, split_frames
+from lsd.data.pairs import check_pairs
+from lsd.io import read_frames, write_video
+
+
+def video(path, frames=20, size=(60, 100)):
+    """Frames that brighten one step at a time, so their order can be read back."""
+    write_video(path, [np.full((*size, 3), 10 * i, np.uint8) for i in range(frames)])
+    return path
+
+
+def test_sizes_are_multiples_of_8_and_never_enlarged():
+    assert frames_size(100, 60, 40) == (64, 40)
+    assert frames_size(1920, 1080, 512) == (912, 512)
+    assert frames_size(1080, 1920, 512) == (512, 912)  # a phone's portrait clip
+    assert frames_size(604, 256, 512) == (608, 256)  # small: only rounded
+    assert frames_size(21, 6, 512) == (24, 8)
+
+
+def test_a_tools_frames_written_beside_them_pair_with_them(tmp_path):
+    got = split_frames(video(tmp_path / "walk.mp4"), tmp_path / "pairs" / "walk", short_side=40)
+    assert (got["frames"], got["width"], got["height"]) == (20, 64, 40)
+    names = sorted(p.name for p in (tmp_path / "pairs" / "walk" / "input").glob("*.png"))
+    assert names == [f"{i:06d}.png" for i in range(1, 21)]
+    frames = list(read_frames(got["input"]))
+    assert [round(float(f.mean()) / 10) for f in frames] == list(range(20))  # in order
+    target = tmp_path / "pairs" / "walk" / "target"
+    target.mkdir()
+    for name, frame in zip(names, frames):  # the user's tool: same names, same size
+        Image.fromarray(255 - frame).save(target / name)
+    (pair,) = check_pairs(tmp_path / "pairs")
+    assert (pair["frames"], pair["width"], pair["height"]) == (20, 64, 40)
+    assert pair["input"] == got["input"] and pair["target"] == got["target"] == str(target)
+
+
+def test_a_stopped_split_goes_on_and_another_is_refused(tmp_path):
+    clip, out = video(tmp_path / "walk.mp4"), tmp_path / "walk"
+    split_frames(clip, out, short_side=40, max_frames=12)
+    folder = out / "input"
+    kept = (folder / "000001.png").stat().st_mtime_ns
+    (folder / "000007.png").unlink()  # stopped there
+    (folder / ".000007.png.part").write_bytes(b"half")  # a stop mid-image leaves it hidden
+    assert split_frames(clip, out, short_side=40, max_frames=12)["frames"] == 12
+    assert (folder / "000001.png").stat().st_mtime_ns == kept
+    assert round(float(np.asarray(Image.open(folder / "000007.png")).mean()) / 10) == 6
+    assert len(list(read_frames(folder))) == 12
+    with pytest.raises(ValueError, match="12 images of another split"):
+        split_frames(clip, out, short_side=32, max_frames=12)
+    assert (folder / "000001.png").stat().st_mtime_ns == kept  # nothing rewritten
+
+
+def test_lsd_data_frames_says_what_comes_next_and_fails_in_one_line(tmp_path, capsys,
+                                                                     monkeypatch):
+    monkeypatch.setattr("lsd.data.pairs.READ_FRAMES", 10)
+    clip = video(tmp_path / "walk.mp4")
+    assert main(["data", "frames", "--video", str(clip), "--out", str(tmp_path / "p" / "walk"),
+                 "--json", "--no-progress"]) == 0
+    out, err = capsys.readouterr()
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report["frames"] == 20 and f"--pairs {tmp_path / 'p'}" in report["next"]
+    assert "a lesson reads about 10 frames" in err
+    for args, says in ((["--video", str(tmp_path / "none.mp4")], "not found"),
+                       (["--video", str(clip), "--frames", "0"], "--frames must be at least 1"),
+                       (["--video", str(clip), "--size", "4"], "--size must be at least 8")):
+        assert main(["data", "frames", *args, "--out", str(tmp_path / "q")]) != 0
+        err = capsys.readouterr().err
+        assert says in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "q").exists()
