@@ -88,3 +88,34 @@ def test_flow_colours():
 def test_console_script_help():
     r = subprocess.run([sys.executable, "-m", "lsd.cli", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "styles" in r.stdout and "data" in r.stdout
+
+
+def test_every_command_and_option_is_in_docs_commands_md():
+    """docs/commands.md says it lists every command with its options; the flags every command
+    shares are said once, at its top."""
+    import argparse
+    import re
+    from pathlib import Path
+
+    from lsd.cli import build_parser
+
+    shared = {"--help", "--dtype", "--backend", "--json", "--no-progress", "--seed", "--device"}
+    text = (Path(__file__).resolve().parents[1] / "docs" / "commands.md").read_text()
+    entries = re.split(r"\n(?=lsd |torchrun )", text)  # an entry: its usage and its comments
+
+    def commands(parser, words):
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs:
+            yield " ".join(words), parser
+        for action in subs:
+            for name, sub in action.choices.items():
+                yield from commands(sub, [*words, name])
+
+    missing = {}
+    for command, parser in commands(build_parser(), ["lsd"]):
+        told = "\n".join(e for e in entries if re.match(re.escape(command) + r"(\s|$)", e))
+        flags = [f for a in parser._actions for f in a.option_strings if f.startswith("--")]
+        gaps = [f for f in flags if f not in shared and not re.search(re.escape(f) + r"\b", told)]
+        if not told or gaps:
+            missing[command] = gaps or "no entry"
+    assert not missing, missing
