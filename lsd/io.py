@@ -6,6 +6,7 @@ as a raw PyAV or Pillow exception, so callers need one except clause.
 """
 
 import functools
+import json
 import os
 import re
 import uuid
@@ -258,6 +259,20 @@ def write_atomic(path: Path, write: Callable[[Any], object]) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def write_recipe(path: Path, recipe: dict) -> None:
+    """How a folder's files were made, as JSON, atomically: a rerun by the same recipe keeps
+    them (read_recipe)."""
+    write_atomic(path, lambda f: f.write(json.dumps(recipe).encode()))
+
+
+def read_recipe(path: Path) -> dict | None:
+    """The recipe write_recipe wrote at `path`, or None where there is none that reads."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def check_target(path: Path) -> None:

@@ -37,10 +37,11 @@ def cmd_data_frames(args: argparse.Namespace) -> None:
     from .data.frames import split_frames
     from .data.pairs import READ_FRAMES
 
-    report = split_frames(args.video, args.out, args.size, args.frames, not args.no_progress)
-    if report["frames"] > READ_FRAMES:  # a slow tool would draw targets no lesson reads
-        print(f"warning: a lesson reads about {READ_FRAMES} frames of pairs (the first share "
-              f"of each clip): --frames {READ_FRAMES} spares your tool the rest", file=sys.stderr)
+    report = split_frames(args.video, args.out, args.size,
+                          READ_FRAMES if args.frames is None else args.frames, not args.no_progress)
+    if report["frames"] < report["video_frames"]:
+        print(f"note: the first {report['frames']} of the clip's {report['video_frames']} frames "
+              f"(--frames; a lesson reads {READ_FRAMES} at most)", file=sys.stderr)
     emit(report | {"next": f"write your look's frames to {report['target']}, the same names "
                            f"and size, then: lsd learn --pairs {Path(args.out).parent} ..."},
          args.json)
@@ -80,7 +81,8 @@ def add_learn(sub, data) -> None:
                         "pairs, e.g. pairs/walk")
     frames.add_argument("--size", type=int, default=512, help="short side at most, both sides "
                         "a multiple of 8 (default %(default)s; a lesson uses 256 of it)")
-    frames.add_argument("--frames", type=int, help="the first N frames (default: all)")
+    frames.add_argument("--frames", type=int, help="the first N frames (default: as many as a "
+                        "lesson reads, 5 min at 30 fps)")
     frames.add_argument("--json", action="store_true")
     frames.add_argument("--no-progress", action="store_true")
     frames.set_defaults(func=cmd_data_frames)

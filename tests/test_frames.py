@@ -68,8 +68,9 @@ def test_lsd_data_frames_says_what_comes_next_and_fails_in_one_line(tmp_path, ca
                  "--json", "--no-progress"]) == 0
     out, err = capsys.readouterr()
     report = json.loads(out.strip().splitlines()[-1])
-    assert report["frames"] == 20 and f"--pairs {tmp_path / 'p'}" in report["next"]
-    assert "a lesson reads about 10 frames" in err
+    assert report["frames"] == 10 and f"--pairs {tmp_path / 'p'}" in report["next"]
+    assert "the first 10 of the clip's 20 frames" in err  # by default, what a lesson reads
+    assert len(list((tmp_path / "p" / "walk" / "input").glob("*.png"))) == 10
     for args, says in ((["--video", str(tmp_path / "none.mp4")], "not found"),
                        (["--video", str(clip), "--frames", "0"], "--frames must be at least 1"),
                        (["--video", str(clip), "--size", "4"], "--size must be at least 8")):

@@ -12,7 +12,6 @@ recipe.json last; run again, it keeps the clips already made by the same recipe.
 
 from __future__ import annotations
 
-import json
 import sys
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -21,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..io import read_frames, write_atomic, write_video
+from ..io import read_frames, read_recipe, write_recipe, write_video
 
 PAIR_CRF = 12  # the targets are what is learnt: compress them little
 RECIPE = "recipe.json"  # in each clip folder: how its pair was made
@@ -126,7 +125,7 @@ def write_pairs(out: str | Path, filter_name: str, clips: list[str], flicker: bo
             write_video(folder / "input.mp4", _counted(frames, bar), crf=PAIR_CRF)
             write_video(folder / "target.mp4", _counted((filtered(f, filter_name, rng)
                                                          for f in frames), bar), crf=PAIR_CRF)
-        write_atomic(folder / RECIPE, lambda f: f.write(json.dumps(recipe).encode()))
+        write_recipe(folder / RECIPE, recipe)
     return folders
 
 
@@ -148,11 +147,8 @@ def _clip_frames(spec: str, name: str, start: int, end: int | None, short_side: 
 
 def _made(folder: Path) -> dict | None:
     """The recipe `folder`'s pair was made by, or None if it was not (all) made."""
-    try:
-        if (folder / "input.mp4").is_file() and (folder / "target.mp4").is_file():
-            return json.loads((folder / RECIPE).read_text())
-    except (OSError, ValueError):
-        pass
+    if (folder / "input.mp4").is_file() and (folder / "target.mp4").is_file():
+        return read_recipe(folder / RECIPE)
     return None
 
 

@@ -4,15 +4,15 @@ pairs/walk` writes pairs/walk/input/000001.png, ...; the tool writes its frames,
 names and size, to pairs/walk/target/, and `lsd learn --pairs pairs` reads both
 (lsd.data.pairs).
 
-The frames are shrunk to a short side (512 by default, what diffusion tools draw at; a
-lesson uses 256 of it) with both sides a multiple of 8, which such tools keep: a target
-must be its input's size. A stopped split goes on where it was: each image is written
-whole under its name (renamed into place) and the recipe is kept beside them.
+It writes the first 9,000 frames at most (READ_FRAMES: a lesson reads no more), shrunk to a
+short side (512 by default, what diffusion tools draw at; a lesson uses 256 of it) with
+both sides a multiple of 8, which such tools keep: a target must be its input's size. A
+stopped split goes on where it was: each image is written whole under its name (renamed
+into place) and the recipe is kept beside them.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -20,7 +20,8 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from ..io import IMAGE_EXTENSIONS, read_frames, video_info, write_atomic
+from ..io import IMAGE_EXTENSIONS, read_frames, read_recipe, video_info, write_recipe
+from .pairs import READ_FRAMES
 
 MULTIPLE = 8  # both sides: diffusion tools work on 8x smaller latents
 RECIPE = ".lsd-frames.json"  # hidden: neither a frame to lsd learn nor an image to a tool
@@ -35,9 +36,11 @@ def frames_size(width: int, height: int, short_side: int) -> tuple[int, int]:
 
 
 def split_frames(video: str | Path, out: str | Path, short_side: int = 512,
-                 max_frames: int | None = None, progress: bool = False) -> dict:
-    """OUT/input/000001.png, ... of `video`'s first `max_frames` frames (all if None), as
-    the module says; returns {"input", "target", "frames", "width", "height"}."""
+                 max_frames: int | None = READ_FRAMES, progress: bool = False) -> dict:
+    """OUT/input/000001.png, ... of `video`'s first `max_frames` frames (all if None; by
+    default as many as a lesson reads), as the module says; returns {"input", "target",
+    "frames", "width", "height", "video_frames" (the video's, 0 where its header does not
+    say)}."""
     if short_side < MULTIPLE:
         raise ValueError(f"--size must be at least {MULTIPLE}, not {short_side}")
     if max_frames is not None and max_frames < 1:
@@ -50,11 +53,11 @@ def split_frames(video: str | Path, out: str | Path, short_side: int = 512,
     folder = Path(out) / "input"
     made = ({p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS}
             if folder.is_dir() else set())
-    if made and _recipe(folder) != recipe:
+    if made and read_recipe(folder / RECIPE) != recipe:
         raise ValueError(f"{folder} already holds {len(made)} images of another split: give "
                          f"another --out, or empty it")
     folder.mkdir(parents=True, exist_ok=True)
-    write_atomic(folder / RECIPE, lambda f: f.write(json.dumps(recipe).encode()))
+    write_recipe(folder / RECIPE, recipe)
     total = min((n for n in (info["frames"], max_frames) if n), default=None)  # mkv: unsaid
     count = 0
     with tqdm(total=total, desc=f"writing {folder}", unit="frame", disable=not progress) as bar:
@@ -64,14 +67,7 @@ def split_frames(video: str | Path, out: str | Path, short_side: int = 512,
                 _write_png(folder / name, frame, (width, height))
             bar.update()
     return {"input": str(folder), "target": str(Path(out) / "target"), "frames": count,
-            "width": width, "height": height}
-
-
-def _recipe(folder: Path) -> dict | None:
-    try:
-        return json.loads((folder / RECIPE).read_text())
-    except (OSError, ValueError):
-        return None
+            "width": width, "height": height, "video_frames": info["frames"]}
 
 
 def _write_png(path: Path, frame: np.ndarray, size: tuple[int, int]):
