@@ -44,6 +44,17 @@ def test_a_tools_frames_written_beside_them_pair_with_them(tmp_path):
     assert pair["input"] == got["input"] and pair["target"] == got["target"] == str(target)
 
 
+def test_a_phone_clip_on_its_side_is_written_upright(tmp_path, sideways_clip):
+    upright = [np.zeros((48, 32, 3), np.uint8) for _ in range(4)]
+    for f in upright:
+        f[:8] = 255  # the top of the picture
+    sideways_clip(tmp_path / "phone.mp4", upright, -90)
+    got = split_frames(tmp_path / "phone.mp4", tmp_path / "p")
+    assert (got["width"], got["height"]) == (32, 48)
+    image = np.asarray(Image.open(tmp_path / "p" / "input" / "000001.png"))
+    assert image.shape == (48, 32, 3) and image[:8].mean() > 200 and image[-8:].mean() < 50
+
+
 def test_a_stopped_split_goes_on_and_another_is_refused(tmp_path):
     clip, out = video(tmp_path / "walk.mp4"), tmp_path / "walk"
     split_frames(clip, out, short_side=40, max_frames=12)
