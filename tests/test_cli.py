@@ -1,14 +1,17 @@
 """The command line: styles listing, data samples, demo, and clear errors."""
 
+import argparse
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from lsd.cli import main
+from lsd.cli import build_parser, main
 from lsd.data.export import flow_to_rgb
 from lsd.io import read_frames, video_info
 
@@ -93,12 +96,6 @@ def test_console_script_help():
 def test_every_command_and_option_is_in_docs_commands_md():
     """docs/commands.md says it lists every command with its options; the flags every command
     shares are said once, at its top."""
-    import argparse
-    import re
-    from pathlib import Path
-
-    from lsd.cli import build_parser
-
     shared = {"--help", "--dtype", "--backend", "--json", "--no-progress", "--seed", "--device"}
     text = (Path(__file__).resolve().parents[1] / "docs" / "commands.md").read_text()
     entries = re.split(r"\n(?=lsd |torchrun )", text)  # an entry: its usage and its comments

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from lsd.cli import main
-from lsd.data.frames import frames_size, split_frames
+from lsd.data.frames import scaled_size, split_frames
 from lsd.data.pairs import check_pairs
 from lsd.io import read_frames, write_video
 
@@ -21,11 +21,12 @@ def video(path, frames=20, size=(60, 100)):
 
 
 def test_sizes_are_multiples_of_8_and_never_enlarged():
-    assert frames_size(100, 60, 40) == (64, 40)
-    assert frames_size(1920, 1080, 512) == (912, 512)
-    assert frames_size(1080, 1920, 512) == (512, 912)  # a phone's portrait clip
-    assert frames_size(604, 256, 512) == (608, 256)  # small: only rounded
-    assert frames_size(21, 6, 512) == (24, 8)
+    assert scaled_size(100, 60, 40, 8) == (64, 40)
+    assert scaled_size(1920, 1080, 512, 8) == (912, 512)
+    assert scaled_size(1080, 1920, 512, 8) == (512, 912)  # a phone's portrait clip
+    assert scaled_size(604, 256, 512, 8) == (608, 256)  # small: only rounded
+    assert scaled_size(21, 6, 512, 8) == (24, 8)
+    assert scaled_size(176, 144, 160, 2, enlarge=True) == (196, 160)  # lsd data pairs --stretch
 
 
 def test_a_tools_frames_written_beside_them_pair_with_them(tmp_path):

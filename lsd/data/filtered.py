@@ -21,6 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..io import read_frames, read_recipe, write_recipe, write_video
+from .frames import scaled_size
 
 PAIR_CRF = 12  # the targets are what is learnt: compress them little
 RECIPE = "recipe.json"  # in each clip folder: how its pair was made
@@ -138,9 +139,8 @@ def _clip_frames(spec: str, name: str, start: int, end: int | None, short_side: 
     if not frames:
         raise ValueError(f"--clip {spec!r}: no frames in that span")
     h, w = frames[0].shape[:2]
-    scale = short_side / min(h, w) if stretch else min(1.0, short_side / min(h, w))
-    size = (round(w * scale / 2) * 2, round(h * scale / 2) * 2)  # even, for the encoder
-    kind = cv2.INTER_AREA if scale <= 1 else cv2.INTER_CUBIC
+    size = scaled_size(w, h, short_side, 2, enlarge=stretch)  # even, for the encoder
+    kind = cv2.INTER_CUBIC if stretch and short_side > min(h, w) else cv2.INTER_AREA
     frames = [cv2.resize(f, size, interpolation=kind) for f in frames]
     return [f for i in range(repeat) for f in (frames if i % 2 == 0 else frames[::-1])]
 

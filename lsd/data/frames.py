@@ -27,11 +27,14 @@ MULTIPLE = 8  # both sides: diffusion tools work on 8x smaller latents
 RECIPE = ".lsd-frames.json"  # hidden: neither a frame to lsd learn nor an image to a tool
 
 
-def frames_size(width: int, height: int, short_side: int) -> tuple[int, int]:
-    """(width, height) of the images: the short side at most `short_side`, both sides
-    rounded to a multiple of MULTIPLE (the aspect ratio kept within half of it)."""
-    scale = min(1.0, short_side / min(width, height))
-    return tuple(max(MULTIPLE, round(side * scale / MULTIPLE) * MULTIPLE)
+def scaled_size(width: int, height: int, short_side: int, multiple: int,
+                enlarge: bool = False) -> tuple[int, int]:
+    """(width, height) with the short side brought down to `short_side` (or up, with
+    `enlarge`), both sides rounded to a multiple of `multiple` (the aspect ratio kept within
+    half of one)."""
+    scale = short_side / min(width, height)
+    scale = scale if enlarge else min(1.0, scale)
+    return tuple(max(multiple, round(side * scale / multiple) * multiple)
                  for side in (width, height))
 
 
@@ -48,7 +51,7 @@ def split_frames(video: str | Path, out: str | Path, short_side: int = 512,
     if Path(out).exists() and not Path(out).is_dir():
         raise ValueError(f"--out {out} is a file: give a folder for the clip")
     info = video_info(video)  # an unreadable video fails here, before anything is written
-    width, height = frames_size(info["width"], info["height"], short_side)
+    width, height = scaled_size(info["width"], info["height"], short_side, MULTIPLE)
     recipe = {"video": str(Path(video).resolve()), "size": [width, height], "frames": max_frames}
     folder = Path(out) / "input"
     made = ({p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS}
