@@ -42,9 +42,9 @@ def cmd_data_frames(args: argparse.Namespace) -> None:
     if report["frames"] < report["video_frames"]:
         print(f"note: the first {report['frames']} of the clip's {report['video_frames']} frames "
               f"(--frames; a lesson reads {READ_FRAMES} at most)", file=sys.stderr)
-    emit(report | {"next": f"write your look's frames to {report['target']}, the same names "
-                           f"and size, then: lsd learn --pairs {Path(args.out).parent} ..."},
-         args.json)
+    then = f"lsd learn --pairs {Path(args.out).parent} ..."
+    emit(report | {"next": f"write your look's frames to {report['target']}, numbered the same "
+                           f"and the same size, then: {then}"}, args.json)
 
 
 def add_learn(sub, data) -> None:
@@ -74,8 +74,8 @@ def add_learn(sub, data) -> None:
     ln.set_defaults(func=cmd_learn)
 
     frames = data.add_parser("frames", help="a clip as numbered images (OUT/input/), for a "
-                             "per-frame tool to draw its targets from (OUT/target/: the same "
-                             "names and size); then lsd learn. Run again, it goes on")
+                             "per-frame tool to draw its targets from (OUT/target/: numbered "
+                             "the same, the same size); then lsd learn. Run again, it goes on")
     frames.add_argument("--video", required=True, help="your clip: any video PyAV reads")
     frames.add_argument("--out", required=True, metavar="DIR", help="the clip's folder in your "
                         "pairs, e.g. pairs/walk")
