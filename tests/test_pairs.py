@@ -69,6 +69,8 @@ def test_each_bad_pair_is_refused_naming_the_file(tmp_path):
         "sizes": (lambda r: pair(r, "c", target_size=(32, 32)), r"c/target.mp4 is 32x32 but input.mp4 is 48x32"),
         "short": (lambda r: pair(r, "c", frames=8), r"c/input.mp4 has 8 frames; a clip needs at least 16"),
         "missing": (lambda r: clip(r / "c" / "input.mp4"), r"c/target.mp4 is missing"),
+        "no target frames yet": (lambda r: (r / "c" / "input").mkdir(parents=True),
+                                 r"c/target/ is missing: put the target frames there"),
         "two targets": (lambda r: (pair(r, "c"), (r / "c" / "target").mkdir()),
                         r"c has target and target.mp4: keep one target"),
         "no images": (lambda r: (clip(r / "c" / "input.mp4"), (r / "c" / "target").mkdir()),

@@ -45,6 +45,10 @@ def _found(clip: Path, role: str) -> Path:
     """The clip's one input or target."""
     found = _named(clip, role)
     if not found:
+        other = _named(clip, "target" if role == "input" else "input")
+        if other and other[0].is_dir():  # e.g. lsd data frames' input/, no target yet
+            raise ValueError(f"{clip / role}/ is missing: put the {role} frames there, "
+                             f"numbered as {other[0].name}/'s are and at their size")
         raise ValueError(f"{clip / role}.mp4 is missing: each clip folder needs an input and "
                          f"a target, as videos (input.mp4, target.mov, ...) or folders of images")
     if len(found) > 1:
