@@ -20,7 +20,7 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 DEFAULT_FPS = 25.0  # writer default; also reported for image folders, which carry no timing
 
 CODEC = "libx264"
@@ -87,7 +87,7 @@ def _natural_key(name: str) -> list[str | int]:
     return [int(part) if i % 2 else part.lower() for i, part in enumerate(parts)]
 
 
-def _list_images(folder: Path) -> list[Path]:
+def list_images(folder: Path) -> list[Path]:
     images = [
         p
         for p in folder.iterdir()
@@ -101,6 +101,14 @@ def _list_images(folder: Path) -> list[Path]:
 def _read_image(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as img:
+            if img.mode == "F":  # no guessing between 0-1 and 0-255 floats
+                raise VideoError(f"image {path} holds floating-point pixels: save it as 8 or "
+                                 f"16 bits")
+            if img.mode == "I" or img.mode.startswith("I;16"):
+                # 16-bit greyscale, as depth and other per-frame tools save it: Pillow's
+                # convert("RGB") clips it at 255, which turns nearly all of it white
+                grey = np.asarray(img, dtype=np.float32) / 257.0
+                return _as_rgb(np.clip(grey + 0.5, 0, 255).astype(np.uint8))
             return np.array(img.convert("RGB"))
     except OSError as e:  # Pillow's UnidentifiedImageError and truncated data are OSErrors
         raise VideoError(f"cannot read image {path}: {e}") from e
@@ -129,7 +137,7 @@ def video_info(path: str | os.PathLike) -> dict:
     path = Path(path)
     _check_exists(path)
     if path.is_dir():
-        images = _list_images(path)
+        images = list_images(path)
         try:
             with Image.open(images[0]) as img:  # header only: no need to decode pixels
                 width, height = img.size
@@ -189,7 +197,7 @@ def _video_pass(path: Path) -> Iterator[np.ndarray]:
 
 def _image_pass(folder: Path) -> Iterator[np.ndarray]:
     size = None
-    for p in _list_images(folder):
+    for p in list_images(folder):
         frame = _read_image(p)
         size = size or frame.shape
         if frame.shape != size:

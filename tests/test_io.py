@@ -189,6 +189,23 @@ def test_image_folder_natural_order_and_rgb(tmp_path):
     assert [int(f[0, 0, 0]) for f in looped] == [1, 2, 10, 20, 1, 2]
 
 
+def test_image_folder_sixteen_bit_grey_is_scaled_and_floats_are_refused(tmp_path):
+    # depth tools save 16-bit greyscale PNGs; read as Pillow converts them, all but the
+    # darkest 256 levels would come out white
+    levels = np.array([[0, 257 * 64, 257 * 200, 65535]], dtype=np.uint16)
+    Image.fromarray(levels).save(tmp_path / "000001.png")
+    Image.fromarray(levels).save(tmp_path / "000002.tif")
+    frames = list(io.read_frames(tmp_path))
+    for frame in frames:
+        assert frame.shape == (1, 4, 3) and frame.dtype == np.uint8
+        assert frame[0, :, 1].tolist() == [0, 64, 200, 255]
+    Image.fromarray(levels.astype(np.float32) / 65535).save(tmp_path / "000003.tif")
+    frames = io.read_frames(tmp_path)
+    next(frames), next(frames)
+    with pytest.raises(io.VideoError, match="000003.tif holds floating-point pixels"):
+        next(frames)
+
+
 def test_image_folder_errors(tmp_path):
     with pytest.raises(io.VideoError, match="no images"):
         next(io.read_frames(tmp_path))

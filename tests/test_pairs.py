@@ -22,6 +22,12 @@ def pair(root, name, frames=20, target_frames=None, target_size=(32, 48)):
     clip(root / name / "target.mp4", target_frames or frames, target_size, seed=1)
 
 
+def images(folder, numbers):
+    folder.mkdir(parents=True)
+    for n in numbers:
+        Image.fromarray(np.full((32, 48, 3), n, np.uint8)).save(folder / f"{n:06d}.png")
+
+
 def test_good_pairs_are_listed_by_name(tmp_path):
     pair(tmp_path, "b")
     pair(tmp_path, "a", frames=24)
@@ -71,6 +77,10 @@ def test_each_bad_pair_is_refused_naming_the_file(tmp_path):
         "missing": (lambda r: clip(r / "c" / "input.mp4"), r"c/target.mp4 is missing"),
         "no target frames yet": (lambda r: (r / "c" / "input").mkdir(parents=True),
                                  r"c/target/ is missing: put the target frames there"),
+        "a skipped image": (lambda r: (images(r / "c" / "input", range(1, 21)),
+                                       images(r / "c" / "target", [n for n in range(1, 21) if n != 7])),
+                            r"c/target has 19 frames but input has 20 \(the first with no partner: "
+                            r"input/000007.png\)"),
         "two targets": (lambda r: (pair(r, "c"), (r / "c" / "target").mkdir()),
                         r"c has target and target.mp4: keep one target"),
         "no images": (lambda r: (clip(r / "c" / "input.mp4"), (r / "c" / "target").mkdir()),

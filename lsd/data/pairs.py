@@ -12,11 +12,12 @@ check and teaches the look wrongly.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 
-from ..io import VideoError, count_frames, video_info
+from ..io import VideoError, count_frames, list_images, video_info
 
 MIN_FRAMES = 16  # a clip shorter than this teaches no motion (the history is 3 frames)
 # pairs a lesson reads at most: 5 min at 30 fps. Its 300 steps see 4,800 frames of the new
@@ -66,6 +67,28 @@ def _info(path: Path) -> dict:
     return info
 
 
+def _unpartnered(paths: dict[str, Path]) -> str:
+    """' (the first with no partner: input/000037.jpg)' for an input and a target folder of
+    images whose numbers (the last in each name) differ, as where a tool skipped a frame;
+    '' otherwise."""
+    if not all(path.is_dir() for path in paths.values()):
+        return ""
+    numbered = []
+    for folder in paths.values():
+        images = {}
+        for image in list_images(folder):
+            digits = re.findall(r"\d+", image.stem)
+            if not digits:
+                return ""
+            images[int(digits[-1])] = image
+        numbered.append(images)
+    lone = sorted(numbered[0].keys() ^ numbered[1].keys())
+    if not lone:
+        return ""
+    image = numbered[0].get(lone[0]) or numbered[1][lone[0]]
+    return f" (the first with no partner: {image.parent.name}/{image.name})"
+
+
 def check_pairs(folder: str | Path, min_frames: int = MIN_FRAMES) -> list[dict]:
     """One {"name", "input", "target", "frames", "width", "height", "fps"} per clip folder
     (sorted by name; `folder` itself if it holds a clip), or a ValueError naming the first
@@ -85,7 +108,8 @@ def check_pairs(folder: str | Path, min_frames: int = MIN_FRAMES) -> list[dict]:
         given = paths["input"].name
         if source["frames"] != target["frames"]:
             raise ValueError(f"{paths['target']} has {target['frames']} frames but {given} "
-                             f"has {source['frames']}: they must be the same frames")
+                             f"has {source['frames']}{_unpartnered(paths)}: they must be the "
+                             f"same frames")
         size = lambda i: f"{i['width']}x{i['height']}"
         if (source["width"], source["height"]) != (target["width"], target["height"]):
             raise ValueError(f"{paths['target']} is {size(target)} but {given} is "
