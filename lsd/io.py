@@ -109,6 +109,11 @@ def _read_image(path: Path) -> np.ndarray:
                 # convert("RGB") clips it at 255, which turns nearly all of it white
                 grey = np.asarray(img, dtype=np.float32) / 257.0
                 return _as_rgb(np.clip(grey + 0.5, 0, 255).astype(np.uint8))
+            if "A" in img.getbands() or "transparency" in img.info:
+                # a cut-out (background removal): what its clear parts hide is not part of
+                # the picture and tools leave anything there, so they read as black
+                rgba = np.asarray(img.convert("RGBA"), dtype=np.uint16)
+                return ((rgba[..., :3] * rgba[..., 3:] + 127) // 255).astype(np.uint8)
             return np.array(img.convert("RGB"))
     except OSError as e:  # Pillow's UnidentifiedImageError and truncated data are OSErrors
         raise VideoError(f"cannot read image {path}: {e}") from e

@@ -206,6 +206,15 @@ def test_image_folder_sixteen_bit_grey_is_scaled_and_floats_are_refused(tmp_path
         next(frames)
 
 
+def test_image_folder_cut_outs_read_black_where_clear(tmp_path):
+    rgba = np.zeros((2, 2, 4), np.uint8)
+    rgba[..., :3] = 200  # a background removal tool may leave the colour under the clear part
+    rgba[..., 3] = [[255, 0], [128, 255]]
+    Image.fromarray(rgba).save(tmp_path / "000001.png")
+    (frame,) = io.read_frames(tmp_path)
+    assert frame[..., 0].tolist() == [[200, 0], [100, 200]]
+
+
 def test_image_folder_errors(tmp_path):
     with pytest.raises(io.VideoError, match="no images"):
         next(io.read_frames(tmp_path))
