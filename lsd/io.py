@@ -18,7 +18,7 @@ from typing import Any
 
 import av
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import ExifTags, Image, ImageDraw, ImageFont, ImageOps
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 DEFAULT_FPS = 25.0  # writer default; also reported for image folders, which carry no timing
@@ -98,9 +98,15 @@ def list_images(folder: Path) -> list[Path]:
     return sorted(images, key=lambda p: (_natural_key(p.name), p.name))
 
 
+def _sideways(img: Image.Image) -> bool:
+    """A camera's portrait shot stored on its side, the turn in its EXIF orientation."""
+    return img.getexif().get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8)
+
+
 def _read_image(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as img:
+            ImageOps.exif_transpose(img, in_place=True)  # upright, as viewers show it
             if img.mode == "F":  # no guessing between 0-1 and 0-255 floats
                 raise VideoError(f"image {path} holds floating-point pixels: save it as 8 or "
                                  f"16 bits")
@@ -145,7 +151,7 @@ def video_info(path: str | os.PathLike) -> dict:
         images = list_images(path)
         try:
             with Image.open(images[0]) as img:  # header only: no need to decode pixels
-                width, height = img.size
+                width, height = img.size[::-1] if _sideways(img) else img.size
         except OSError as e:
             raise VideoError(f"cannot read image {images[0]}: {e}") from e
         return {"width": width, "height": height, "fps": DEFAULT_FPS, "frames": len(images)}

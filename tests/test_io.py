@@ -215,6 +215,20 @@ def test_image_folder_cut_outs_read_black_where_clear(tmp_path):
     assert frame[..., 0].tolist() == [[200, 0], [100, 200]]
 
 
+def test_image_folder_portrait_shots_on_their_side_read_upright(tmp_path):
+    upright = np.zeros((24, 16, 3), np.uint8)
+    upright[:8, :8] = 255  # a mark at the top left, as a viewer shows it
+    Image.fromarray(upright).save(tmp_path / "2.jpg", quality=100)
+    stored = Image.fromarray(np.rot90(upright, 1).copy())  # a camera stores it on its side,
+    exif = stored.getexif()
+    exif[0x0112] = 6  # with "turn 90 degrees clockwise to show" in its EXIF
+    stored.save(tmp_path / "1.jpg", quality=100, exif=exif)
+    assert (io.video_info(tmp_path)["width"], io.video_info(tmp_path)["height"]) == (16, 24)
+    for frame in io.read_frames(tmp_path):
+        assert frame.shape == (24, 16, 3)
+        assert frame[:8, :8].mean() > 200 and frame[16:, 8:].mean() < 50
+
+
 def test_image_folder_errors(tmp_path):
     with pytest.raises(io.VideoError, match="no images"):
         next(io.read_frames(tmp_path))
