@@ -88,13 +88,12 @@ def _natural_key(name: str) -> list[str | int]:
 
 
 def list_images(folder: Path) -> list[Path]:
+    """The folder's images (not hidden ones, such as a part-written one), in natural order."""
     images = [
         p
         for p in folder.iterdir()
         if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
     ]
-    if not images:
-        raise VideoError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in folder: {folder}")
     return sorted(images, key=lambda p: (_natural_key(p.name), p.name))
 
 
@@ -149,6 +148,8 @@ def video_info(path: str | os.PathLike) -> dict:
     _check_exists(path)
     if path.is_dir():
         images = list_images(path)
+        if not images:
+            raise VideoError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in folder: {path}")
         try:
             with Image.open(images[0]) as img:  # header only: no need to decode pixels
                 width, height = img.size[::-1] if _sideways(img) else img.size

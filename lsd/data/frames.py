@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from ..io import IMAGE_EXTENSIONS, read_frames, read_recipe, video_info, write_recipe
+from ..io import list_images, read_frames, read_recipe, video_info, write_recipe
 from .pairs import READ_FRAMES
 
 MULTIPLE = 8  # both sides: diffusion tools work on 8x smaller latents
@@ -54,8 +54,7 @@ def split_frames(video: str | Path, out: str | Path, short_side: int = 512,
     width, height = scaled_size(info["width"], info["height"], short_side, MULTIPLE)
     recipe = {"video": str(Path(video).resolve()), "size": [width, height], "frames": max_frames}
     folder = Path(out) / "input"
-    made = ({p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS}
-            if folder.is_dir() else set())
+    made = {p.name for p in list_images(folder)} if folder.is_dir() else set()
     if made and read_recipe(folder / RECIPE) != recipe:
         raise ValueError(f"{folder} already holds {len(made)} images of another split: give "
                          f"another --out, or empty it")
