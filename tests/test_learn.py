@@ -30,7 +30,7 @@ from lsd.train import look_head as look_head_module
 from lsd.train.clips import to_uint8 as tensor_to_uint8
 from lsd.train.learn import (HEAD_STEP_COST, Lesson, fitted_share, learn, redrawn_db,
                               within_reading)
-from lsd.train.look_head import HeadFootage, head_frames
+from lsd.train.look_head import HeadFootage, head_frames, moved_apart
 from lsd.train.prompts import train_reader
 from test_models import randomized, small_config
 from test_upsampler import with_upsampler
@@ -441,6 +441,27 @@ def test_a_lesson_reads_each_clip_once_and_keeps_the_heads_frames_at_the_shown_s
     data = HeadFootage(model, footage, "negative film", wins, False)
     assert len(data.inputs) == 1 and data.frames == 6  # the window past the end is left out
     assert np.array_equal(data.targets[0], np.stack([footage.shown[0][f][1] for f in range(6, 12)]))
+
+
+def test_the_heads_crops_move_the_picture_and_a_head_that_draws_by_its_grid_is_told():
+    rng = np.random.default_rng(0)
+    data = HeadFootage.__new__(HeadFootage)  # its crops need only its frames and looks
+    data.inputs = [rng.integers(0, 256, (2, 40, 52, 3), dtype=np.uint8)]
+    data.targets = [255 - data.inputs[0]]
+    data.looks = [torch.rand(2, 3, 8, 8)]
+    (grid, base, frame, target), (moved_grid, moved_base, moved_frame), (dy, dx) = data.crops(
+        3, torch.Generator().manual_seed(1))
+    c = frame.shape[-1]
+    assert c == 36 and (dy, dx) != (0, 0) and grid.shape[-2:] == moved_grid.shape[-2:] == (9, 9)
+    torch.testing.assert_close(target, 1 - frame)  # each target where its input is
+    # the moved crops show the same picture (dy, dx) pixels further on, coarse look and all
+    assert torch.equal(moved_frame[..., :c - dy, :c - dx], frame[..., dy:, dx:])
+    assert torch.equal(moved_base[..., :c - dy, :c - dx], base[..., dy:, dx:])
+    # a picture drawn where it lies is nothing apart from itself moved; one patch drawn on
+    # every cell of the head's 4-pixel grid, which stays as the picture moves, is
+    assert moved_apart(frame, moved_frame, (dy, dx)) == 0
+    pinned = torch.nn.functional.pixel_shuffle(torch.rand(1, 48, 1, 1).expand(1, 48, 9, 9), 4)
+    assert moved_apart(frame + pinned, moved_frame + pinned, (dy, dx)) > 0.01
 
 
 def test_a_lesson_reads_the_first_share_of_pairs_too_long_to_need(lesson, tmp_path, monkeypatch):

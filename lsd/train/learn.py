@@ -64,7 +64,7 @@ REDRAWN_FRAMES = 32  # frames of each clip the redrawing is measured on
 REHEARSED = 48  # windows of each look an earlier lesson taught, drawn once before the steps
 # fitting a lesson to its minutes (measured on 1 and 2 cores; journal)
 TIMED_STEPS = 8  # denoiser steps timed (their median), after the first, before it is fitted
-HEAD_STEP_COST = 0.009  # an output head's step in denoiser steps (0.007-0.011), until timed
+HEAD_STEP_COST = 0.016  # an output head's step in denoiser steps (crops drawn twice), until timed
 HEAD_FRAMES_COST = 10  # drawing the frames the head learns from, in denoiser steps (7-8)
 AFTER_HEAD_S = 30  # seconds after the head: scoring it, the reader's training, saving (about 16)
 
@@ -79,7 +79,7 @@ class Lesson:
     vector_lr: float = 1e-2  # the new look's embedding moves faster than the weights
     warmup: int = 20
     save_every: int = 50
-    head_steps: int = 12000  # the output head's, about 3 min on 2 AVX2 cores (0: none)
+    head_steps: int = 12000  # the output head's, about 5 min on 2 AVX2 cores (0: none)
     head_lr: float = 2e-3
     reader_steps: int = 2000
     seed: int = 0
