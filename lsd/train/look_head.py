@@ -31,6 +31,7 @@ from .clips import draw_windows, to_frames
 from .clips import to_uint8 as tensor_to_uint8
 from .decoder import look_as_streamed
 from .trainer import _load_optimizer, _optimizer_tensors
+from .upsampler import l1_mse
 
 WINDOWS = 96  # rolled-out windows of the clips
 WINDOW = 10  # frames each; the first WARM are not learnt from (the history is filling)
@@ -85,7 +86,7 @@ class HeadFootage:
         moved by `move` (dy, dx) pixels, 0-3 each way and not both 0, as (grid, base, frame);
         and `move`. A stream's grid stays put as the picture moves across it, so the moved
         crops' coarse look on the grid is their stretched one averaged over each cell."""
-        out = [[], [], [], [], []]
+        out = [[], [], [], []]
         crop = min(CROP, *((min(x.shape[1:3]) - 4) // 4 * 4 for x in self.inputs))
         dy, dx = divmod(int(torch.randint(1, 16, (), generator=g)), 4)
         for _ in range(n):
@@ -118,17 +119,13 @@ class HeadFootage:
         return round(float(np.mean(scores)), 2)
 
 
-def _l1_mse(err: torch.Tensor) -> torch.Tensor:
-    return err.abs().mean() + err.square().mean()  # as the upsampler was taught
-
-
 def moved_apart(drawn: torch.Tensor, drawn_moved: torch.Tensor,
                 move: tuple[int, int]) -> torch.Tensor:
     """How differently crops were drawn (N, 3, C, C) and the same crops moved by `move` (dy,
     dx) pixels, where both show the same picture (L1 + MSE): 0 for a head that draws a
     picture the same wherever it lies on the grid."""
     (dy, dx), c = move, drawn.shape[-1]
-    return _l1_mse(drawn[..., dy:, dx:] - drawn_moved[..., :c - dy, :c - dx])
+    return l1_mse(drawn[..., dy:, dx:] - drawn_moved[..., :c - dy, :c - dx])
 
 
 def _taught_step(model: LSDModel, net: torch.nn.Module, opt: torch.optim.Optimizer,
@@ -138,7 +135,7 @@ def _taught_step(model: LSDModel, net: torch.nn.Module, opt: torch.optim.Optimiz
     crops, moved, move = data.crops(CROPS, g)
     drawn = lambda grid, base, frame: base + net(model.upsampler.patches(grid, frame))
     out = drawn(*crops[:3])
-    loss = _l1_mse(out - crops[3])
+    loss = l1_mse(out - crops[3])
     opt.zero_grad(set_to_none=True)
     (loss + MOVED_WEIGHT * moved_apart(out, drawn(*moved), move)).backward()
     opt.step()

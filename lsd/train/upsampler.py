@@ -31,6 +31,11 @@ from .decoder import roll_as_streamed
 VAL_SEED_OFFSET = 600  # validation worlds apart from lsd bench quality's and lsd decoder's
 
 
+def l1_mse(err: torch.Tensor) -> torch.Tensor:
+    """The loss the upsampler and the taught looks' output heads learn by: L1 + MSE."""
+    return err.abs().mean() + err.square().mean()
+
+
 @torch.no_grad()
 def streamed_at(model: LSDModel, seeds: list[int], styles: list[str], frames: int, size: int,
                 seed: int, progress: bool = False) -> dict[str, torch.Tensor]:
@@ -106,7 +111,7 @@ def train_upsampler(checkpoint: str, out: str, size: int = 256, channels: int = 
     for _ in bar:
         i = torch.randint(len(looks), (batch,), generator=g)
         err = up(looks[i], to_frames(inputs[i].numpy())) - to_frames(targets[i].numpy())
-        loss = err.abs().mean() + err.square().mean()
+        loss = l1_mse(err)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(up.parameters(), 1.0)
