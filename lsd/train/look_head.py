@@ -86,7 +86,7 @@ class HeadFootage:
         moved by `move` (dy, dx) pixels, 0-3 each way and not both 0, as (grid, base, frame);
         and `move`. A stream's grid stays put as the picture moves across it, so the moved
         crops' coarse look on the grid is their stretched one averaged over each cell."""
-        out = [[], [], [], []]
+        grids, wides, inputs, targets = [], [], [], []  # wides and inputs: both crops' windows
         crop = min(CROP, *((min(x.shape[1:3]) - 4) // 4 * 4 for x in self.inputs))
         dy, dx = divmod(int(torch.randint(1, 16, (), generator=g)), 4)
         for _ in range(n):
@@ -96,14 +96,14 @@ class HeadFootage:
             i, j = (4 * int(torch.randint((side - crop - 4) // 4 + 1, (), generator=g))
                     for side in (h, wd))
             look = self.looks[w][t]
-            out[0].append(resized_window(look, (h // 4, wd // 4), i // 4, j // 4, crop // 4))
-            out[1].append(resized_window(look, (h, wd), i, j, crop + 4))  # both crops' stretch
-            out[2].append(self.inputs[w][t, i:i + crop + 4, j:j + crop + 4])
-            out[3].append(self.targets[w][t, i:i + crop, j:j + crop])
-        wide, frames = torch.stack(out[1]), to_frames(np.stack(out[2]))
+            grids.append(resized_window(look, (h // 4, wd // 4), i // 4, j // 4, crop // 4))
+            wides.append(resized_window(look, (h, wd), i, j, crop + 4))
+            inputs.append(self.inputs[w][t, i:i + crop + 4, j:j + crop + 4])
+            targets.append(self.targets[w][t, i:i + crop, j:j + crop])
+        wide, frames = torch.stack(wides), to_frames(np.stack(inputs))
         at = lambda x, top, left: x[..., top:top + crop, left:left + crop]
         moved_base = at(wide, dy, dx)
-        return ((torch.stack(out[0]), at(wide, 0, 0), at(frames, 0, 0), to_frames(np.stack(out[3]))),
+        return ((torch.stack(grids), at(wide, 0, 0), at(frames, 0, 0), to_frames(np.stack(targets))),
                 (F.avg_pool2d(moved_base, 4), moved_base, at(frames, dy, dx)), (dy, dx))
 
     @torch.no_grad()
@@ -132,10 +132,10 @@ def _taught_step(model: LSDModel, net: torch.nn.Module, opt: torch.optim.Optimiz
                  data: HeadFootage, g: torch.Generator) -> torch.Tensor:
     """One step of the head `net` on CROPS crops, drawn as they are and moved; the loss of
     the fit (L1 + MSE)."""
-    crops, moved, move = data.crops(CROPS, g)
+    (grid, base, frame, target), moved, move = data.crops(CROPS, g)
     drawn = lambda grid, base, frame: base + net(model.upsampler.patches(grid, frame))
-    out = drawn(*crops[:3])
-    loss = l1_mse(out - crops[3])
+    out = drawn(grid, base, frame)
+    loss = l1_mse(out - target)
     opt.zero_grad(set_to_none=True)
     (loss + MOVED_WEIGHT * moved_apart(out, drawn(*moved), move)).backward()
     opt.step()
