@@ -293,6 +293,8 @@ def test_bad_lessons_fail_with_one_line(lesson, tmp_path, capsys):
     assert "already names the look 'sepia'" in capsys.readouterr().err
     assert main(args + ["--name", "x", "--prompt", "thermal camera"]) == 2
     assert "'thermal'" in capsys.readouterr().err
+    assert main(args + ["--name", "x", "--prompt", " "]) == 2
+    assert "--prompt must not be empty" in capsys.readouterr().err
     randomized(LSDModel(small_config())).save(tmp_path / "teacher")
     assert main(args[:3] + ["--from", str(tmp_path / "teacher"), "--out", str(tmp_path / "o"),
                             "--name", "x"]) == 2
