@@ -296,12 +296,13 @@ def check_name(name: str, source: LSDModel, prompts: list[str]) -> str:
     key = normalize_prompt(name)
     if not key or len(key) > 40:
         raise ValueError("--name must be 1-40 characters")
-    if not all(map(normalize_prompt, prompts)):  # an empty prompt would teach the reader nothing
+    said = [normalize_prompt(p) for p in prompts]
+    if not all(said):  # an empty prompt would teach the reader nothing
         raise ValueError("--prompt must not be empty")
     taken = {normalize_prompt(p): look for look, s in STYLES.items() for p in (look, *s.prompts)}
     taken |= {normalize_prompt(p): look for look, ps in source.config.reader.looks.items()
               for p in (look, *ps)}
-    for p in (key, *map(normalize_prompt, prompts)):
+    for p in (key, *said):
         if p in taken:
             raise ValueError(f"{p!r} already names the look {taken[p]!r}: pick another --name "
                              f"or --prompt")
