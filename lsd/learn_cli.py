@@ -53,17 +53,20 @@ def add_learn(sub, data) -> None:
     ln = sub.add_parser("learn", help="teach a model a new look from paired videos "
                         "(DIR/<clip>/input.mp4 and target.mp4, any video, or folders of "
                         "images); writes OUT/model")
-    ln.add_argument("--pairs", required=True, metavar="DIR")
+    ln.add_argument("--pairs", required=True, metavar="DIR", help="DIR/<clip>/ with an input and "
+                    "a target, videos or folders of numbered images (docs/learn.md)")
     ln.add_argument("--name", required=True, help="the new look's name: its prompt")
     ln.add_argument("--prompt", action="append", help="another prompt for it; repeatable")
     ln.add_argument("--from", dest="source", metavar="CHECKPOINT", help=SHIPPED_DEFAULT)
     ln.add_argument("--out", required=True, help="run directory; the new model is OUT/model")
     ln.add_argument("--steps", type=int, default=300,
                     help="the denoiser's steps (default %(default)s)")
-    ln.add_argument("--batch", type=int, default=6, help="clips a step, a third of them the new look")
+    ln.add_argument("--batch", type=int, default=6, help="clips a step, a third of them the "
+                    "new look (default %(default)s)")
     ln.add_argument("--lr", type=float, help="the denoiser's peak learning rate (default 1e-3)")
     ln.add_argument("--head-steps", type=int, default=12000, help="the new look's output head's "
-                    "steps, after the denoiser's (0: no head; lsd.models.look_head)")
+                    "steps, after the denoiser's (default %(default)s; 0: no head; "
+                    "lsd.models.look_head)")
     ln.add_argument("--minutes", type=float, default=30.0, help="the lesson's time, reading "
                     "included: a CPU too slow for all the steps takes fewer, and says so "
                     "(default %(default)s; 0: no limit)")
