@@ -38,6 +38,7 @@ WINDOW = 10  # frames each; the first WARM are not learnt from (the history is f
 WARM = 4
 CROP = 96  # pixels on a side (less where a frame is smaller)
 CROPS = 8  # a step
+CELL = 4  # pixels on a side of the head's grid cell (lsd.models.look_head); a crop moves less
 MOVED_WEIGHT = 0.5  # the moved crops' disagreement, beside the fit (0.25: less steady, 1: blurs)
 SAVE_EVERY = 2000  # steps between the progress a stopped lesson goes on from (and at Ctrl-C)
 
@@ -87,24 +88,26 @@ class HeadFootage:
         and `move`. A stream's grid stays put as the picture moves across it, so the moved
         crops' coarse look on the grid is their stretched one averaged over each cell."""
         grids, wides, inputs, targets = [], [], [], []  # wides and inputs: both crops' windows
-        crop = min(CROP, *((min(x.shape[1:3]) - 4) // 4 * 4 for x in self.inputs))
-        dy, dx = divmod(int(torch.randint(1, 16, (), generator=g)), 4)
+        # each crop's windows are read a cell wider, CELL - 1 pixels the most a crop moves
+        crop = min(CROP, *((min(x.shape[1:3]) - CELL) // CELL * CELL for x in self.inputs))
+        dy, dx = divmod(int(torch.randint(1, CELL * CELL, (), generator=g)), CELL)
         for _ in range(n):
             w = int(torch.randint(len(self.inputs), (), generator=g))
             t = int(torch.randint(len(self.inputs[w]), (), generator=g))
             h, wd = self.inputs[w].shape[1:3]
-            i, j = (4 * int(torch.randint((side - crop - 4) // 4 + 1, (), generator=g))
+            i, j = (CELL * int(torch.randint((side - crop - CELL) // CELL + 1, (), generator=g))
                     for side in (h, wd))
             look = self.looks[w][t]
-            grids.append(resized_window(look, (h // 4, wd // 4), i // 4, j // 4, crop // 4))
-            wides.append(resized_window(look, (h, wd), i, j, crop + 4))
-            inputs.append(self.inputs[w][t, i:i + crop + 4, j:j + crop + 4])
+            grids.append(resized_window(look, (h // CELL, wd // CELL), i // CELL, j // CELL,
+                                        crop // CELL))
+            wides.append(resized_window(look, (h, wd), i, j, crop + CELL))
+            inputs.append(self.inputs[w][t, i:i + crop + CELL, j:j + crop + CELL])
             targets.append(self.targets[w][t, i:i + crop, j:j + crop])
         wide, frames = torch.stack(wides), to_frames(np.stack(inputs))
         at = lambda x, top, left: x[..., top:top + crop, left:left + crop]
         moved_base = at(wide, dy, dx)
         return ((torch.stack(grids), at(wide, 0, 0), at(frames, 0, 0), to_frames(np.stack(targets))),
-                (F.avg_pool2d(moved_base, 4), moved_base, at(frames, dy, dx)), (dy, dx))
+                (F.avg_pool2d(moved_base, CELL), moved_base, at(frames, dy, dx)), (dy, dx))
 
     @torch.no_grad()
     def drawn_db(self, up, head: int, frames: int = 64) -> float:
