@@ -396,8 +396,9 @@ def test_data_pairs_goes_on_where_a_stopped_run_was(tmp_path, capsys):
     assert "kept carphone-0-16" in err and "writing carphone-0-16" not in err
     assert "writing carphone-16-32: 100%" in err
     assert (Path(first[0]) / "target.mp4").stat().st_mtime_ns == made
-    # its own draws, as if never stopped (x264 may round a few pixels apart; other draws: 9-14)
-    assert np.abs(targets(first[1]).astype(int) - whole).mean() < 1
+    # its own draws, as if never stopped (x264 may round a few pixels apart, and the target is
+    # filtered from the input it wrote: 0.5-1.4 in five runs; other draws: 9-14)
+    assert np.abs(targets(first[1]).astype(int) - whole).mean() < 3
     write_pairs(out, "jet", specs[:1], short_side=64, progress=True)  # another recipe
     assert "writing carphone-0-16: 100%" in capsys.readouterr().err
     assert np.abs(targets(first[0]).astype(int) - ocean).mean() > 10
