@@ -7,7 +7,8 @@ diffusion pass flickers; a learnt look should come out steadier than such target
 
 `lsd data pairs --filter stylization --out pairs/train --clip bikes --clip bigbuckbunny`
 writes DIR/<clip>/input.mp4 and target.mp4 (input.mp4 as written, filtered), the layout
-`lsd learn --pairs` reads, and recipe.json last; run again, it keeps the clips already made by the same recipe.
+`lsd learn --pairs` reads, and recipe.json last; run again, it keeps the clips already made
+by the same recipe.
 """
 
 from __future__ import annotations
