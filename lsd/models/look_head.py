@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from .codec import Residual
 
+CELL = 4  # pixels on a side of the grid both the gains and a head draw on, a patch per cell
 DILATIONS = (1, 2, 4, 1)  # a block's 3x3 convolution spacing; the field grows to 13 cells
 
 
@@ -31,11 +32,11 @@ class LookHead(nn.Module):
         self.inp = nn.Conv2d(patch_channels, channels, 1)
         self.blocks = nn.Sequential(*[Residual(channels, DILATIONS[i % len(DILATIONS)])
                                       for i in range(blocks)])
-        self.out = nn.Conv2d(channels, 48, 1)  # a 4x4 patch of colour per cell
+        self.out = nn.Conv2d(channels, 3 * CELL * CELL, 1)  # a patch of colour per cell
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
-        """patches (N, C, H/4, W/4): Upsampler.patches. Returns (N, 3, H, W), to add to the
-        stretched coarse look."""
-        return F.pixel_shuffle(self.out(F.silu(self.blocks(self.inp(patches)))), 4)
+        """patches (N, C, H/CELL, W/CELL): Upsampler.patches. Returns (N, 3, H, W), to add to
+        the stretched coarse look."""
+        return F.pixel_shuffle(self.out(F.silu(self.blocks(self.inp(patches)))), CELL)

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from ..config import UpsamplerConfig
 from .codec import Residual
-from .look_head import LookHead
+from .look_head import CELL, LookHead
 
 
 @functools.lru_cache(maxsize=64)
@@ -112,8 +112,8 @@ class Upsampler(nn.Module):
         """What the convolutions see, per cell of the 1/4-size grid: a 4x4 patch of the frame
         and the coarse look there, in [-1, 1]. look: coarse; frame (N, 3, H, W)."""
         hh, ww = frame.shape[-2:]
-        grid = resize(look, (hh // 4, ww // 4)) * 2 - 1
-        return torch.cat([F.pixel_unshuffle(frame * 2 - 1, 4), grid], 1)
+        grid = resize(look, (hh // CELL, ww // CELL)) * 2 - 1
+        return torch.cat([F.pixel_unshuffle(frame * 2 - 1, CELL), grid], 1)
 
     def forward(self, look: torch.Tensor, frame: torch.Tensor,
                 head: int | None = None) -> torch.Tensor:

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from ..metrics import psnr
 from ..models import LSDModel
+from ..models.look_head import CELL
 from ..models.upsampler import resized_window
 from .clips import draw_windows, to_frames
 from .clips import to_uint8 as tensor_to_uint8
@@ -38,7 +39,6 @@ WINDOW = 10  # frames each; the first WARM are not learnt from (the history is f
 WARM = 4
 CROP = 96  # pixels on a side (less where a frame is smaller)
 CROPS = 8  # a step
-CELL = 4  # pixels on a side of the head's grid cell (lsd.models.look_head); a crop moves less
 MOVED_WEIGHT = 0.5  # the moved crops' disagreement, beside the fit (0.25: less steady, 1: blurs)
 SAVE_EVERY = 2000  # steps between the progress a stopped lesson goes on from (and at Ctrl-C)
 
