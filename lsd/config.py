@@ -150,6 +150,7 @@ class ModelConfig:
         up = self.upsampler
         if not 0 <= up.look_memory < 1:
             raise ValueError(f"upsampler.look_memory must be in [0, 1), not {up.look_memory}")
+        # 4: lsd.models.look_head.CELL, the grid the upsampler draws on (models import config)
         if up.channels < 0 or up.blocks < 0 or up.out_size < 4 or up.out_size % 4:
             raise ValueError("upsampler: channels and blocks must be >= 0 and out_size a "
                              f"positive multiple of 4, not {up}")

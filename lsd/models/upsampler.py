@@ -30,6 +30,8 @@ from ..config import UpsamplerConfig
 from .codec import Residual
 from .look_head import CELL, LookHead
 
+PATCH = 3 * CELL * CELL + 3  # a grid cell's channels: a patch of the frame + the look there
+
 
 @functools.lru_cache(maxsize=64)
 def resize_matrix(n: int, m: int) -> torch.Tensor:
@@ -72,16 +74,16 @@ def resized_window(x: torch.Tensor, size: tuple[int, int], top: int, left: int,
 
 def output_size(frame_hw: tuple[int, int], short_side: int) -> tuple[int, int]:
     """The output's (height, width): the frame's aspect, `short_side` on its short side,
-    both multiples of 4."""
+    both multiples of the grid's CELL."""
     h, w = frame_hw
     scale = short_side / min(h, w)
-    return max(4, round(h * scale / 4) * 4), max(4, round(w * scale / 4) * 4)
+    return max(CELL, round(h * scale / CELL) * CELL), max(CELL, round(w * scale / CELL) * CELL)
 
 
 def default_short_side(frame_hw: tuple[int, int], out_size: int) -> int:
     """An upsampler's output short side for a frame: its `out_size`, but not above the
     frame's own (a 160x120 camera is not blown up to 256; --out-size still can)."""
-    return min(out_size, max(16, min(frame_hw) // 4 * 4))
+    return min(out_size, max(16, min(frame_hw) // CELL * CELL))
 
 
 class Upsampler(nn.Module):
@@ -90,13 +92,13 @@ class Upsampler(nn.Module):
         c = cfg.channels
         self.out_size, self.look_size = cfg.out_size, cfg.look_size
         self.look_memory = cfg.look_memory  # read by Stream: a running mean over frames
-        self.inp = nn.Conv2d(48 + 3, c, 1)  # a 4x4 patch of the frame + the look there
+        self.inp = nn.Conv2d(PATCH, c, 1)
         self.blocks = nn.Sequential(*[Residual(c) for _ in range(cfg.blocks)])
         self.gains = nn.Conv2d(c, 3, 1)  # per grid cell, a gain per colour on the detail
         nn.init.zeros_(self.gains.weight)
         nn.init.zeros_(self.gains.bias)
         # one per look named in cfg.heads, in that order
-        self.heads = nn.ModuleList(LookHead(48 + 3, cfg.head_channels, cfg.head_blocks)
+        self.heads = nn.ModuleList(LookHead(PATCH, cfg.head_channels, cfg.head_blocks)
                                    for _ in cfg.heads)
 
     def shown_size(self, frame_hw: tuple[int, int]) -> tuple[int, int]:
@@ -118,7 +120,7 @@ class Upsampler(nn.Module):
     def forward(self, look: torch.Tensor, frame: torch.Tensor,
                 head: int | None = None) -> torch.Tensor:
         """look (N, 3, h, w): the model's output, drawn from the frame shrunk to (h, w);
-        frame (N, 3, H, W): the input at the output size, H and W multiples of 4; both in
+        frame (N, 3, H, W): the input at the output size, H and W multiples of CELL; both in
         [0, 1]. `head`: the number of the output head that draws the detail instead of the
         gains (a taught look's). Returns (N, 3, H, W)."""
         hh, ww = frame.shape[-2:]

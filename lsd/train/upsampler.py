@@ -22,7 +22,7 @@ from ..data import VAL_SEED_START, clip
 from ..data.pictures import SEEDS_PER_SPLIT
 from ..metrics import psnr
 from ..models import LSDModel, load
-from ..models.upsampler import Upsampler, resize
+from ..models.upsampler import CELL, Upsampler, resize
 from ..precision import decide
 from ..styles import get_style, style_names
 from .clips import to_frames, to_uint8
@@ -79,9 +79,10 @@ def train_upsampler(checkpoint: str, out: str, size: int = 256, channels: int = 
     motion (lsd.stream.look_motion), `look_memory` of it the last frame's (not trained:
     each frame is trained alone)."""
     t0 = time.time()
-    if min(streams, frames, steps, batch, channels) < 1 or blocks < 0 or size < 4 or size % 4:
+    if (min(streams, frames, steps, batch, channels) < 1 or blocks < 0
+            or size < CELL or size % CELL):
         raise ValueError("--streams, --frames, --steps, --batch and --channels must be at "
-                         "least 1, and --size a positive multiple of 4")
+                         f"least 1, and --size a positive multiple of {CELL}")
     if (Path(out) / "model").exists():
         raise FileExistsError(f"{Path(out) / 'model'} exists: pick another --out")
     precision = decide("cpu")
