@@ -31,6 +31,7 @@ from .codec import Residual
 from .look_head import CELL, LookHead
 
 PATCH = 3 * CELL * CELL + 3  # a grid cell's channels: a patch of the frame + the look there
+SMALLEST_SIDE = 16  # the shortest short side a stream shows
 
 
 @functools.lru_cache(maxsize=64)
@@ -83,7 +84,7 @@ def output_size(frame_hw: tuple[int, int], short_side: int) -> tuple[int, int]:
 def default_short_side(frame_hw: tuple[int, int], out_size: int) -> int:
     """An upsampler's output short side for a frame: its `out_size`, but not above the
     frame's own (a 160x120 camera is not blown up to 256; --out-size still can)."""
-    return min(out_size, max(16, min(frame_hw) // CELL * CELL))
+    return min(out_size, max(SMALLEST_SIDE, min(frame_hw) // CELL * CELL))
 
 
 class Upsampler(nn.Module):

@@ -27,7 +27,7 @@ import torch
 from ..config import SampleConfig
 from ..diffusion import commit_frame, generate_frame
 from ..models import LSDModel, load
-from ..models.upsampler import CELL, output_size, resize
+from ..models.upsampler import CELL, SMALLEST_SIDE, output_size, resize
 from ..precision import Precision, decide
 from ..styles.picks import null_code, picks_code
 from .backends import decide_backend
@@ -85,9 +85,10 @@ class Stream:
         self.dtype = dtype = torch.float32 if openvino else self.precision.dtype
         self.model = model.to(self.device, dtype).eval()
         self.size = tuple(model.config.frame_size)
-        if out_size is not None and (not isinstance(out_size, int) or out_size < 16
+        if out_size is not None and (not isinstance(out_size, int) or out_size < SMALLEST_SIDE
                                      or out_size % CELL):
-            raise ValueError(f"out_size must be a multiple of {CELL} from 16 on, not {out_size!r}")
+            raise ValueError(f"out_size must be a multiple of {CELL} from {SMALLEST_SIDE} on, "
+                             f"not {out_size!r}")
         self.out_size = out_size  # None: the default (shown_size)
         self._look: torch.Tensor | None = None  # the last coarse look shown (upsampler)
         self._grey: torch.Tensor | None = None  # the grey of the input it was drawn from
