@@ -31,6 +31,9 @@ def images(folder, numbers):
 def test_good_pairs_are_listed_by_name(tmp_path):
     pair(tmp_path, "b")
     pair(tmp_path, "a", frames=24)
+    for made_by_tools in (".ipynb_checkpoints", "__MACOSX/a"):  # Jupyter's, a Mac zip's
+        (tmp_path / made_by_tools).mkdir(parents=True)
+    (tmp_path / "__MACOSX" / "a" / "._input.mp4").write_bytes(b"resource fork")
     got = check_pairs(tmp_path)
     assert [p["name"] for p in got] == ["a", "b"]
     assert got[0]["frames"] == 24 and (got[0]["height"], got[0]["width"]) == (32, 48)

@@ -97,7 +97,10 @@ def check_pairs(folder: str | Path, min_frames: int = MIN_FRAMES) -> list[dict]:
     if not folder.is_dir():
         raise ValueError(f"--pairs {folder} is not a folder")
     own = any(_named(folder, role) for role in ROLES)  # one clip, not a folder of them
-    clips = [folder] if own else sorted(p for p in folder.iterdir() if p.is_dir())
+    # not hidden folders (Jupyter's .ipynb_checkpoints) nor a Mac zip's __MACOSX: no clips
+    clips = [folder] if own else sorted(p for p in folder.iterdir() if p.is_dir()
+                                        and not p.name.startswith(".")
+                                        and p.name != "__MACOSX")
     if not clips:
         raise ValueError(f"--pairs {folder} holds no clip folders (each with an input and a "
                          f"target: input.mp4 and target.mp4)")
