@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 ALIGN = 64  # matrix dimensions are multiples of this by default (tensor cores, AVX-512)
+CELL = 4  # pixels on a side of the grid both the upsampler's gains and a head draw on
 
 
 @dataclass
@@ -150,10 +151,9 @@ class ModelConfig:
         up = self.upsampler
         if not 0 <= up.look_memory < 1:
             raise ValueError(f"upsampler.look_memory must be in [0, 1), not {up.look_memory}")
-        # 4: lsd.models.look_head.CELL, the grid the upsampler draws on (models import config)
-        if up.channels < 0 or up.blocks < 0 or up.out_size < 4 or up.out_size % 4:
+        if up.channels < 0 or up.blocks < 0 or up.out_size < CELL or up.out_size % CELL:
             raise ValueError("upsampler: channels and blocks must be >= 0 and out_size a "
-                             f"positive multiple of 4, not {up}")
+                             f"positive multiple of {CELL}, not {up}")
         if not set(up.heads) <= set(self.text.learned) or (up.heads and not up.channels):
             raise ValueError(f"upsampler.heads {up.heads} must be learnt looks (text.learned) "
                              f"of a model with an upsampler")

@@ -20,9 +20,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..config import CELL
 from .codec import Residual
 
-CELL = 4  # pixels on a side of the grid both the gains and a head draw on, a patch per cell
 DILATIONS = (1, 2, 4, 1)  # a block's 3x3 convolution spacing; the field grows to 13 cells
 
 

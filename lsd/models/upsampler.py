@@ -26,9 +26,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..config import UpsamplerConfig
+from ..config import CELL, UpsamplerConfig
 from .codec import Residual
-from .look_head import CELL, LookHead
+from .look_head import LookHead
 
 PATCH = 3 * CELL * CELL + 3  # a grid cell's channels: a patch of the frame + the look there
 SMALLEST_SIDE = 16  # the shortest short side a stream shows

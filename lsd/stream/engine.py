@@ -24,10 +24,10 @@ from collections import OrderedDict, deque
 import numpy as np
 import torch
 
-from ..config import SampleConfig
+from ..config import CELL, SampleConfig
 from ..diffusion import commit_frame, generate_frame
 from ..models import LSDModel, load
-from ..models.upsampler import CELL, SMALLEST_SIDE, output_size, resize
+from ..models.upsampler import SMALLEST_SIDE, output_size, resize
 from ..precision import Precision, decide
 from ..styles.picks import null_code, picks_code
 from .backends import decide_backend

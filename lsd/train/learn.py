@@ -100,7 +100,7 @@ def redrawn_db(model: LSDModel, inputs: np.ndarray, targets: np.ndarray) -> floa
     look learnt by the denoiser alone can score (measured: 0.6-4.5 dB more than it reached;
     journal); its output head draws past it.
     inputs, targets: (T, H, W, 3) uint8 of one size, H and W multiples of
-    lsd.models.look_head.CELL."""
+    lsd.config.CELL."""
     size, scores = tuple(model.config.frame_size), []
     dtype = next(model.parameters()).dtype
     for i in range(0, len(inputs), 8):

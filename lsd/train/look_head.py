@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from ..config import CELL
 from ..metrics import psnr
 from ..models import LSDModel
-from ..models.look_head import CELL
 from ..models.upsampler import resized_window
 from .clips import draw_windows, to_frames
 from .clips import to_uint8 as tensor_to_uint8

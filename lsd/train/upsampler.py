@@ -17,12 +17,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..config import UpsamplerConfig
+from ..config import CELL, UpsamplerConfig
 from ..data import VAL_SEED_START, clip
 from ..data.pictures import SEEDS_PER_SPLIT
 from ..metrics import psnr
 from ..models import LSDModel, load
-from ..models.upsampler import CELL, Upsampler, resize
+from ..models.upsampler import Upsampler, resize
 from ..precision import decide
 from ..styles import get_style, style_names
 from .clips import to_frames, to_uint8
