@@ -2,7 +2,7 @@
 prompts, the old looks' prompts still map where they did, nothing but the denoiser, the
 new look's vector and its output head changes, and the old looks never pass through the
 head), resume after Ctrl-C, bad input, a second lesson on top of the first; `lsd data
-pairs`; `lsd bench learn`; `lsd styles --checkpoint`."""
+pairs`; `lsd bench learn`; `lsd styles --checkpoint` and the looks `lsd serve` offers."""
 
 import dataclasses
 import json
@@ -34,6 +34,7 @@ from lsd.train.learn import (HEAD_STEP_COST, Lesson, fitted_share, learn, redraw
 from lsd.train.look_head import HeadFootage, head_frames, moved_apart
 from lsd.train.prompts import train_reader
 from test_models import randomized, small_config
+from test_serve import serving
 from test_upsampler import with_upsampler
 
 STUDENT = {"sample": {"steps": 3, "shortcut": True, "commit": "last_step"}}
@@ -134,6 +135,16 @@ def test_lsd_styles_lists_the_taught_look(lesson, capsys):
     assert len(rows) == len(STYLES) + 1
     assert main(["styles", "--checkpoint", str(root / "src")]) == 0
     assert "taught" not in capsys.readouterr().out
+
+
+def test_lsd_serve_offers_the_taught_look(lesson):
+    root, _ = lesson
+
+    async def offered(client):
+        return [s["name"] for s in (await (await client.get("/styles")).json())["styles"]]
+    names = serving(load(root / "run" / "model"), offered)
+    assert names[-1] == "negative film" and "negative film" not in STYLES
+    assert "negative film" not in serving(load(root / "src"), offered)
 
 
 def test_a_stopped_lesson_resumes_where_it_stopped(lesson, tmp_path, monkeypatch):
