@@ -112,8 +112,9 @@ class Upsampler(nn.Module):
         return resize(look, (self.look_size,) * 2) if self.look_size else look
 
     def patches(self, look: torch.Tensor, frame: torch.Tensor) -> torch.Tensor:
-        """What the convolutions see, per cell of the 1/4-size grid: a 4x4 patch of the frame
-        and the coarse look there, in [-1, 1]. look: coarse; frame (N, 3, H, W)."""
+        """What the convolutions see, per cell of the grid (CELL pixels on a side): the
+        frame's patch there and the coarse look there, in [-1, 1]. look: coarse; frame (N, 3,
+        H, W)."""
         hh, ww = frame.shape[-2:]
         grid = resize(look, (hh // CELL, ww // CELL)) * 2 - 1
         return torch.cat([F.pixel_unshuffle(frame * 2 - 1, CELL), grid], 1)
