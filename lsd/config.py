@@ -17,6 +17,11 @@ ALIGN = 64  # matrix dimensions are multiples of this by default (tensor cores, 
 CELL = 4  # pixels on a side of the grid both the upsampler's gains and a head draw on
 
 
+def on_grid(side: int, least: int = CELL) -> bool:
+    """Whether an output side fits the grid: a multiple of CELL, at least `least`."""
+    return side >= least and side % CELL == 0
+
+
 @dataclass
 class CodecConfig:
     kind: str = "conv"  # conv: a small learned codec | patches: pixel space, no parameters
@@ -151,7 +156,7 @@ class ModelConfig:
         up = self.upsampler
         if not 0 <= up.look_memory < 1:
             raise ValueError(f"upsampler.look_memory must be in [0, 1), not {up.look_memory}")
-        if up.channels < 0 or up.blocks < 0 or up.out_size < CELL or up.out_size % CELL:
+        if up.channels < 0 or up.blocks < 0 or not on_grid(up.out_size):
             raise ValueError("upsampler: channels and blocks must be >= 0 and out_size a "
                              f"positive multiple of {CELL}, not {up}")
         if not set(up.heads) <= set(self.text.learned) or (up.heads and not up.channels):

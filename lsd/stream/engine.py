@@ -24,7 +24,7 @@ from collections import OrderedDict, deque
 import numpy as np
 import torch
 
-from ..config import CELL, SampleConfig
+from ..config import CELL, SampleConfig, on_grid
 from ..diffusion import commit_frame, generate_frame
 from ..models import LSDModel, load
 from ..models.upsampler import SMALLEST_SIDE, output_size, resize
@@ -85,8 +85,8 @@ class Stream:
         self.dtype = dtype = torch.float32 if openvino else self.precision.dtype
         self.model = model.to(self.device, dtype).eval()
         self.size = tuple(model.config.frame_size)
-        if out_size is not None and (not isinstance(out_size, int) or out_size < SMALLEST_SIDE
-                                     or out_size % CELL):
+        if out_size is not None and (not isinstance(out_size, int)
+                                     or not on_grid(out_size, SMALLEST_SIDE)):
             raise ValueError(f"out_size must be a multiple of {CELL} from {SMALLEST_SIDE} on, "
                              f"not {out_size!r}")
         self.out_size = out_size  # None: the default (shown_size)

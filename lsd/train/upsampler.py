@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..config import CELL, UpsamplerConfig
+from ..config import CELL, UpsamplerConfig, on_grid
 from ..data import VAL_SEED_START, clip
 from ..data.pictures import SEEDS_PER_SPLIT
 from ..metrics import psnr
@@ -79,8 +79,7 @@ def train_upsampler(checkpoint: str, out: str, size: int = 256, channels: int = 
     motion (lsd.stream.look_motion), `look_memory` of it the last frame's (not trained:
     each frame is trained alone)."""
     t0 = time.time()
-    if (min(streams, frames, steps, batch, channels) < 1 or blocks < 0
-            or size < CELL or size % CELL):
+    if min(streams, frames, steps, batch, channels) < 1 or blocks < 0 or not on_grid(size):
         raise ValueError("--streams, --frames, --steps, --batch and --channels must be at "
                          f"least 1, and --size a positive multiple of {CELL}")
     if (Path(out) / "model").exists():
