@@ -76,9 +76,9 @@ def resized_window(x: torch.Tensor, size: tuple[int, int], top: int, left: int,
 def output_size(frame_hw: tuple[int, int], short_side: int) -> tuple[int, int]:
     """The output's (height, width): the frame's aspect, `short_side` on its short side,
     both multiples of the grid's CELL."""
-    h, w = frame_hw
-    scale = short_side / min(h, w)
-    return max(CELL, round(h * scale / CELL) * CELL), max(CELL, round(w * scale / CELL) * CELL)
+    scale = short_side / min(frame_hw)
+    h, w = (max(CELL, round(side * scale / CELL) * CELL) for side in frame_hw)
+    return h, w
 
 
 def default_short_side(frame_hw: tuple[int, int], out_size: int) -> int:
