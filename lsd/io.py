@@ -87,13 +87,16 @@ def _natural_key(name: str) -> list[str | int]:
     return [int(part) if i % 2 else part.lower() for i, part in enumerate(parts)]
 
 
+def visible(folder: Path) -> Iterator[Path]:
+    """The folder's entries less tools' leftovers, which are never a frame or a clip: hidden
+    ones (a part-written frame, .DS_Store, Jupyter's .ipynb_checkpoints) and a Mac zip's
+    __MACOSX."""
+    return (p for p in folder.iterdir() if not p.name.startswith(".") and p.name != "__MACOSX")
+
+
 def list_images(folder: Path) -> list[Path]:
-    """The folder's images (not hidden ones, such as a part-written one), in natural order."""
-    images = [
-        p
-        for p in folder.iterdir()
-        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
-    ]
+    """The folder's images (not tools' leftovers: visible), in natural order."""
+    images = [p for p in visible(folder) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
     return sorted(images, key=lambda p: (_natural_key(p.name), p.name))
 
 

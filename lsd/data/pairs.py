@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import VideoError, count_frames, list_images, video_info
+from ..io import VideoError, count_frames, list_images, video_info, visible
 
 MIN_FRAMES = 16  # a clip shorter than this teaches no motion (the history is 3 frames)
 # pairs a lesson reads at most: 5 min at 30 fps. Its 300 steps see 4,800 frames of the new
@@ -36,16 +36,9 @@ UNRELATED = 0.2
 EDGES_SIZE = 64  # pixels: a 128-px frame is compared at 64
 
 
-def _listed(folder: Path) -> list[Path]:
-    """The folder's entries, sorted, less tools' leftovers, which are never a clip or part of
-    one: hidden ones (.DS_Store, Jupyter's .ipynb_checkpoints) and a Mac zip's __MACOSX."""
-    return [p for p in sorted(folder.iterdir())
-            if not p.name.startswith(".") and p.name != "__MACOSX"]
-
-
 def _named(clip: Path, role: str) -> list[Path]:
     """The clip's video files `role.*` and image folders `role/`, in any case (INPUT.MOV)."""
-    return [p for p in _listed(clip) if (p.name if p.is_dir() else p.stem).lower() == role]
+    return [p for p in sorted(visible(clip)) if (p.name if p.is_dir() else p.stem).lower() == role]
 
 
 def _found(clip: Path, role: str) -> Path:
@@ -103,7 +96,7 @@ def check_pairs(folder: str | Path, min_frames: int = MIN_FRAMES) -> list[dict]:
     if not folder.is_dir():
         raise ValueError(f"--pairs {folder} is not a folder")
     own = any(_named(folder, role) for role in ROLES)  # one clip, not a folder of them
-    clips = [folder] if own else [p for p in _listed(folder) if p.is_dir()]
+    clips = [folder] if own else [p for p in sorted(visible(folder)) if p.is_dir()]
     if not clips:
         raise ValueError(f"--pairs {folder} holds no clip folders (each with an input and a "
                          f"target: input.mp4 and target.mp4)")
