@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from lsd.cli import main
 from lsd.config import CodecConfig
@@ -30,10 +31,11 @@ from lsd.train import learn as learn_module
 from lsd.train import look_head as look_head_module
 from lsd.train.clips import to_uint8 as tensor_to_uint8
 from lsd.train.learn import (HEAD_STEP_COST, Lesson, fitted_share, learn, redrawn_db,
-                              within_reading)
+                              taught_from, within_reading)
 from lsd.train.look_head import HeadFootage, head_frames, moved_apart
 from lsd.train.prompts import train_reader
 from test_models import randomized, small_config
+from test_pairs import clip, images
 from test_serve import serving
 from test_upsampler import with_upsampler
 
@@ -184,6 +186,20 @@ def test_a_stopped_lesson_resumes_where_it_stopped(lesson, tmp_path, monkeypatch
     for part in ("denoiser", "upsampler"):
         for k, v in getattr(a, part).state_dict().items():
             torch.testing.assert_close(getattr(b, part).state_dict()[k], v)
+
+
+def test_a_stopped_lessons_pairs_are_its_frames_not_tools_leftovers(tmp_path):
+    """Finder's .DS_Store in a frame folder does not make the pairs other pairs for --resume;
+    a frame made again does."""
+    clip(tmp_path / "c" / "input.mp4")
+    images(tmp_path / "c" / "target", range(20))
+    stamp = taught_from(check_pairs(tmp_path))
+    (tmp_path / "c" / "target" / ".DS_Store").write_bytes(b"the folder seen on a Mac")
+    (tmp_path / "c" / "target" / ".ipynb_checkpoints").mkdir()
+    assert taught_from(check_pairs(tmp_path)) == stamp
+    noise = np.random.default_rng(0).integers(0, 256, (32, 48, 3), np.uint8)
+    Image.fromarray(noise).save(tmp_path / "c" / "target" / "000003.png")
+    assert taught_from(check_pairs(tmp_path)) != stamp
 
 
 def test_a_lesson_stopped_in_its_heads_steps_goes_on_there(lesson, tmp_path, monkeypatch):

@@ -41,7 +41,7 @@ from tqdm import tqdm
 
 from ..checkpoint import is_checkpoint, load_checkpoint, read_config, save_checkpoint
 from ..data.pairs import MIN_FRAMES, READ_FRAMES, check_pairs, misaligned
-from ..io import read_frames, to_uint8
+from ..io import list_images, read_frames, to_uint8
 from ..metrics import psnr
 from ..models import LSDModel, load, normalize_prompt
 from ..models.upsampler import resize
@@ -272,8 +272,9 @@ def _with_new_look(source: LSDModel, name: str, prompts: list[str], head: bool) 
 
 def taught_from(clips: list[dict]) -> list[list]:
     """What a stopped lesson keeps of its pairs, so that it goes on only on them: each clip's
-    name, frames, size and bytes (a target made again is another file)."""
-    size = lambda p: sum(f.stat().st_size for f in ([p] if p.is_file() else p.iterdir()))
+    name, frames, size and bytes (a target made again is another file; a frame folder's are
+    its frames', not tools' leftovers beside them such as a .DS_Store)."""
+    size = lambda p: sum(f.stat().st_size for f in ([p] if p.is_file() else list_images(p)))
     return [[c["name"], c["frames"], c["width"], c["height"],
              size(Path(c["input"])) + size(Path(c["target"]))] for c in clips]
 
